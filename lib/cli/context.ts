@@ -1,0 +1,77 @@
+/**
+ * What every command shares: the `--db` and `--json` flags, opening the store for one call, and
+ * parsers for flag values that raise `UsageError` with a message naming the flag.
+ */
+import type { CommandContext } from "@stricli/core";
+import { parseDurationMs } from "../duration.ts";
+import { UsageError } from "../errors.ts";
+import { JOB_STATES, type JobState } from "../job.ts";
+import { openStore, resolveDbPath } from "../store/open.ts";
+import type { Store } from "../store/store.ts";
+
+export type Context = CommandContext;
+
+export interface DbFlags {
+  db?: string;
+}
+
+export const dbFlag = {
+  db: {
+    kind: "parsed",
+    parse: String,
+    brief: "Database file [env QUEUECTL_DB; default ~/.local/share/queuectl/queue.db]",
+    optional: true,
+    placeholder: "path",
+  },
+} as const;
+
+export const jsonFlag = {
+  json: { kind: "boolean", brief: "Print JSON instead of a table", default: false },
+} as const;
+
+/** Opens the store named by `--db` (or the environment), runs `fn`, and always closes it. */
+export async function withStore<T>(
+  flags: DbFlags,
+  fn: (store: Store, path: string) => Promise<T>,
+): Promise<T> {
+  const path = resolveDbPath(flags.db);
+  const store = openStore(path);
+  try {
+    return await fn(store, path);
+  } finally {
+    await store.close();
+  }
+}
+
+/** Parses an integer flag within bounds. */
+export function intParser(flag: string, min: number, max: number) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (text.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
+      throw new UsageError(`--${flag} must be an integer between ${min} and ${max}, got "${text}"`);
+    }
+    return n;
+  };
+}
+
+/** Parses a duration flag (`30`, `90s`, `5m`) into milliseconds. */
+export function durationParser(flag: string) {
+  return (text: string): number => {
+    const ms = parseDurationMs(text);
+    if (ms === null) {
+      throw new UsageError(
+        `--${flag} must be seconds or a duration like 90s, 5m, 2h, 7d; got "${text}"`,
+      );
+    }
+    return ms;
+  };
+}
+
+/** Parses a job state name. */
+export function parseState(text: string): JobState {
+  const s = text.trim().toLowerCase();
+  if (!(JOB_STATES as readonly string[]).includes(s)) {
+    throw new UsageError(`unknown state "${text}"; states are ${JOB_STATES.join(", ")}`);
+  }
+  return s as JobState;
+}

@@ -1,0 +1,80 @@
+/** `queuectl logs ID [--follow]`: the job's captured stdout and stderr. */
+import { buildCommand } from "@stricli/core";
+import { logPath } from "../store/open.ts";
+import { type Context, dbFlag, type DbFlags, withStore } from "./context.ts";
+import { notFound } from "./show.ts";
+
+const FOLLOW_POLL_MS = 200;
+
+async function copyFrom(path: string, offset: number): Promise<number> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return offset;
+    throw e;
+  }
+  try {
+    const size = (await file.stat()).size;
+    if (size < offset) offset = 0; // rotated or rewritten: start again
+    await file.seek(offset, Deno.SeekMode.Start);
+    const buf = new Uint8Array(64 * 1024);
+    for (;;) {
+      const n = await file.read(buf);
+      if (n === null) break;
+      let off = 0;
+      while (off < n) off += Deno.stdout.writeSync(buf.subarray(off, n));
+      offset += n;
+    }
+    return offset;
+  } finally {
+    file.close();
+  }
+}
+
+async function logs(this: Context, flags: DbFlags & { follow: boolean }, id: string) {
+  await withStore(flags, async (store, dbPath) => {
+    const job = await store.getJob(id);
+    if (!job) throw notFound(id);
+    const path = logPath(dbPath, job.seq);
+    let offset = await copyFrom(path, 0);
+    if (!flags.follow) {
+      if (offset === 0) {
+        Deno.stderr.writeSync(new TextEncoder().encode(`(no output yet from ${id})\n`));
+      }
+      return;
+    }
+    // Follow until the job reaches a state where it no longer runs, then print what is left.
+    for (;;) {
+      const current = await store.getJob(id);
+      offset = await copyFrom(path, offset);
+      if (!current || !["pending", "processing", "failed"].includes(current.state)) break;
+      await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
+    }
+    await copyFrom(path, offset);
+  });
+}
+
+export const logsCommand = buildCommand({
+  func: logs,
+  parameters: {
+    flags: {
+      ...dbFlag,
+      follow: {
+        kind: "boolean",
+        brief: "Keep printing output until the job stops running",
+        default: false,
+      },
+    },
+    aliases: { f: "follow" },
+    positional: {
+      kind: "tuple",
+      parameters: [{ brief: "Job id", parse: String, placeholder: "id" }],
+    },
+  },
+  docs: {
+    brief: "Print a job's output (stdout and stderr)",
+    fullDescription: "Output is capped per job (config log-max-bytes); the tail is kept.\n\n" +
+      "Examples:\n  queuectl logs job1\n  queuectl logs job1 --follow",
+  },
+});

@@ -1,0 +1,56 @@
+/** Assembles the command tree from the command modules. No logic here. */
+import { buildApplication, buildRouteMap, type CommandContext } from "@stricli/core";
+import { configRoutes, initCommand } from "./config.ts";
+import { dlqRoutes } from "./dlq.ts";
+import { enqueueCommand } from "./enqueue.ts";
+import { listCommand } from "./list.ts";
+import { logsCommand } from "./logs.ts";
+import { purgeCommand } from "./purge.ts";
+import { cancelCommand, retryCommand } from "./retry.ts";
+import { showCommand } from "./show.ts";
+import { statusCommand } from "./status.ts";
+import { workerRoutes } from "./worker.ts";
+import type { ApplicationText } from "@stricli/core";
+
+export const VERSION = "0.1.0";
+
+export function buildProgram(text: ApplicationText) {
+  const root = buildRouteMap({
+    routes: {
+      enqueue: enqueueCommand,
+      worker: workerRoutes,
+      status: statusCommand,
+      list: listCommand,
+      show: showCommand,
+      logs: logsCommand,
+      dlq: dlqRoutes,
+      retry: retryCommand,
+      cancel: cancelCommand,
+      purge: purgeCommand,
+      config: configRoutes,
+      init: initCommand,
+    },
+    docs: {
+      brief: "queuectl: a durable background job queue for shell commands",
+      fullDescription: [
+        "Enqueue shell commands; workers run them with retries, exponential backoff and a dead",
+        "letter queue. Data lives in one SQLite file: --db, $QUEUECTL_DB, or",
+        "~/.local/share/queuectl/queue.db.",
+        "",
+        "Quick start:",
+        `  queuectl enqueue '{"id":"job1","command":"sleep 2"}'`,
+        "  queuectl worker start --count 2     # Ctrl+C to stop",
+        "  queuectl status",
+      ].join("\n"),
+    },
+  });
+  return buildApplication<CommandContext>(root, {
+    name: "queuectl",
+    versionInfo: { currentVersion: VERSION },
+    scanner: { caseStyle: "allow-kebab-for-camel", allowArgumentEscapeSequence: true },
+    documentation: { caseStyle: "convert-camel-to-kebab" },
+    localization: { loadText: () => text },
+    determineExitCode: (e) =>
+      e && typeof e === "object" && "exitCode" in e ? Number(e.exitCode) : 1,
+  });
+}

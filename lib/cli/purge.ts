@@ -1,0 +1,61 @@
+/** `queuectl purge --state completed|dead|cancelled [--older-than 7d]`: delete finished jobs. */
+import { buildCommand } from "@stricli/core";
+import { UsageError } from "../errors.ts";
+import type { JobState } from "../job.ts";
+import { logPath } from "../store/open.ts";
+import {
+  type Context,
+  dbFlag,
+  type DbFlags,
+  durationParser,
+  parseState,
+  withStore,
+} from "./context.ts";
+import { out } from "./format.ts";
+
+const PURGEABLE: JobState[] = ["completed", "dead", "cancelled"];
+
+async function purge(this: Context, flags: DbFlags & { state: JobState; olderThan: number }) {
+  if (!PURGEABLE.includes(flags.state)) {
+    throw new UsageError(
+      `--state ${flags.state} cannot be purged; choose ${PURGEABLE.join(", ")}`,
+    );
+  }
+  await withStore(flags, async (store, path) => {
+    const seqs = await store.purge(flags.state, Date.now() - flags.olderThan);
+    for (const seq of seqs) {
+      for (const p of [logPath(path, seq), logPath(path, seq) + ".1"]) {
+        try {
+          await Deno.remove(p);
+        } catch { /* no output was ever written */ }
+      }
+    }
+    out(`purged ${seqs.length} ${flags.state} job${seqs.length === 1 ? "" : "s"}`);
+  });
+}
+
+export const purgeCommand = buildCommand({
+  func: purge,
+  parameters: {
+    flags: {
+      ...dbFlag,
+      state: {
+        kind: "parsed",
+        parse: parseState,
+        brief: "completed, dead or cancelled",
+      },
+      olderThan: {
+        kind: "parsed",
+        parse: durationParser("older-than"),
+        brief: "Only jobs that finished longer ago than this (e.g. 7d); default: all",
+        default: "0",
+        placeholder: "age",
+      },
+    },
+  },
+  docs: {
+    brief: "Delete finished jobs, their attempts and logs",
+    fullDescription: "Examples:\n  queuectl purge --state completed --older-than 7d\n" +
+      "  queuectl purge --state dead",
+  },
+});

@@ -1,0 +1,48 @@
+/** `queuectl status`: job counts per state, scheduled jobs, and active workers. */
+import { buildCommand } from "@stricli/core";
+import { JOB_STATES } from "../job.ts";
+import { loadConfig } from "../settings.ts";
+import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
+import { colorState, out, outJson, table } from "./format.ts";
+
+async function status(this: Context, flags: DbFlags & { json: boolean }) {
+  await withStore(flags, async (store, path) => {
+    const now = Date.now();
+    const config = await loadConfig(store);
+    const counts = await store.counts(now);
+    const workers = (await store.listWorkers()).filter((w) =>
+      now - w.heartbeatAt < config.leaseTimeoutMs
+    );
+    const total = JOB_STATES.reduce((n, s) => n + counts[s], 0);
+    if (flags.json) {
+      return outJson({
+        ...counts,
+        total,
+        active_workers: workers.length,
+        busy_workers: workers.filter((w) => w.currentJob).length,
+        db: path,
+      });
+    }
+    out(table(
+      ["STATE", "JOBS"],
+      [
+        ...JOB_STATES.map((s) => [colorState(s), String(counts[s])]),
+        ["scheduled", String(counts.scheduled)],
+        ["total", String(total)],
+      ],
+    ));
+    const busy = workers.filter((w) => w.currentJob).length;
+    out(`\nactive workers: ${workers.length} (${busy} busy)`);
+    out(`database: ${path}`);
+  });
+}
+
+export const statusCommand = buildCommand({
+  func: status,
+  parameters: { flags: { ...dbFlag, ...jsonFlag } },
+  docs: {
+    brief: "Show job counts per state and active workers",
+    fullDescription: "`scheduled` counts pending and failed jobs waiting for their run time.\n\n" +
+      "Example:\n  queuectl status --json",
+  },
+});

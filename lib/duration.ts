@@ -1,0 +1,65 @@
+/**
+ * Durations and instants as users type them. Pure: no clock here; callers pass `now`.
+ */
+
+const UNIT_MS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+
+/**
+ * Parses `90`, `1.5`, `90s`, `5m`, `1h30m`, `250ms`, `7d` into milliseconds. A bare number means
+ * seconds. Returns `null` when the text is not a duration.
+ */
+export function parseDurationMs(text: string | number): number | null {
+  if (typeof text === "number") return Number.isFinite(text) && text >= 0 ? text * 1000 : null;
+  const s = text.trim().toLowerCase();
+  if (s === "") return null;
+  if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000;
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/g;
+  let total = 0;
+  let consumed = 0;
+  for (const m of s.matchAll(re)) {
+    if (m.index !== consumed) return null;
+    total += Number(m[1]) * UNIT_MS[m[2]];
+    consumed += m[0].length;
+  }
+  return consumed === s.length && consumed > 0 ? total : null;
+}
+
+/** Formats milliseconds the short way: `850ms`, `1.2s`, `4s`, `2m5s`, `3h`, `2d4h`. */
+export function formatDuration(ms: number): string {
+  if (ms < 0) ms = 0;
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 10_000) {
+    const s = Math.round(ms / 100) / 10;
+    return Number.isInteger(s) ? `${s}s` : `${s.toFixed(1)}s`;
+  }
+  const totalS = Math.round(ms / 1000);
+  if (totalS < 60) return `${totalS}s`;
+  const parts: Array<[number, string]> = [
+    [Math.floor(totalS / 86400), "d"],
+    [Math.floor((totalS % 86400) / 3600), "h"],
+    [Math.floor((totalS % 3600) / 60), "m"],
+    [totalS % 60, "s"],
+  ];
+  const first = parts.findIndex(([n]) => n > 0);
+  return parts.slice(first, first + 2).filter(([n]) => n > 0).map(([n, u]) => `${n}${u}`).join("");
+}
+
+/**
+ * Parses an ISO 8601 instant (`2026-11-25T10:00:00Z`, `2026-11-25 10:00`, with or without offset)
+ * into ms since the epoch. Returns `null` when it is not one.
+ */
+export function parseInstant(text: string): number | null {
+  const s = text.trim();
+  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/i.test(s)) {
+    return null;
+  }
+  const ms = Date.parse(s.replace(" ", "T"));
+  return Number.isNaN(ms) ? null : ms;
+}

@@ -1,0 +1,175 @@
+/**
+ * The job state machine: states, events, and the pure decisions that move a job between states.
+ *
+ * Terminology:
+ * - attempt: one run of a job's command by a worker. `attempts` counts the runs started so far.
+ * - retry: any attempt after the first. A job runs at most `1 + maxRetries` times.
+ * - backoff: the wait before a retry, `backoffBase ^ attempt` seconds after failed attempt `attempt`.
+ *
+ * This module decides; the store records. No I/O and no clock here: every function takes `now`
+ * (milliseconds since the Unix epoch) from its caller.
+ */
+
+/** Every state a job can be in. The same strings appear in SQL, CLI output and `--json`. */
+export const JOB_STATES = [
+  "pending",
+  "processing",
+  "completed",
+  "failed",
+  "dead",
+  "cancelled",
+] as const;
+
+/**
+ * - `pending`: waiting to run at `runAt`. Left by a claim (→ processing) or `cancel`.
+ * - `processing`: owned by one worker. Left when that worker reports an outcome, or by the rescue of
+ *   a lost worker (→ failed or dead).
+ * - `completed`: exited 0. Final, until purged.
+ * - `failed`: an attempt failed and a retry is scheduled at `runAt`. Left by a claim, `retry`
+ *   (→ pending now) or `cancel`.
+ * - `dead`: the last allowed attempt failed; the job sits in the dead letter queue (`dlq list`).
+ *   Left only by `dlq retry` / `retry` (→ pending).
+ * - `cancelled`: stopped by a person before it ran again. Left only by `retry` (→ pending).
+ */
+export type JobState = typeof JOB_STATES[number];
+
+/** States in which a job waits to be claimed once `runAt` has come. */
+export const READY_STATES: readonly JobState[] = ["pending", "failed"];
+
+/** How an attempt ended. Kept apart from the state: a non-zero exit, a failed spawn, a timeout and
+ * a lost worker are different outcomes that all lead to `failed` or `dead`. */
+export type AttemptOutcome =
+  | "completed"
+  | "exited"
+  | "spawn_error"
+  | "timeout"
+  | "signalled"
+  | "worker_lost"
+  | "interrupted";
+
+/** The fields of a job that the state machine reads. */
+export interface JobCore {
+  state: JobState;
+  attempts: number;
+  maxRetries: number;
+}
+
+/** What can happen to a job. */
+export type JobEvent =
+  | { type: "claim" }
+  | { type: "succeed" }
+  | { type: "fail"; outcome: Exclude<AttemptOutcome, "completed" | "interrupted"> }
+  | { type: "interrupt" }
+  | { type: "retry" }
+  | { type: "cancel" };
+
+/** The result of a legal transition: the new state and the fields that change with it. */
+export interface Transition {
+  state: JobState;
+  attempts: number;
+  /** When the job may next be claimed; `null` leaves `runAt` unchanged. */
+  runAt: number | null;
+}
+
+/** Retry timing, resolved from config by the caller. */
+export interface BackoffPolicy {
+  /** Delay after failed attempt `a` is `backoffBaseSeconds ^ a` seconds. */
+  backoffBaseSeconds: number;
+  /** Upper bound of any single delay, in seconds. */
+  backoffMaxSeconds: number;
+  /** When true, each delay is scaled by a random factor in [0.5, 1.5) from `random`. */
+  jitter: boolean;
+}
+
+export const DEFAULT_BACKOFF: BackoffPolicy = {
+  backoffBaseSeconds: 2,
+  backoffMaxSeconds: 3600,
+  jitter: false,
+};
+
+/** Thrown for an event that is not allowed in the job's current state. */
+export class IllegalTransition extends Error {
+  constructor(readonly from: JobState, readonly event: JobEvent["type"]) {
+    super(`cannot ${event} a job that is ${from}`);
+  }
+}
+
+/**
+ * Seconds to wait after failed attempt `attempt` (1-based): `base ^ attempt`, capped at
+ * `backoffMaxSeconds`, optionally jittered by `random()` in [0, 1).
+ */
+export function backoffSeconds(
+  attempt: number,
+  policy: BackoffPolicy,
+  random: () => number = Math.random,
+): number {
+  const raw = Math.pow(policy.backoffBaseSeconds, attempt);
+  const capped = Math.min(Number.isFinite(raw) ? raw : Infinity, policy.backoffMaxSeconds);
+  return policy.jitter ? capped * (0.5 + random()) : capped;
+}
+
+/** When a job whose attempt `attempt` failed at `now` may run again (ms since the epoch). */
+export function nextRunAt(
+  attempt: number,
+  now: number,
+  policy: BackoffPolicy,
+  random?: () => number,
+): number {
+  return now + Math.round(backoffSeconds(attempt, policy, random) * 1000);
+}
+
+/** True when a job that has run `attempts` times may not run again after a failure. */
+export function isLastAttempt(job: Pick<JobCore, "attempts" | "maxRetries">): boolean {
+  return job.attempts >= 1 + job.maxRetries;
+}
+
+/**
+ * The one transition table. Returns the job's next state, or throws `IllegalTransition` when
+ * `event` is not allowed from `job.state`.
+ *
+ * - claim: pending|failed → processing; `attempts + 1`.
+ * - succeed: processing → completed.
+ * - fail: processing → failed (retry at `nextRunAt`) or, on the last attempt, dead.
+ * - interrupt (a forced shutdown killed the run): processing → pending now; the interrupted run
+ *   does not use up a retry (`attempts - 1`).
+ * - retry (a person asks): failed|dead|cancelled → pending now, with a fresh retry budget for dead
+ *   and cancelled jobs (`attempts = 0`); a failed job keeps its count and just runs sooner.
+ * - cancel: pending|failed → cancelled.
+ */
+export function transition(
+  job: JobCore,
+  event: JobEvent,
+  now: number,
+  policy: BackoffPolicy = DEFAULT_BACKOFF,
+  random?: () => number,
+): Transition {
+  const illegal = () => new IllegalTransition(job.state, event.type);
+  switch (event.type) {
+    case "claim":
+      if (job.state !== "pending" && job.state !== "failed") throw illegal();
+      return { state: "processing", attempts: job.attempts + 1, runAt: null };
+    case "succeed":
+      if (job.state !== "processing") throw illegal();
+      return { state: "completed", attempts: job.attempts, runAt: null };
+    case "fail":
+      if (job.state !== "processing") throw illegal();
+      if (isLastAttempt(job)) return { state: "dead", attempts: job.attempts, runAt: null };
+      return {
+        state: "failed",
+        attempts: job.attempts,
+        runAt: nextRunAt(job.attempts, now, policy, random),
+      };
+    case "interrupt":
+      if (job.state !== "processing") throw illegal();
+      return { state: "pending", attempts: Math.max(0, job.attempts - 1), runAt: now };
+    case "retry":
+      if (job.state === "failed") return { state: "pending", attempts: job.attempts, runAt: now };
+      if (job.state === "dead" || job.state === "cancelled") {
+        return { state: "pending", attempts: 0, runAt: now };
+      }
+      throw illegal();
+    case "cancel":
+      if (job.state !== "pending" && job.state !== "failed") throw illegal();
+      return { state: "cancelled", attempts: job.attempts, runAt: null };
+  }
+}

@@ -1,0 +1,628 @@
+/**
+ * The SQLite store, on Deno's built-in `node:sqlite`. Every SQLite statement of queuectl lives in
+ * this file, migrations included. No decisions here: transitions come from `lib/job.ts`.
+ *
+ * Connections use WAL mode and a busy timeout. `durable: true` (CLI commands, so an `enqueue` that
+ * exited 0 survives power loss) sets `synchronous=FULL`; workers use `NORMAL`, where a commit lost
+ * to power loss only means a job runs again (at-least-once allows that).
+ */
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { dirname } from "node:path";
+import { ConflictError, StoreError } from "../errors.ts";
+import type { JobState, Transition } from "../job.ts";
+import type {
+  Attempt,
+  AttemptResult,
+  Job,
+  JobCounts,
+  ListOptions,
+  NewJob,
+  StaleJob,
+  Store,
+  WorkerInfo,
+} from "./store.ts";
+
+/** Append-only: a released migration is never edited. Index i migrates to user_version i + 1. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE jobs (
+     seq INTEGER PRIMARY KEY,
+     id TEXT NOT NULL UNIQUE,
+     command TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN
+       ('pending','processing','completed','failed','dead','cancelled')),
+     attempts INTEGER NOT NULL DEFAULT 0,
+     max_retries INTEGER NOT NULL,
+     priority INTEGER NOT NULL DEFAULT 0,
+     run_at INTEGER NOT NULL,
+     timeout_ms INTEGER NOT NULL DEFAULT 0,
+     cwd TEXT NOT NULL,
+     env TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     started_at INTEGER,
+     finished_at INTEGER,
+     exit_code INTEGER,
+     error TEXT,
+     worker_id TEXT
+   );
+   CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
+     WHERE state IN ('pending','failed');
+   CREATE INDEX jobs_state ON jobs (state, finished_at);
+   CREATE INDEX jobs_worker ON jobs (worker_id) WHERE state = 'processing';
+   CREATE TABLE attempts (
+     job_id TEXT NOT NULL,
+     attempt INTEGER NOT NULL,
+     worker_id TEXT NOT NULL,
+     started_at INTEGER NOT NULL,
+     finished_at INTEGER NOT NULL,
+     outcome TEXT NOT NULL,
+     exit_code INTEGER,
+     signal TEXT,
+     error TEXT
+   );
+   CREATE INDEX attempts_job ON attempts (job_id, finished_at);
+   CREATE TABLE workers (
+     id TEXT PRIMARY KEY,
+     pid INTEGER NOT NULL,
+     host TEXT NOT NULL,
+     supervisor_pid INTEGER NOT NULL,
+     started_at INTEGER NOT NULL,
+     heartbeat_at INTEGER NOT NULL,
+     stopped_at INTEGER
+   );
+   CREATE TABLE config (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export interface SqliteOptions {
+  /** `synchronous=FULL` when true (default), `NORMAL` otherwise. */
+  durable?: boolean;
+}
+
+type Row = Record<string, SQLInputValue>;
+
+function toJob(r: Row): Job {
+  return {
+    seq: r.seq as number,
+    id: r.id as string,
+    command: r.command as string,
+    state: r.state as JobState,
+    attempts: r.attempts as number,
+    maxRetries: r.max_retries as number,
+    priority: r.priority as number,
+    runAt: r.run_at as number,
+    timeoutMs: r.timeout_ms as number,
+    cwd: r.cwd as string,
+    env: r.env === null ? null : JSON.parse(r.env as string),
+    createdAt: r.created_at as number,
+    updatedAt: r.updated_at as number,
+    startedAt: r.started_at as number | null,
+    finishedAt: r.finished_at as number | null,
+    exitCode: r.exit_code as number | null,
+    error: r.error as string | null,
+    workerId: r.worker_id as string | null,
+  };
+}
+
+function toAttempt(r: Row): Attempt {
+  return {
+    jobId: r.job_id as string,
+    attempt: r.attempt as number,
+    workerId: r.worker_id as string,
+    startedAt: r.started_at as number,
+    finishedAt: r.finished_at as number,
+    outcome: r.outcome as Attempt["outcome"],
+    exitCode: r.exit_code as number | null,
+    signal: r.signal as string | null,
+    error: r.error as string | null,
+  };
+}
+
+/** Turns SQLite's errors into one-line messages that say what to do. */
+export function describeSqliteError(e: unknown, path: string): Error {
+  if (!(e instanceof Error) || e instanceof StoreError || e instanceof ConflictError) {
+    return e as Error;
+  }
+  const m = e.message;
+  if (/file is not a database|malformed/i.test(m)) {
+    return new StoreError(
+      `${path} is not a usable queuectl database (${m}); move it away, or pass --db to use another file`,
+    );
+  }
+  if (/readonly database|read-only/i.test(m)) {
+    return new StoreError(
+      `cannot write ${path}: it is read-only; fix its permissions (and its directory's), or pass --db`,
+    );
+  }
+  if (/unable to open database/i.test(m)) {
+    return new StoreError(
+      `cannot open ${path}: check that its directory exists and is writable, or pass --db`,
+    );
+  }
+  if (/disk is full|SQLITE_FULL/i.test(m)) {
+    return new StoreError(`cannot write ${path}: the disk is full; free some space and try again`);
+  }
+  if (/database is locked|busy/i.test(m)) {
+    return new StoreError(
+      `${path} stayed locked by another process for too long; try again in a moment`,
+    );
+  }
+  if (/disk I\/O error/i.test(m)) {
+    return new StoreError(`cannot read or write ${path}: disk I/O error (${m})`);
+  }
+  return e;
+}
+
+export class SqliteStore implements Store {
+  readonly location: string;
+  #db: DatabaseSync;
+  #stmts = new Map<string, StatementSync>();
+  #watcher: Deno.FsWatcher | null = null;
+  #waiters = new Set<() => void>();
+  #dataVersion = -1;
+
+  private constructor(path: string, db: DatabaseSync) {
+    this.location = path;
+    this.#db = db;
+  }
+
+  /** Opens (creating when missing) the database at `path` and brings its schema up to date. */
+  static open(path: string, options: SqliteOptions = {}): SqliteStore {
+    let db: DatabaseSync;
+    try {
+      db = new DatabaseSync(path, { timeout: 10_000 });
+    } catch (e) {
+      throw describeSqliteError(e, path);
+    }
+    const store = new SqliteStore(path, db);
+    try {
+      store.#setup(options.durable ?? true);
+    } catch (e) {
+      db.close();
+      throw describeSqliteError(e, path);
+    }
+    return store;
+  }
+
+  #setup(durable: boolean) {
+    const db = this.#db;
+    const version = db.prepare("PRAGMA user_version").get()!.user_version as number;
+    if (version > SCHEMA_VERSION) {
+      throw new StoreError(
+        `${this.location} has schema version ${version}, newer than this queuectl understands ` +
+          `(${SCHEMA_VERSION}); upgrade queuectl, or pass --db to use another file`,
+      );
+    }
+    const mode = db.prepare("PRAGMA journal_mode").get()!.journal_mode;
+    if (mode !== "wal") db.exec("PRAGMA journal_mode=WAL");
+    db.exec(`PRAGMA synchronous=${durable ? "FULL" : "NORMAL"}`);
+    db.exec("PRAGMA journal_size_limit=67108864");
+    if (version < SCHEMA_VERSION) {
+      this.#tx(() => {
+        // Re-read inside the write lock: another process may have migrated meanwhile.
+        const v = db.prepare("PRAGMA user_version").get()!.user_version as number;
+        for (let i = v; i < SCHEMA_VERSION; i++) db.exec(MIGRATIONS[i]);
+        db.exec(`PRAGMA user_version=${SCHEMA_VERSION}`);
+      });
+    }
+  }
+
+  #stmt(sql: string): StatementSync {
+    let s = this.#stmts.get(sql);
+    if (!s) {
+      s = this.#db.prepare(sql);
+      this.#stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  #all(sql: string, ...params: SQLInputValue[]): Row[] {
+    return this.#stmt(sql).all(...params) as Row[];
+  }
+
+  #get(sql: string, ...params: SQLInputValue[]): Row | undefined {
+    return this.#stmt(sql).get(...params) as Row | undefined;
+  }
+
+  #run(sql: string, ...params: SQLInputValue[]) {
+    return this.#stmt(sql).run(...params);
+  }
+
+  /** A write transaction that takes the write lock at its start (never a deferred BEGIN). */
+  #tx<T>(fn: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const out = fn();
+      this.#db.exec("COMMIT");
+      return out;
+    } catch (e) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw e;
+    }
+  }
+
+  /** Runs `fn`, mapping SQLite's errors to StoreError. */
+  #do<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (e) {
+      return Promise.reject(describeSqliteError(e, this.location));
+    }
+  }
+
+  enqueue(jobs: NewJob[], now: number): Promise<void> {
+    return this.#do(() => {
+      const payload = JSON.stringify(jobs.map((j) => [
+        j.id,
+        j.command,
+        j.maxRetries,
+        j.priority,
+        j.runAt,
+        j.timeoutMs,
+        j.cwd,
+        j.env === null ? null : JSON.stringify(j.env),
+      ]));
+      try {
+        this.#tx(() =>
+          this.#run(
+            `INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at,
+               timeout_ms, cwd, env, created_at, updated_at)
+             SELECT value->>0, value->>1, 'pending', 0, value->>2, value->>3, value->>4,
+               value->>5, value->>6, value->>7, ?, ?
+             FROM json_each(?)`,
+            now,
+            now,
+            payload,
+          )
+        );
+      } catch (e) {
+        if (e instanceof Error && /UNIQUE constraint failed: jobs.id/.test(e.message)) {
+          throw this.#duplicate(jobs);
+        }
+        throw e;
+      }
+    });
+  }
+
+  /** Names the first id of `jobs` that already exists, for the message. */
+  #duplicate(jobs: NewJob[]): ConflictError {
+    const seen = new Set<string>();
+    for (const j of jobs) {
+      if (seen.has(j.id) || this.#get("SELECT 1 FROM jobs WHERE id = ?", j.id)) {
+        return new ConflictError(
+          `job "${j.id}" already exists; choose another id, or omit "id" to get a generated one` +
+            (jobs.length > 1 ? " (nothing from this batch was stored)" : ""),
+        );
+      }
+      seen.add(j.id);
+    }
+    return new ConflictError("a job id already exists; nothing was stored");
+  }
+
+  getJob(id: string): Promise<Job | null> {
+    return this.#do(() => {
+      const r = this.#get("SELECT * FROM jobs WHERE id = ?", id);
+      return r ? toJob(r) : null;
+    });
+  }
+
+  listJobs({ state, limit, offset = 0 }: ListOptions): Promise<Job[]> {
+    return this.#do(() =>
+      (state
+        ? this.#all(
+          "SELECT * FROM jobs WHERE state = ? ORDER BY seq LIMIT ? OFFSET ?",
+          state,
+          limit,
+          offset,
+        )
+        : this.#all("SELECT * FROM jobs ORDER BY seq LIMIT ? OFFSET ?", limit, offset)).map(toJob)
+    );
+  }
+
+  countJobs(state?: JobState): Promise<number> {
+    return this.#do(() =>
+      (state
+        ? this.#get("SELECT count(*) AS n FROM jobs WHERE state = ?", state)!
+        : this.#get("SELECT count(*) AS n FROM jobs")!).n as number
+    );
+  }
+
+  listAttempts(jobId: string): Promise<Attempt[]> {
+    return this.#do(() =>
+      this.#all("SELECT * FROM attempts WHERE job_id = ? ORDER BY finished_at, rowid", jobId).map(
+        toAttempt,
+      )
+    );
+  }
+
+  counts(now: number): Promise<JobCounts> {
+    return this.#do(() => {
+      const c: JobCounts = {
+        pending: 0,
+        processing: 0,
+        completed: 0,
+        failed: 0,
+        dead: 0,
+        cancelled: 0,
+        scheduled: 0,
+      };
+      // One indexed count per state: never a scan of the finished rows' data.
+      for (const s of ["pending", "processing", "completed", "failed", "dead", "cancelled"]) {
+        c[s as JobState] = this.#get("SELECT count(*) AS n FROM jobs WHERE state = ?", s)!
+          .n as number;
+      }
+      c.scheduled = this.#get(
+        `SELECT count(*) AS n FROM jobs WHERE state IN ('pending','failed') AND run_at > ?`,
+        now,
+      )!.n as number;
+      return c;
+    });
+  }
+
+  claimNext(workerId: string, now: number, limit = 1): Promise<Job[]> {
+    // One autocommit statement: it takes the write lock as it starts, so two workers can never
+    // claim the same row. Mirrors transition(job, {type: "claim"}).
+    return this.#do(() =>
+      this.#all(
+        `UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ?,
+           started_at = ?, finished_at = NULL, updated_at = ?
+         WHERE seq IN (
+           SELECT seq FROM jobs WHERE state IN ('pending','failed') AND run_at <= ?
+           ORDER BY priority DESC, run_at, seq LIMIT ?)
+         RETURNING *`,
+        workerId,
+        now,
+        now,
+        now,
+        limit,
+      ).map(toJob).sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq)
+    );
+  }
+
+  finishAttempt(
+    jobId: string,
+    workerId: string,
+    next: Transition,
+    result: AttemptResult,
+    now: number,
+  ): Promise<Job | null> {
+    return this.#do(() =>
+      this.#tx(() => {
+        const r = this.#get(
+          `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at), finished_at = ?,
+             updated_at = ?, exit_code = ?, error = ?
+           WHERE id = ? AND state = 'processing' AND worker_id = ?
+           RETURNING *`,
+          next.state,
+          next.attempts,
+          next.runAt,
+          now,
+          now,
+          result.exitCode,
+          result.outcome === "completed" ? null : result.error,
+          jobId,
+          workerId,
+        );
+        if (!r) return null;
+        const job = toJob(r);
+        this.#run(
+          `INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
+             exit_code, signal, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          jobId,
+          next.state === "pending" && result.outcome === "interrupted"
+            ? job.attempts + 1
+            : job.attempts,
+          workerId,
+          job.startedAt ?? now,
+          now,
+          result.outcome,
+          result.exitCode,
+          result.signal,
+          result.error,
+        );
+        return job;
+      })
+    );
+  }
+
+  applyTransition(
+    jobId: string,
+    expected: JobState,
+    next: Transition,
+    now: number,
+  ): Promise<Job | null> {
+    return this.#do(() => {
+      const r = this.#get(
+        `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at), updated_at = ?
+         WHERE id = ? AND state = ? RETURNING *`,
+        next.state,
+        next.attempts,
+        next.runAt,
+        now,
+        jobId,
+        expected,
+      );
+      return r ? toJob(r) : null;
+    });
+  }
+
+  nextRunAt(): Promise<number | null> {
+    return this.#do(() =>
+      (this.#get(
+        `SELECT min(run_at) AS t FROM jobs WHERE state IN ('pending','failed')`,
+      )!.t as number | null) ?? null
+    );
+  }
+
+  findStaleJobs(now: number, leaseMs: number): Promise<StaleJob[]> {
+    return this.#do(() =>
+      this.#all(
+        `SELECT j.* FROM jobs j LEFT JOIN workers w ON w.id = j.worker_id
+         WHERE j.state = 'processing'
+           AND (w.id IS NULL OR w.stopped_at IS NOT NULL OR w.heartbeat_at < ?)`,
+        now - leaseMs,
+      ).map((r) => ({ job: toJob(r), workerId: r.worker_id as string }))
+    );
+  }
+
+  jobsHeldBy(workerId: string): Promise<Job[]> {
+    return this.#do(() =>
+      this.#all("SELECT * FROM jobs WHERE state = 'processing' AND worker_id = ?", workerId).map(
+        toJob,
+      )
+    );
+  }
+
+  purge(state: JobState, finishedBefore: number): Promise<number[]> {
+    return this.#do(() =>
+      this.#tx(() => {
+        const rows = this.#all(
+          `DELETE FROM jobs WHERE state = ? AND coalesce(finished_at, updated_at) < ?
+           RETURNING seq, id`,
+          state,
+          finishedBefore,
+        );
+        const del = this.#stmt("DELETE FROM attempts WHERE job_id = ?");
+        for (const r of rows) del.run(r.id);
+        return rows.map((r) => r.seq as number);
+      })
+    );
+  }
+
+  registerWorker(w: Omit<WorkerInfo, "currentJob" | "stoppedAt">): Promise<void> {
+    return this.#do(() => {
+      this.#run(
+        `INSERT INTO workers (id, pid, host, supervisor_pid, started_at, heartbeat_at)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, heartbeat_at = excluded.heartbeat_at,
+           stopped_at = NULL`,
+        w.id,
+        w.pid,
+        w.host,
+        w.supervisorPid,
+        w.startedAt,
+        w.heartbeatAt,
+      );
+    });
+  }
+
+  heartbeat(workerId: string, now: number): Promise<void> {
+    return this.#do(() => {
+      this.#run("UPDATE workers SET heartbeat_at = ? WHERE id = ?", now, workerId);
+    });
+  }
+
+  markWorkerStopped(workerId: string, now: number): Promise<void> {
+    return this.#do(() => {
+      this.#run(
+        "UPDATE workers SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL",
+        now,
+        workerId,
+      );
+    });
+  }
+
+  listWorkers(options: { all?: boolean } = {}): Promise<WorkerInfo[]> {
+    return this.#do(() =>
+      this.#all(
+        `SELECT w.*, (SELECT j.id FROM jobs j WHERE j.state = 'processing' AND j.worker_id = w.id
+           LIMIT 1) AS current_job
+         FROM workers w ${options.all ? "" : "WHERE w.stopped_at IS NULL"}
+         ORDER BY w.started_at, w.id`,
+      ).map((r) => ({
+        id: r.id as string,
+        pid: r.pid as number,
+        host: r.host as string,
+        supervisorPid: r.supervisor_pid as number,
+        startedAt: r.started_at as number,
+        heartbeatAt: r.heartbeat_at as number,
+        stoppedAt: r.stopped_at as number | null,
+        currentJob: r.current_job as string | null,
+      }))
+    );
+  }
+
+  getConfig(): Promise<Record<string, string>> {
+    return this.#do(() =>
+      Object.fromEntries(
+        this.#all("SELECT key, value FROM config").map((r) => [r.key, r.value as string]),
+      )
+    );
+  }
+
+  setConfig(key: string, value: string | null): Promise<void> {
+    return this.#do(() => {
+      if (value === null) this.#run("DELETE FROM config WHERE key = ?", key);
+      else {
+        this.#run(
+          "INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+          key,
+          value,
+        );
+      }
+    });
+  }
+
+  #readDataVersion(): number {
+    return this.#db.prepare("PRAGMA data_version").get()!.data_version as number;
+  }
+
+  /**
+   * Wakes on a change to the `-wal` file (another process committed; PLATFORM.md measured ~0.2 ms),
+   * checked against `PRAGMA data_version` so a commit made just before the wait is not missed.
+   */
+  async waitForChange(maxWaitMs: number, signal?: AbortSignal): Promise<void> {
+    if (!this.#watcher) this.#startWatcher();
+    const v = this.#readDataVersion();
+    if (v !== this.#dataVersion) {
+      const first = this.#dataVersion === -1;
+      this.#dataVersion = v;
+      if (!first) return;
+    }
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, maxWaitMs);
+      this.#waiters.add(done);
+      signal?.addEventListener("abort", done);
+    });
+    this.#dataVersion = this.#readDataVersion();
+  }
+
+  #startWatcher() {
+    const wal = this.location + "-wal";
+    try {
+      this.#watcher = Deno.watchFs(dirname(this.location), { recursive: false });
+    } catch {
+      return; // No watcher (e.g. an unsupported file system): waits fall back to their timeout.
+    }
+    (async () => {
+      try {
+        for await (const ev of this.#watcher!) {
+          if (ev.paths.some((p) => p === wal || p === this.location)) {
+            for (const w of [...this.#waiters]) w();
+          }
+        }
+      } catch {
+        // Closed while iterating: nothing to do.
+      }
+    })();
+  }
+
+  close(): Promise<void> {
+    for (const w of [...this.#waiters]) w();
+    this.#watcher?.close();
+    this.#watcher = null;
+    try {
+      this.#db.close();
+    } catch {
+      // Already closed.
+    }
+    return Promise.resolve();
+  }
+}

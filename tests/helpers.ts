@@ -1,0 +1,160 @@
+/**
+ * Test helpers: a temporary database, the real CLI run as a subprocess, real worker supervisors,
+ * and bounded waiting. The command under test comes from `QUEUECTL_BIN` when set (a compiled
+ * binary); otherwise it is `deno run <permissions> main.ts`.
+ */
+import { fileURLToPath as fromFileUrl } from "node:url";
+import { SqliteStore } from "../lib/store/sqlite.ts";
+
+export const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
+export const ROOT = fromFileUrl(new URL("../", import.meta.url));
+export const FIXTURES = fromFileUrl(new URL("./fixtures/", import.meta.url));
+
+const PERMS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys=hostname",
+];
+
+/** The argv prefix that runs queuectl. */
+export function cliCommand(): string[] {
+  const bin = Deno.env.get("QUEUECTL_BIN");
+  return bin ? [bin] : [Deno.execPath(), "run", "--quiet", ...PERMS, MAIN];
+}
+
+export interface TempDb {
+  dir: string;
+  db: string;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** A fresh directory with a database path in it; removed on dispose. */
+export async function tempDb(): Promise<TempDb> {
+  const dir = await Deno.makeTempDir({ prefix: "queuectl-test-" });
+  return {
+    dir,
+    db: `${dir}/queue.db`,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  stdin?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** Runs `queuectl ARGS` against `db` and collects its output. */
+export async function runCli(
+  db: string,
+  args: string[],
+  opts: CliOptions = {},
+): Promise<CliResult> {
+  const [exec, ...pre] = cliCommand();
+  const child = new Deno.Command(exec, {
+    args: [...pre, ...args],
+    cwd: opts.cwd,
+    env: { QUEUECTL_DB: db, NO_COLOR: "1", ...opts.env },
+    stdin: opts.stdin !== undefined ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  const dec = new TextDecoder();
+  return { code, stdout: dec.decode(stdout), stderr: dec.decode(stderr) };
+}
+
+/** Runs the CLI and fails the test unless it exits 0; returns stdout. */
+export async function cliOk(db: string, args: string[], opts: CliOptions = {}): Promise<string> {
+  const r = await runCli(db, args, opts);
+  if (r.code !== 0) {
+    throw new Error(`queuectl ${args.join(" ")} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+  }
+  return r.stdout;
+}
+
+export interface Workers {
+  process: Deno.ChildProcess;
+  /** Everything the supervisor and its workers wrote to stderr so far. */
+  log(): string;
+  /** Sends a signal to the supervisor. */
+  signal(sig: Deno.Signal): void;
+  /** Waits for the supervisor to exit and returns its status. */
+  done(): Promise<Deno.CommandStatus>;
+}
+
+/** Starts `queuectl worker start --count N` in the background. Always await `done()`. */
+export function startWorkers(db: string, count: number, env: Record<string, string> = {}): Workers {
+  const [exec, ...pre] = cliCommand();
+  const process = new Deno.Command(exec, {
+    args: [...pre, "worker", "start", "--count", String(count)],
+    env: { QUEUECTL_DB: db, NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const dec = new TextDecoder();
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    for await (const chunk of s) text += dec.decode(chunk, { stream: true });
+  };
+  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
+  return {
+    process,
+    log: () => text,
+    signal: (sig) => {
+      try {
+        process.kill(sig);
+      } catch { /* exited */ }
+    },
+    done: async () => {
+      const status = await process.status;
+      await pumps;
+      return status;
+    },
+  };
+}
+
+/** Polls `condition` until it is true, failing after `timeoutMs`. */
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  { timeoutMs = 15_000, intervalMs = 25, what = "condition" } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Opens the test database directly, to assert on stored rows. Close it after use. */
+export function openDb(db: string): SqliteStore {
+  return SqliteStore.open(db);
+}
+
+/** The state of one job, read straight from the store. */
+export async function jobState(db: string, id: string): Promise<string | undefined> {
+  const s = openDb(db);
+  try {
+    return (await s.getJob(id))?.state;
+  } finally {
+    await s.close();
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * `queuectl worker start`: runs in the foreground, spawns N worker processes (`Deno.Command` on
+ * `Deno.execPath()`, each with only the permissions it needs), writes a pid file, restarts a worker
+ * that dies, and puts a dead worker's job back in the queue at once.
+ *
+ * Stopping: the first Ctrl+C / SIGTERM (or `queuectl worker stop`) sends SIGTERM to every worker,
+ * which finishes its current job and exits; the supervisor then returns 0. A second one sends
+ * SIGTERM again, which makes each worker kill its job (the job goes back to pending). A third
+ * sends SIGKILL.
+ */
+import { basename, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CONFIG_KEYS, envName } from "../lib/config.ts";
+import { formatDuration } from "../lib/duration.ts";
+import type { Logger } from "../lib/log.ts";
+import { loadConfig } from "../lib/settings.ts";
+import { openStore } from "../lib/store/open.ts";
+import type { Store } from "../lib/store/store.ts";
+import { failLostJobs } from "./rescue.ts";
+
+export interface SupervisorOptions {
+  db: string;
+  count: number;
+  logLevel: string;
+  log: Logger;
+}
+
+/** Where supervisors leave their pid files: `<db>-run/<pid>.pid`. */
+export function pidDir(db: string): string {
+  return `${db}-run`;
+}
+
+/**
+ * The command line that starts one worker. Under `deno run` it is `deno run <permissions>
+ * main.ts __worker …`; in a compiled binary (`Deno.execPath()` is queuectl itself, permissions
+ * baked in) it is `queuectl __worker …`.
+ */
+export function workerCommand(db: string, host: string, logLevel: string) {
+  const exec = Deno.execPath();
+  const workerArgs = [
+    "__worker",
+    "--db",
+    db,
+    "--host",
+    host,
+    "--supervisor",
+    String(Deno.pid),
+    "--log-level",
+    logLevel,
+  ];
+  const underDeno = /^deno(\.exe)?$/i.test(basename(exec));
+  if (!underDeno) return { exec, args: workerArgs, cwd: undefined };
+  const main = Deno.mainModule;
+  const dataDir = dirname(db);
+  const args = [
+    "run",
+    "--quiet",
+    "--no-prompt",
+    // The database, its -wal/-shm files, the logs and the pid files all live in this directory.
+    `--allow-read=${dataDir}`,
+    `--allow-write=${dataDir}`,
+    // Deno.kill of a job's process group needs unscoped run permission; the worker runs arbitrary
+    // commands through sh anyway, so a narrower list would protect nothing.
+    "--allow-run",
+    `--allow-env=${CONFIG_KEYS.map((k) => envName(k.name)).join(",")}`,
+  ];
+  let cwd: string | undefined;
+  if (main.startsWith("file:")) {
+    // Run from the project directory so its deno.json (import map) and lock file apply.
+    cwd = dirname(fileURLToPath(main));
+    try {
+      Deno.statSync(join(cwd, "deno.json"));
+      args.push("--config", join(cwd, "deno.json"));
+    } catch {
+      // Installed without a config file: the module graph resolves on its own.
+    }
+  }
+  return { exec, args: [...args, main, ...workerArgs], cwd };
+}
+
+interface Child {
+  index: number;
+  process: Deno.ChildProcess;
+  workerId: string;
+  startedAt: number;
+}
+
+export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
+  const { log } = opts;
+  const host = Deno.hostname();
+  const store: Store = openStore(opts.db);
+  const pidFile = join(pidDir(opts.db), `${Deno.pid}.pid`);
+  Deno.mkdirSync(pidDir(opts.db), { recursive: true, mode: 0o700 });
+  Deno.writeTextFileSync(pidFile, `${Deno.pid}\n`, { mode: 0o600 });
+
+  let signals = 0;
+  const children = new Map<number, Child>();
+  const cmd = workerCommand(opts.db, host, opts.logLevel);
+  const exits: Promise<void>[] = [];
+  let restartDelay = 500;
+
+  const spawn = (index: number) => {
+    const process = new Deno.Command(cmd.exec, {
+      args: cmd.args,
+      cwd: cmd.cwd,
+      stdin: "piped", // held open: a worker that sees EOF knows its supervisor is gone
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+    const child: Child = {
+      index,
+      process,
+      workerId: `${host}:${process.pid}`,
+      startedAt: Date.now(),
+    };
+    children.set(index, child);
+    exits.push(watch(child));
+  };
+
+  const watch = async (child: Child) => {
+    const status = await child.process.status;
+    try {
+      await child.process.stdin.close();
+    } catch { /* already closed */ }
+    children.delete(child.index);
+    if (status.success && signals > 0) return;
+    // Died on its own (crash, kill -9, OOM): its job goes back to the queue now, not after the
+    // lease runs out.
+    const now = Date.now();
+    try {
+      const config = await loadConfig(store);
+      const held = (await store.jobsHeldBy(child.workerId)).map((job) => ({
+        job,
+        workerId: child.workerId,
+      }));
+      const how = status.signal ? `killed by ${status.signal}` : `exited with ${status.code}`;
+      for (const r of await failLostJobs(store, held, `worker lost: ${how}`, config, now)) {
+        log.warn("job.rescued", {
+          job: r.job.id,
+          state: r.job.state,
+          attempt: r.job.attempts,
+          next_run_in: r.job.state === "failed" ? formatDuration(r.job.runAt - now) : undefined,
+        });
+      }
+      await store.markWorkerStopped(child.workerId, now);
+    } catch (e) {
+      log.warn("supervisor.rescue_failed", { error: (e as Error).message });
+    }
+    if (signals > 0) return;
+    log.warn("worker.died", {
+      worker: child.process.pid,
+      exit_code: status.code,
+      signal: status.signal ?? undefined,
+      restart_in: formatDuration(restartDelay),
+    });
+    // A worker that keeps dying right after it starts must not spin: back off its restarts.
+    const delay = now - child.startedAt < 5_000 ? restartDelay : 500;
+    restartDelay = Math.min(30_000, delay * 2);
+    await new Promise((r) => setTimeout(r, delay));
+    if (signals === 0) spawn(child.index);
+  };
+
+  const onSignal = () => {
+    signals++;
+    const sig: Deno.Signal = signals >= 3 ? "SIGKILL" : "SIGTERM";
+    if (signals === 1) {
+      log.info("supervisor.stopping", {
+        workers: children.size,
+        hint: "running jobs finish first; press Ctrl+C again to stop them now",
+      });
+    } else if (signals === 2) {
+      log.warn("supervisor.stopping_now", {
+        hint: "interrupting running jobs; they go back to the queue",
+      });
+    }
+    for (const c of children.values()) {
+      try {
+        c.process.kill(sig);
+      } catch { /* already exited */ }
+    }
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+
+  log.info("supervisor.started", { workers: opts.count, db: opts.db, pid: Deno.pid });
+  try {
+    for (let i = 0; i < opts.count; i++) spawn(i);
+    // Wait until every worker, restarted ones included, has exited.
+    while (exits.length > 0) await exits.shift();
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    try {
+      Deno.removeSync(pidFile);
+    } catch { /* gone */ }
+    await store.close();
+  }
+  log.info("supervisor.stopped");
+  return 0;
+}

@@ -1,0 +1,260 @@
+/**
+ * One worker process: claim → run `sh -c` through the executor → record the outcome → repeat.
+ * It holds at most one job at a time, renews its lease by heartbeat while it runs, and rescues the
+ * jobs of workers whose lease ran out. Started by the supervisor as `queuectl __worker …`.
+ *
+ * Stopping: the first SIGTERM (or its supervisor going away, seen as EOF on stdin) stops claiming
+ * and lets the current job finish; a second SIGTERM kills the job's process tree and puts the job
+ * back to pending (`interrupt`). SIGINT is ignored here: Ctrl+C reaches the whole terminal group,
+ * and the supervisor alone decides what it means.
+ */
+import { type Config, heartbeatIntervalMs } from "../lib/config.ts";
+import { backoffPolicy } from "../lib/config.ts";
+import { formatDuration } from "../lib/duration.ts";
+import { transition } from "../lib/job.ts";
+import { type Logger, parseLogLevel, setupLogging } from "../lib/log.ts";
+import { loadConfig } from "../lib/settings.ts";
+import { logPath } from "../lib/store/open.ts";
+import { SqliteStore } from "../lib/store/sqlite.ts";
+import type { Job, Store } from "../lib/store/store.ts";
+import { runJob } from "./executor.ts";
+import { rescueStaleJobs } from "./rescue.ts";
+
+export interface WorkerArgs {
+  db: string;
+  host: string;
+  supervisorPid: number;
+  logLevel: string;
+}
+
+/** Parses `--name value` pairs given by the supervisor. */
+export function parseWorkerArgs(args: string[]): WorkerArgs {
+  const get = (name: string) => {
+    const i = args.indexOf(`--${name}`);
+    if (i < 0 || i + 1 >= args.length) throw new Error(`worker: missing --${name}`);
+    return args[i + 1];
+  };
+  return {
+    db: get("db"),
+    host: get("host"),
+    supervisorPid: Number(get("supervisor")),
+    logLevel: get("log-level"),
+  };
+}
+
+const IDLE_MAX_WAIT_MS = 1000;
+const TRANSIENT_BACKOFF_MAX_MS = 30_000;
+
+function isTransient(e: unknown): boolean {
+  return e instanceof Error && /locked|busy|disk is full|I\/O error/i.test(e.message);
+}
+
+export async function workerMain(argv: string[]): Promise<number> {
+  const args = parseWorkerArgs(argv);
+  const log = await setupLogging(parseLogLevel(args.logLevel) ?? "info");
+  const workerId = `${args.host}:${Deno.pid}`;
+  const wlog = log.with({ worker: Deno.pid });
+
+  let store: Store;
+  try {
+    store = SqliteStore.open(args.db, { durable: false });
+  } catch (e) {
+    wlog.error("worker.failed", { error: (e as Error).message });
+    return 1;
+  }
+
+  const stopping = new AbortController();
+  const forced = new AbortController();
+  const onTerm = () => {
+    if (!stopping.signal.aborted) {
+      stopping.abort();
+    } else if (!forced.signal.aborted) {
+      forced.abort();
+    }
+  };
+  const ignore = () => {};
+  Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGINT", ignore);
+  // EOF on stdin: the supervisor is gone (even by SIGKILL). Finish the current job, then exit.
+  (async () => {
+    try {
+      for await (const _ of Deno.stdin.readable) { /* the supervisor never writes */ }
+    } catch { /* closed */ }
+    if (!stopping.signal.aborted) {
+      wlog.warn("worker.orphaned", { reason: "supervisor gone; stopping after the current job" });
+      stopping.abort();
+    }
+  })();
+
+  let config: Config = await loadConfig(store);
+  const now = Date.now();
+  await store.registerWorker({
+    id: workerId,
+    pid: Deno.pid,
+    host: args.host,
+    supervisorPid: args.supervisorPid,
+    startedAt: now,
+    heartbeatAt: now,
+  });
+  wlog.info("worker.started");
+
+  // Heartbeats keep this worker's lease while a job runs for hours; the same tick re-reads config
+  // and rescues jobs of workers whose lease ran out.
+  let lastRescue = 0;
+  const tick = async () => {
+    try {
+      const t = Date.now();
+      await store.heartbeat(workerId, t);
+      config = await loadConfig(store);
+      if (t - lastRescue >= config.leaseTimeoutMs / 2) {
+        lastRescue = t;
+        for (const r of await rescueStaleJobs(store, config, t)) {
+          wlog.warn("job.rescued", {
+            job: r.job.id,
+            lost_worker: r.workerId,
+            state: r.job.state,
+            attempt: r.job.attempts,
+          });
+        }
+      }
+    } catch (e) {
+      wlog.warn("worker.heartbeat_failed", { error: (e as Error).message });
+    }
+  };
+  let beat = setInterval(tick, heartbeatIntervalMs(config));
+  let beatEvery = heartbeatIntervalMs(config);
+  await tick();
+
+  let transientDelay = 0;
+  try {
+    while (!stopping.signal.aborted) {
+      if (heartbeatIntervalMs(config) !== beatEvery) {
+        beatEvery = heartbeatIntervalMs(config);
+        clearInterval(beat);
+        beat = setInterval(tick, beatEvery);
+      }
+      let job: Job | undefined;
+      try {
+        [job] = await store.claimNext(workerId, Date.now());
+        transientDelay = 0;
+      } catch (e) {
+        if (!isTransient(e)) throw e;
+        transientDelay = Math.min(TRANSIENT_BACKOFF_MAX_MS, Math.max(250, transientDelay * 2));
+        wlog.warn("worker.store_unavailable", {
+          error: (e as Error).message,
+          retry_in: formatDuration(transientDelay),
+        });
+        await store.waitForChange(transientDelay, stopping.signal);
+        continue;
+      }
+      if (!job) {
+        const due = await store.nextRunAt();
+        const wait = due === null
+          ? IDLE_MAX_WAIT_MS
+          : Math.max(0, Math.min(IDLE_MAX_WAIT_MS, due - Date.now()));
+        if (wait > 0) await store.waitForChange(wait, stopping.signal);
+        continue;
+      }
+      await runOne(store, job, workerId, config, forced.signal, wlog);
+    }
+  } finally {
+    clearInterval(beat);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGINT", ignore);
+    try {
+      await store.markWorkerStopped(workerId, Date.now());
+    } catch (e) {
+      wlog.warn("worker.unregister_failed", { error: (e as Error).message });
+    }
+    await store.close();
+    wlog.info("worker.stopped");
+  }
+  return 0;
+}
+
+/**
+ * Runs one claimed job and records its outcome.
+ *
+ * !!! The job is ours until `finishAttempt` succeeds: whatever happens below, the outcome must be
+ * recorded, or the job sits in `processing` until its lease runs out. Store errors here are retried
+ * until they pass or the process is forced to stop. !!!
+ */
+async function runOne(
+  store: Store,
+  job: Job,
+  workerId: string,
+  config: Config,
+  interrupt: AbortSignal,
+  log: Logger,
+) {
+  log.info("job.started", { job: job.id, attempt: job.attempts });
+  log.debug("job.command", { job: job.id, command: job.command, cwd: job.cwd });
+  const result = await runJob({
+    command: job.command,
+    cwd: job.cwd,
+    env: job.env,
+    timeoutMs: job.timeoutMs,
+    killGraceMs: config.killGraceMs,
+    logFile: logPath(store.location, job.seq),
+    logMaxBytes: config.logMaxBytes,
+    logHeader: `--- attempt ${job.attempts} at ${new Date().toISOString()} ---\n`,
+    interrupt,
+  });
+  const now = Date.now();
+  const next = result.outcome === "completed"
+    ? transition(job, { type: "succeed" }, now)
+    : result.outcome === "interrupted"
+    ? transition(job, { type: "interrupt" }, now)
+    : transition(job, { type: "fail", outcome: result.outcome }, now, backoffPolicy(config));
+
+  let delay = 100;
+  for (;;) {
+    try {
+      const saved = await store.finishAttempt(job.id, workerId, next, result, now);
+      const fields = {
+        job: job.id,
+        attempt: job.attempts,
+        duration: formatDuration(result.durationMs),
+        exit_code: result.exitCode ?? undefined,
+        signal: result.signal ?? undefined,
+      };
+      if (!saved) {
+        log.warn("job.lost", {
+          ...fields,
+          reason: "the job was rescued or changed while it ran; this result is dropped",
+        });
+      } else if (saved.state === "completed") {
+        log.info("job.completed", fields);
+      } else if (saved.state === "failed") {
+        log.warn("job.failed", {
+          ...fields,
+          outcome: result.outcome,
+          next_run_in: formatDuration(saved.runAt - now),
+        });
+      } else if (saved.state === "dead") {
+        log.error("job.dead", {
+          ...fields,
+          outcome: result.outcome,
+          error: firstLine(result.error),
+        });
+      } else {
+        log.warn("job.interrupted", { ...fields, state: saved.state });
+      }
+      return;
+    } catch (e) {
+      if (interrupt.aborted && !isTransient(e)) throw e;
+      log.warn("job.record_failed", {
+        job: job.id,
+        error: (e as Error).message,
+        retry_in: formatDuration(delay),
+      });
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(TRANSIENT_BACKOFF_MAX_MS, delay * 2);
+      if (interrupt.aborted && delay >= TRANSIENT_BACKOFF_MAX_MS) throw e;
+    }
+  }
+}
+
+function firstLine(text: string | null): string | undefined {
+  return text?.split("\n")[0]?.slice(0, 200);
+}
