@@ -87,3 +87,217 @@ Deno.test("worker: SIGTERM lets the running job finish, then the supervisor exit
   assert.equal(await jobState(t.db, "slow"), "completed");
   assert.equal(await jobState(t.db, "after"), "pending");
 });
+
+/** Pids of live processes whose command line contains `needle` (Deno denies /proc: ask pgrep). */
+function processesWith(needle: string): number[] {
+  const out = new Deno.Command("pgrep", { args: ["-f", needle], stdout: "piped", stderr: "null" })
+    .outputSync();
+  return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map(Number);
+}
+
+Deno.test("worker: a timeout kills the job's whole process tree and counts as a failure", async () => {
+  await using t = await tempDb();
+  const marker = `qtest-${crypto.randomUUID().slice(0, 8)}`;
+  // Two background sleeps that would outlive the shell if only `sh` were killed; the marker is
+  // in every process's command line so the test can look for survivors.
+  await cliOk(t.db, [
+    "enqueue",
+    JSON.stringify({
+      id: "slow",
+      command: `exec sh -c 'sleep 100 & sleep 100 & wait' ${marker}`,
+      timeout: 1,
+      max_retries: 0,
+    }),
+  ]);
+  const w = startWorkers(t.db, 1);
+  try {
+    await waitFor(async () => (await jobState(t.db, "slow")) === "dead", { what: "slow dead" });
+  } finally {
+    w.signal("SIGTERM");
+  }
+  assert.equal((await w.done()).code, 0);
+  const s = openDb(t.db);
+  try {
+    const job = (await s.getJob("slow"))!;
+    assert.match(job.error ?? "", /timed out after 1s/);
+    assert.equal((await s.listAttempts("slow"))[0].outcome, "timeout");
+  } finally {
+    await s.close();
+  }
+  // The sleeps were in the job's process group: nothing of the job is left.
+  await waitFor(() => processesWith(marker).length === 0, {
+    timeoutMs: 3000,
+    what: "job tree gone",
+  });
+});
+
+Deno.test("worker: kill -9 of a worker mid-job puts the job back as 'worker lost' and it runs again", async () => {
+  await using t = await tempDb();
+  await cliOk(t.db, ["config", "set", "backoff-base", "0"]);
+  const runs = `${t.dir}/runs.txt`;
+  const gate = `${t.dir}/gate`;
+  // First run blocks until the gate file exists; the worker is killed while it waits.
+  await cliOk(t.db, [
+    "enqueue",
+    JSON.stringify({
+      id: "victim",
+      command: `echo run >> ${runs}; while [ ! -e ${gate} ]; do sleep 0.05; done`,
+    }),
+  ]);
+  const w = startWorkers(t.db, 1);
+  try {
+    await waitFor(async () => (await jobState(t.db, "victim")) === "processing", {
+      what: "running",
+    });
+    const s = openDb(t.db);
+    const [worker] = await s.listWorkers();
+    await s.close();
+    Deno.kill(worker.pid, "SIGKILL");
+    await waitFor(() => {
+      try {
+        return Deno.readTextFileSync(runs).split("\n").filter(Boolean).length >= 2;
+      } catch {
+        return false;
+      }
+    }, { what: "second run" });
+    await Deno.writeTextFile(gate, "");
+    await waitFor(async () => (await jobState(t.db, "victim")) === "completed", {
+      what: "completed",
+    });
+  } finally {
+    w.signal("SIGTERM");
+  }
+  assert.equal((await w.done()).code, 0, w.log());
+  const s = openDb(t.db);
+  try {
+    const attempts = await s.listAttempts("victim");
+    assert.deepEqual(attempts.map((a) => a.outcome), ["worker_lost", "completed"]);
+    assert.match(attempts[0].error ?? "", /worker lost: killed by SIGKILL/);
+  } finally {
+    await s.close();
+  }
+  assert.match(w.log(), /worker\.died/);
+});
+
+Deno.test("worker: 50 jobs × 4 workers, each job executed exactly once", async () => {
+  await using t = await tempDb();
+  const runs = `${t.dir}/runs.txt`;
+  const lines = Array.from(
+    { length: 50 },
+    (_, i) => JSON.stringify({ id: `j${i}`, command: `echo j${i} >> ${runs}` }),
+  ).join("\n");
+  await cliOk(t.db, ["enqueue", "--file", "-"], { stdin: lines });
+  const w = startWorkers(t.db, 4);
+  try {
+    await waitFor(async () => {
+      const s = openDb(t.db);
+      try {
+        return (await s.counts(Date.now())).completed === 50;
+      } finally {
+        await s.close();
+      }
+    }, { what: "50 completed" });
+  } finally {
+    w.signal("SIGTERM");
+  }
+  assert.equal((await w.done()).code, 0);
+  const ids = (await Deno.readTextFile(runs)).split("\n").filter(Boolean).sort();
+  assert.deepEqual(ids, Array.from({ length: 50 }, (_, i) => `j${i}`).sort());
+  // More than one worker took part.
+  const workers = new Set(w.log().match(/job\.completed worker=\d+/g));
+  assert.ok(workers.size > 1, `only ${workers.size} worker ran jobs`);
+});
+
+Deno.test("worker: ready jobs run by priority, then run_at, then enqueue order; future run_at waits", async () => {
+  await using t = await tempDb();
+  const order = `${t.dir}/order.txt`;
+  const past = new Date(Date.now() - 60_000).toISOString();
+  const job = (id: string, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ id, command: `echo ${id} >> ${order}`, ...extra });
+  const lines = [
+    job("low1"),
+    job("high", { priority: 5 }),
+    job("low2"),
+    job("old", { run_at: past }),
+    job("future", { delay: "1.5s", priority: 100 }),
+  ].join("\n");
+  await cliOk(t.db, ["enqueue", "--file", "-"], { stdin: lines });
+  const started = Date.now();
+  const w = startWorkers(t.db, 1);
+  try {
+    await waitFor(async () => (await jobState(t.db, "future")) === "completed", { what: "future" });
+  } finally {
+    w.signal("SIGTERM");
+  }
+  assert.equal((await w.done()).code, 0);
+  const ran = (await Deno.readTextFile(order)).split("\n").filter(Boolean);
+  assert.deepEqual(ran, ["high", "old", "low1", "low2", "future"]);
+  const s = openDb(t.db);
+  try {
+    const f = (await s.getJob("future"))!;
+    assert.ok(f.startedAt! - started >= 1000, "future job started before its run_at");
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("worker: a second SIGTERM interrupts the running job, which goes back to pending unused", async () => {
+  await using t = await tempDb();
+  await cliOk(t.db, [
+    "enqueue",
+    JSON.stringify({ id: "long", command: "sleep 30", max_retries: 0 }),
+  ]);
+  const w = startWorkers(t.db, 1);
+  await waitFor(async () => (await jobState(t.db, "long")) === "processing", { what: "running" });
+  w.signal("SIGTERM");
+  await waitFor(() => /supervisor\.stopping/.test(w.log()), { what: "stopping logged" });
+  w.signal("SIGTERM");
+  assert.equal((await w.done()).code, 0, w.log());
+  const s = openDb(t.db);
+  try {
+    const job = (await s.getJob("long"))!;
+    assert.equal(job.state, "pending");
+    assert.equal(job.attempts, 0, "an interrupted run must not use up a retry");
+    assert.deepEqual((await s.listAttempts("long")).map((a) => a.outcome), ["interrupted"]);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("worker: jobs and their results persist across processes and restarts", async () => {
+  await using t = await tempDb();
+  await cliOk(t.db, ["enqueue", JSON.stringify({ id: "a", command: "true" })]);
+  let w = startWorkers(t.db, 1);
+  await waitFor(async () => (await jobState(t.db, "a")) === "completed", { what: "a" });
+  w.signal("SIGTERM");
+  await w.done();
+  await cliOk(t.db, ["enqueue", JSON.stringify({ id: "b", command: "true" })]);
+  assert.equal(await jobState(t.db, "b"), "pending");
+  w = startWorkers(t.db, 1);
+  await waitFor(async () => (await jobState(t.db, "b")) === "completed", { what: "b" });
+  w.signal("SIGTERM");
+  await w.done();
+  const list = JSON.parse(await cliOk(t.db, ["list", "--json"]));
+  assert.deepEqual(list.map((j: { id: string; state: string }) => [j.id, j.state]), [
+    ["a", "completed"],
+    ["b", "completed"],
+  ]);
+});
+
+Deno.test("worker: `worker stop` from another terminal waits for the running job, then reports", async () => {
+  await using t = await tempDb();
+  await cliOk(t.db, ["enqueue", JSON.stringify({ id: "slow", command: "sleep 1" })]);
+  const w = startWorkers(t.db, 2);
+  await waitFor(async () => (await jobState(t.db, "slow")) === "processing", { what: "running" });
+  await waitFor(
+    async () => JSON.parse(await cliOk(t.db, ["worker", "list", "--json"])).length === 2,
+    {
+      what: "2 workers registered",
+    },
+  );
+  const out = await cliOk(t.db, ["worker", "stop", "--timeout", "20s"]);
+  assert.match(out, /stopped 2 workers/);
+  assert.equal(await jobState(t.db, "slow"), "completed");
+  assert.equal((await w.done()).code, 0, w.log());
+  assert.match(await cliOk(t.db, ["worker", "stop"]), /no workers are running/);
+});

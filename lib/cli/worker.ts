@@ -4,7 +4,6 @@
  * The supervisor and logging code are imported only when `start` runs.
  */
 import { buildCommand, buildRouteMap } from "@stricli/core";
-import { heartbeatIntervalMs } from "../config.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { loadConfig } from "../settings.ts";
 import { resolveDbPath } from "../store/open.ts";
@@ -42,61 +41,59 @@ async function start(this: Context, flags: StartFlags) {
   if (code !== 0) throw new UserError("supervisor stopped with errors");
 }
 
-/** True when `pid` is a live process on this host (Linux: /proc; elsewhere assume live). */
-function isAlive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    return true;
-  }
-}
-
 interface StopFlags extends DbFlags {
   timeout: number;
 }
 
+/**
+ * Signals each supervisor on this host whose workers hold a live lease, then waits until every
+ * one of those workers has unregistered or lost its lease. Liveness comes from the store (Deno
+ * denies /proc), so a stale pid is never signalled: its workers' heartbeats are old.
+ */
 async function stop(this: Context, flags: StopFlags) {
   await withStore(flags, async (store) => {
     const config = await loadConfig(store);
     const host = Deno.hostname();
-    const now = Date.now();
-    const workers = (await store.listWorkers()).filter((w) =>
-      w.host === host && now - w.heartbeatAt < config.leaseTimeoutMs
-    );
-    const supervisors = [...new Set(workers.map((w) => w.supervisorPid))].filter(isAlive);
-    if (supervisors.length === 0) {
+    const live = async () => {
+      const now = Date.now();
+      return (await store.listWorkers()).filter((w) =>
+        w.host === host && now - w.heartbeatAt < config.leaseTimeoutMs
+      );
+    };
+    const workers = await live();
+    if (workers.length === 0) {
       out("no workers are running on this host");
       return;
     }
-    for (const pid of supervisors) {
+    for (const pid of new Set(workers.map((w) => w.supervisorPid))) {
       try {
         Deno.kill(pid, "SIGTERM");
       } catch {
-        // Exited between the check and the signal: nothing left to stop.
+        // Exited between the check and the signal: its workers unregister or go stale.
       }
     }
+    const n = workers.length;
+    const plural = n === 1 ? "" : "s";
     out(
-      `asked ${workers.length} worker${workers.length === 1 ? "" : "s"} to stop ` +
-        `(running jobs finish first); waiting up to ${flags.timeout / 1000}s…`,
+      `asked ${n} worker${plural} to stop (running jobs finish first); ` +
+        `waiting up to ${flags.timeout / 1000}s…`,
     );
-    const deadline = Date.now() + flags.timeout;
-    const pollMs = Math.min(100, heartbeatIntervalMs(config));
-    while (Date.now() < deadline && supervisors.some(isAlive)) {
-      await new Promise((r) => setTimeout(r, pollMs));
-    }
     const ids = new Set(workers.map((w) => w.id));
-    const still = (await store.listWorkers()).filter((w) => ids.has(w.id));
-    const stopped = workers.length - still.length;
-    if (supervisors.some(isAlive)) {
+    const deadline = Date.now() + flags.timeout;
+    let still = workers;
+    while (still.length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      still = (await live()).filter((w) => ids.has(w.id));
+    }
+    if (still.length > 0) {
       throw new UserError(
-        `${stopped} of ${workers.length} workers stopped; ${still.length} still finishing ` +
-          `their jobs after ${flags.timeout / 1000}s. Wait, or run worker stop again with a ` +
-          `longer --timeout`,
+        `${n - still.length} of ${n} workers stopped; ${still.length} still finishing their ` +
+          `jobs after ${
+            flags.timeout / 1000
+          }s. Wait, or run worker stop again with a longer --timeout`,
       );
     }
-    out(`stopped ${workers.length} worker${workers.length === 1 ? "" : "s"}`);
+    out(`stopped ${n} worker${plural}`);
   });
 }
 
