@@ -40,16 +40,44 @@ async function get(this: Context, flags: Flags, key?: string) {
   });
 }
 
+type KeyDef = ReturnType<typeof findKey>;
+
+/**
+ * The text to store for a parsed value. Stored text is read back with the key's own parser, where
+ * a bare number means seconds for a duration; so a duration of 600000 ms is stored as "600000ms",
+ * never as "600000" (which would read back as 600000 s).
+ */
+function storedText(def: KeyDef, value: number | boolean): string {
+  for (const text of [String(value), `${value}ms`]) {
+    try {
+      if (def.parse(text) === value) return text;
+    } catch {
+      // Not a form this key reads: try the next one.
+    }
+  }
+  throw new Error(`config ${def.name}: no stored form reads back as ${value}`);
+}
+
+/** Warns (on stderr) when an environment variable hides the stored value of `def`. */
+function noteEnvOverride(def: KeyDef) {
+  const name = envName(def.name);
+  const env = Deno.env.get(name);
+  if (env !== undefined && env !== "") {
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(
+        `note: ${name}=${env} is set and overrides the stored value; unset it to use this one\n`,
+      ),
+    );
+  }
+}
+
 async function set(this: Context, flags: DbFlags, key: string, value: string) {
   const def = findKey(key);
   const parsed = def.parse(value);
   await withStore(flags, async (store) => {
-    await store.setConfig(def.name, String(parsed));
+    await store.setConfig(def.name, storedText(def, parsed));
     out(`${def.name} = ${def.show(parsed)}`);
-    const env = Deno.env.get(envName(def.name));
-    if (env !== undefined && env !== "") {
-      out(`note: ${envName(def.name)}=${env} is set and overrides the stored value here`);
-    }
+    noteEnvOverride(def);
   });
 }
 
@@ -58,12 +86,13 @@ async function unset(this: Context, flags: DbFlags, key: string) {
   await withStore(flags, async (store) => {
     await store.setConfig(def.name, null);
     out(`${def.name} = ${def.show(def.default)} (default)`);
+    noteEnvOverride(def);
   });
 }
 
 async function init(this: Context, flags: DbFlags) {
-  await withStore(flags, (path) => {
-    out(`ready: ${path.location}`);
+  await withStore(flags, (store) => {
+    out(`database ready: ${store.location}`);
     return Promise.resolve();
   });
 }
