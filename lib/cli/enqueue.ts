@@ -76,9 +76,51 @@ const SPEC_FLAGS = [
   "env",
 ] as const;
 
+/** JSON field → the flag that sets it, for messages about a job given as flags. */
+const FLAG_FOR_FIELD: Record<string, string> = {
+  id: "--id",
+  max_retries: "--retries",
+  priority: "--priority",
+  delay: "--delay",
+  run_at: "--run-at",
+  timeout: "--timeout",
+  cwd: "--cwd",
+  env: "--env",
+};
+
+/** Validates a spec built from flags, naming the flag (not the JSON field) in any message. */
+function jobFromFlags(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
+  try {
+    return toNewJob(spec, ctx);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    const message = e.message
+      .replace(/^"(\w+)"/, (m, field: string) => FLAG_FOR_FIELD[field] ?? m)
+      .replace(/^give either "run_at" or "delay"/, "give either --run-at or --delay");
+    throw new UsageError(message);
+  }
+}
+
+/**
+ * Whether the words look like a JSON spec rather than a shell command. A lone `{` is a shell brace
+ * group (`-- { echo a; echo b; }`); `[ -f x ]` is a test; `{"command":…}` split into several words
+ * means the shell took the quotes off.
+ */
+function looksLikeJson(args: string[]): boolean {
+  const first = (args[0] ?? "").trimStart();
+  if (/^\[\s*[{["\]]/.test(first)) return true;
+  return first.startsWith("{") && (args.length === 1 || first !== "{");
+}
+
 async function enqueue(this: Context, flags: EnqueueFlags, ...args: string[]) {
   const usedSpecFlags = SPEC_FLAGS.filter((f) => flags[f] !== undefined);
-  const asJson = args.length === 1 && args[0].trim().startsWith("{");
+  const asJson = looksLikeJson(args);
+  if (asJson && args.length > 1) {
+    throw new UsageError(
+      `the JSON job spec must be one argument; quote all of it in single quotes, like ` +
+        `'{"command":"echo hi"}' (${args.length} arguments were given)`,
+    );
+  }
   if (flags.file !== undefined && args.length > 0) {
     throw new UsageError("give either --file or a job on the command line, not both");
   }
@@ -103,7 +145,7 @@ async function enqueue(this: Context, flags: EnqueueFlags, ...args: string[]) {
     } else if (asJson) {
       jobs = [toNewJob(parseJsonText(args[0]), ctx)];
     } else {
-      jobs = [toNewJob(specFromFlags(flags, args.join(" ")), ctx)];
+      jobs = [jobFromFlags(specFromFlags(flags, args.join(" ")), ctx)];
     }
     await store.enqueue(jobs, ctx.now);
     if (flags.json) {
@@ -128,6 +170,7 @@ export const enqueueCommand = buildCommand({
         parse: String,
         brief: "Job id (default: generated)",
         optional: true,
+        placeholder: "id",
       },
       retries: {
         kind: "parsed",
@@ -148,6 +191,7 @@ export const enqueueCommand = buildCommand({
         parse: String,
         brief: "Run after this long: seconds, or 90s, 5m, 2h",
         optional: true,
+        placeholder: "duration",
       },
       runAt: {
         kind: "parsed",
@@ -161,6 +205,7 @@ export const enqueueCommand = buildCommand({
         parse: String,
         brief: "Kill the job after this long; 0 = none [config job-timeout]",
         optional: true,
+        placeholder: "duration",
       },
       cwd: {
         kind: "parsed",
@@ -184,7 +229,7 @@ export const enqueueCommand = buildCommand({
         optional: true,
         placeholder: "path",
       },
-      ...jsonFlag,
+      json: { ...jsonFlag.json, brief: "Print the new job ids and run times as JSON" },
     },
     aliases: { f: "file", r: "retries", p: "priority" },
     positional: {
