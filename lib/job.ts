@@ -95,8 +95,9 @@ export class IllegalTransition extends Error {
 }
 
 /**
- * Seconds to wait after failed attempt `attempt` (1-based): `base ^ attempt`, capped at
- * `backoffMaxSeconds`, optionally jittered by `random()` in [0, 1).
+ * Seconds to wait after failed attempt `attempt` (1-based): `base ^ attempt`, optionally jittered
+ * by a factor `0.5 + random()` in [0.5, 1.5), and never more than `backoffMaxSeconds` (the cap is
+ * applied after the jitter, so it bounds every delay).
  */
 export function backoffSeconds(
   attempt: number,
@@ -105,7 +106,7 @@ export function backoffSeconds(
 ): number {
   const raw = Math.pow(policy.backoffBaseSeconds, attempt);
   const capped = Math.min(Number.isFinite(raw) ? raw : Infinity, policy.backoffMaxSeconds);
-  return policy.jitter ? capped * (0.5 + random()) : capped;
+  return policy.jitter ? Math.min(capped * (0.5 + random()), policy.backoffMaxSeconds) : capped;
 }
 
 /** When a job whose attempt `attempt` failed at `now` may run again (ms since the epoch). */
