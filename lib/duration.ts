@@ -34,7 +34,8 @@ export function parseDurationMs(text: string | number): number | null {
 /** Formats milliseconds the short way: `850ms`, `1.2s`, `4s`, `2m5s`, `3h`, `2d4h`. */
 export function formatDuration(ms: number): string {
   if (ms < 0) ms = 0;
-  if (ms < 1000) return `${Math.round(ms)}ms`;
+  // 999.6 rounds up to a whole second: say "1s", never "1000ms".
+  if (Math.round(ms) < 1000) return `${Math.round(ms)}ms`;
   if (ms < 10_000) {
     const s = Math.round(ms / 100) / 10;
     return Number.isInteger(s) ? `${s}s` : `${s.toFixed(1)}s`;
@@ -53,13 +54,29 @@ export function formatDuration(ms: number): string {
 
 /**
  * Parses an ISO 8601 instant (`2026-11-25T10:00:00Z`, `2026-11-25 10:00`, with or without offset)
- * into ms since the epoch. Returns `null` when it is not one.
+ * into ms since the epoch; without an offset it is local time. Returns `null` when it is not one
+ * (including dates and times that are not on the calendar or the clock, like `2026-02-30`).
  */
 export function parseInstant(text: string): number | null {
   const s = text.trim();
-  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/i.test(s)) {
+  const m =
+    /^(\d{4})-(\d{2})-(\d{2})([T ](\d{2}):(\d{2})(:(\d{2})(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/i
+      .exec(s);
+  if (!m) return null;
+  // Date.parse rolls 2026-02-30 over to March 2 and accepts 24:00; refuse what is not on the
+  // calendar or the clock instead of running a job on a day nobody asked for.
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const daysInMonth = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth) return null;
+  if (m[4] !== undefined && (Number(m[5]) > 23 || Number(m[6]) > 59 || Number(m[8] ?? 0) > 59)) {
     return null;
   }
-  const ms = Date.parse(s.replace(" ", "T"));
+  // Without an offset the instant is local time. Date.parse reads a bare date as UTC midnight but a
+  // date with a time as local: add the time so both mean the same thing.
+  const iso = m[4] === undefined
+    ? `${m[1]}-${m[2]}-${m[3]}T00:00${m[10] ?? ""}`
+    : s.replace(" ", "T");
+  const ms = Date.parse(iso);
   return Number.isNaN(ms) ? null : ms;
 }
