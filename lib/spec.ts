@@ -47,15 +47,148 @@ function describeType(v: unknown): string {
   return typeof v === "object" ? "an object" : `${typeof v} ${JSON.stringify(v)}`.slice(0, 60);
 }
 
-/** Parses JSON text, with a message that says where it broke. */
+/**
+ * Parses JSON text. When it is not JSON, the `UsageError` says what broke and where (line and
+ * column, or just the column for one-line text), on one line and without echoing the text back.
+ */
 export function parseJsonText(text: string, where = "job spec"): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    const detail = (e as Error).message.replace(/^JSON\.parse: /, "");
+    const found = findJsonError(text);
+    // V8 sometimes quotes the whole input (newlines included) instead of a position; only fall
+    // back to its message, flattened to one line, if the scanner below disagrees with it.
+    const detail = text.trim() === ""
+      ? "the text is empty"
+      : found
+      ? `${found.reason} at ${textPosition(text, found.at)}`
+      : (e as Error).message.replace(/^JSON\.parse: /, "").replace(/\s+/g, " ").slice(0, 200);
     throw new UsageError(
       `${where} is not valid JSON: ${detail}; quote it in single quotes, like '{"command":"echo hi"}'`,
     );
+  }
+}
+
+/** `line 2, column 5`, or `column 5` when the text is one line; columns count characters. */
+function textPosition(text: string, at: number): string {
+  const before = text.slice(0, at);
+  const lineStart = before.lastIndexOf("\n") + 1;
+  const column = Array.from(before.slice(lineStart)).length + 1;
+  if (!text.includes("\n")) return `column ${column}`;
+  return `line ${before.split("\n").length}, column ${column}`;
+}
+
+function showChar(text: string, at: number): string {
+  const c = String.fromCodePoint(text.codePointAt(at)!);
+  // deno-lint-ignore no-control-regex -- invisible characters are named by code point instead
+  return /^[\x00-\x20\x7f-\xa0\u2028\u2029\ufeff]$/.test(c)
+    ? `character U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`
+    : c === "'"
+    ? `"'"`
+    : `'${c}'`;
+}
+
+/**
+ * Scans text that `JSON.parse` refused and returns the offset of the first error with a short
+ * reason, or `null` when it finds none. Iterative, so deeply nested input cannot overflow the stack.
+ */
+function findJsonError(text: string): { at: number; reason: string } | null {
+  let i = 0;
+  const stack: Array<"{" | "["> = [];
+  const fail = (reason: string, at = i) => ({
+    at,
+    reason: at >= text.length && !reason.startsWith("unterminated")
+      ? "unexpected end of input"
+      : reason,
+  });
+  const skipBlanks = () => {
+    while (i < text.length && " \t\n\r".includes(text[i])) i++;
+  };
+  const scanString = () => {
+    const start = i++;
+    while (i < text.length) {
+      const c = text[i];
+      if (c === '"') {
+        i++;
+        return null;
+      }
+      if (c < " ") return fail(`${showChar(text, i)} inside a string (write it as an escape)`);
+      if (c === "\\") {
+        const e = text[i + 1];
+        if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
+        else if (e === "u" && /^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) i += 6;
+        else if (e === undefined) break;
+        else return fail("bad escape in a string");
+      } else i++;
+    }
+    return fail("unterminated string starting", start);
+  };
+  let expect: "value" | "key" | "next" = "value";
+  for (;;) {
+    skipBlanks();
+    if (expect === "value") {
+      const c = text[i];
+      if (c === "{" || c === "[") {
+        stack.push(c);
+        i++;
+        skipBlanks();
+        if (text[i] === (c === "{" ? "}" : "]")) {
+          i++;
+          stack.pop();
+          expect = "next";
+        } else expect = c === "{" ? "key" : "value";
+        continue;
+      }
+      if (c === '"') {
+        const err = scanString();
+        if (err) return err;
+        expect = "next";
+        continue;
+      }
+      const literal = /true|false|null|-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
+      literal.lastIndex = i;
+      const m = literal.exec(text);
+      if (!m) return fail(i < text.length ? `unexpected ${showChar(text, i)}` : "");
+      i += m[0].length;
+      expect = "next";
+    } else if (expect === "key") {
+      if (text[i] !== '"') {
+        return fail(
+          i < text.length
+            ? `expected a property name in double quotes, found ${showChar(text, i)}`
+            : "",
+        );
+      }
+      const err = scanString();
+      if (err) return err;
+      skipBlanks();
+      if (text[i] !== ":") {
+        return fail(
+          i < text.length ? `expected ':' after a property name, found ${showChar(text, i)}` : "",
+        );
+      }
+      i++;
+      expect = "value";
+    } else {
+      const top = stack.at(-1);
+      if (top === undefined) {
+        return i < text.length
+          ? fail(`unexpected ${showChar(text, i)} after the JSON value`)
+          : null;
+      }
+      const close = top === "{" ? "}" : "]";
+      if (text[i] === ",") {
+        i++;
+        expect = top === "{" ? "key" : "value";
+      } else if (text[i] === close) {
+        i++;
+        stack.pop();
+      } else {
+        return fail(
+          i < text.length ? `expected ',' or '${close}', found ${showChar(text, i)}` : "",
+        );
+      }
+    }
   }
 }
 
@@ -91,12 +224,18 @@ export function toNewJob(raw: unknown, ctx: SpecContext, source?: string): NewJo
     );
   }
   const spec: Record<string, unknown> = {};
+  /** The spelling each field was given as, to name both when it comes twice. */
+  const givenAs: Record<string, string> = {};
   const unknown: string[] = [];
   for (const [k, v] of Object.entries(raw)) {
-    const name = ALIASES[k] ?? k;
+    const name = Object.hasOwn(ALIASES, k) ? ALIASES[k] : k;
     if (!(SPEC_FIELDS as readonly string[]).includes(name)) unknown.push(k);
-    else if (name in spec) throw at(`"${k}" and "${name}" are the same field; give only one`);
-    else spec[name] = v;
+    else if (Object.hasOwn(givenAs, name)) {
+      throw at(`"${givenAs[name]}" and "${k}" are the same field; give only one`);
+    } else {
+      givenAs[name] = k;
+      spec[name] = v;
+    }
   }
   if (unknown.length > 0) {
     throw at(
@@ -182,7 +321,7 @@ function resolveSpec(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
         `"env" must be an object of strings like {"NAME":"value"}, got ${describeType(spec.env)}`,
       );
     }
-    env = {};
+    const entries: Array<[string, string]> = [];
     for (const [k, v] of Object.entries(spec.env)) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) {
         throw new UsageError(`"env" name "${k.slice(0, 40)}" is not a valid variable name`);
@@ -191,8 +330,10 @@ function resolveSpec(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
         throw new UsageError(`"env.${k}" must be a string, got ${describeType(v)}`);
       }
       if (String(v).includes("\0")) throw new UsageError(`"env.${k}" contains a NUL byte`);
-      env[k] = String(v);
+      entries.push([k, String(v)]);
     }
+    // fromEntries defines own properties: a variable named __proto__ is kept, not swallowed.
+    env = Object.fromEntries(entries);
   }
 
   return { id, command, maxRetries, priority, runAt, timeoutMs, cwd, env };
@@ -204,17 +345,21 @@ function resolveSpec(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
  */
 export function parseNdjson(text: string, ctx: SpecContext, name: string): NewJob[] {
   const jobs: NewJob[] = [];
-  const seen = new Set<string>();
+  const seen = new Map<string, number>();
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
     if (line === "") continue;
     const where = `${name} line ${i + 1}`;
     const job = toNewJob(parseJsonText(line, where), ctx, where);
-    if (seen.has(job.id)) {
-      throw new UsageError(`${where}: id "${job.id}" appears twice in this file; ids are unique`);
+    const first = seen.get(job.id);
+    if (first !== undefined) {
+      throw new UsageError(
+        `${where}: id "${job.id}" appears twice in this file (first on line ${first}); ` +
+          `ids are unique`,
+      );
     }
-    seen.add(job.id);
+    seen.set(job.id, i + 1);
     jobs.push(job);
   }
   if (jobs.length === 0) throw new UsageError(`${name} holds no job specs (one JSON per line)`);
