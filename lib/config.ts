@@ -23,8 +23,9 @@ interface KeyDef {
 
 function integer(name: string, min: number, max: number) {
   return (text: string): number => {
-    const n = Number(text.trim());
-    if (text.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
+    // Plain decimal digits only: Number() would also read "0x10" as 16 and "1e1" as 10.
+    const n = /^[+-]?\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
+    if (!Number.isInteger(n) || n < min || n > max) {
       throw new UsageError(`${name} must be an integer between ${min} and ${max}, got "${text}"`);
     }
     return n;
@@ -33,8 +34,10 @@ function integer(name: string, min: number, max: number) {
 
 function decimal(name: string, min: number, max: number) {
   return (text: string): number => {
-    const n = Number(text.trim());
-    if (text.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+    const t = text.trim();
+    // Decimal notation only: Number() would also read "0x10" as 16.
+    const n = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(t) ? Number(t) : NaN;
+    if (!Number.isFinite(n) || n < min || n > max) {
       throw new UsageError(`${name} must be a number between ${min} and ${max}, got "${text}"`);
     }
     return n;
@@ -174,10 +177,10 @@ export type ConfigSource = "flag" | "env" | "stored" | "default";
 
 /** Finds a key by any spelling (`max-retries`, `max_retries`, `MAX_RETRIES`) or throws. */
 export function findKey(name: string): KeyDef {
-  const n = name.trim().toLowerCase();
-  const def = CONFIG_KEYS.find((k) =>
-    k.name === n || k.aliases.includes(n) || k.name === n.replaceAll("_", "-")
-  );
+  // `_` and `-` are the same in every spelling: `log_max` finds the alias `log-max`.
+  const norm = (s: string) => s.trim().toLowerCase().replaceAll("_", "-");
+  const n = norm(name);
+  const def = CONFIG_KEYS.find((k) => norm(k.name) === n || k.aliases.some((a) => norm(a) === n));
   if (!def) {
     throw new UsageError(
       `unknown config key "${name}"; known keys: ${CONFIG_KEYS.map((k) => k.name).join(", ")}`,
@@ -202,7 +205,7 @@ export interface ResolvedValue {
 /**
  * Resolves every key. `stored` maps canonical names to stored text; `env` reads the environment;
  * `flags` maps canonical names to flag text. An invalid environment value is a `UsageError` that
- * names the variable.
+ * names the variable; an invalid stored value, one that says how to change it.
  */
 export function resolveAll(
   stored: Record<string, string>,
@@ -225,7 +228,15 @@ export function resolveAll(
       }
       source = "env";
     } else if (stored[def.name] !== undefined) {
-      value = def.parse(stored[def.name]);
+      try {
+        value = def.parse(stored[def.name]);
+      } catch (e) {
+        // Set before the bounds changed, or written by hand: say where the value comes from.
+        throw new UsageError(
+          `stored config ${def.name}: ${(e as Error).message}; change it with ` +
+            `"queuectl config set ${def.name} VALUE" or "queuectl config unset ${def.name}"`,
+        );
+      }
       source = "stored";
     }
     return { key: def.name, value, shown: def.show(value), source, doc: def.doc };
