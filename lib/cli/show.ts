@@ -25,7 +25,8 @@ async function show(this: Context, flags: DbFlags & { json: boolean }, id: strin
     if (!job) throw notFound(id);
     const attempts = await store.listAttempts(id);
     if (flags.json) {
-      return outJson({ ...jobJson(job), attempts: attempts.map(attemptJson) });
+      // `attempts` stays the count, as in `list --json`; the runs themselves are a separate field.
+      return outJson({ ...jobJson(job), attempt_history: attempts.map(attemptJson) });
     }
     const now = Date.now();
     const rows: Array<[string, string]> = [
