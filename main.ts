@@ -93,7 +93,8 @@ const scannerMessages = {
   UnsatisfiedPositionalError: (e: UnsatisfiedPositionalError) =>
     `missing argument <${e.placeholder}>`,
   UnexpectedPositionalError: (e: UnexpectedPositionalError) =>
-    `unexpected argument "${e.input}" (takes at most ${e.expectedCount})`,
+    `unexpected argument "${e.input}"` +
+    (e.expectedCount === 0 ? "; this command takes none" : ` (takes at most ${e.expectedCount})`),
   UnexpectedFlagError: (e: UnexpectedFlagError) =>
     `--${e.externalFlagName} was given twice ("${e.previousInput}", then "${e.input}"); give it once`,
   InvalidNegatedFlagSyntaxError: (e: InvalidNegatedFlagSyntaxError) =>

@@ -23,16 +23,17 @@ async function retry(this: Context, flags: DbFlags & { all: boolean }, ...ids: s
   }
   await withStore(flags, async (store) => {
     if (!flags.all) return report(await applyToIds(store, ids, dlqRetry), dlqRetry.verb);
-    const total: Outcome = { done: [], problems: [] };
+    const total: Outcome = { done: [], missing: [], problems: [] };
     // Page by page: each page leaves the DLQ before the next is read. A job that could not be
     // moved would come back on the next page, so stop at the first page with a problem.
     for (let page; (page = await store.listJobs({ state: "dead", limit: 1000 })).length > 0;) {
       const r = await applyToIds(store, page.map((j) => j.id), dlqRetry);
       total.done.push(...r.done);
+      total.missing.push(...r.missing);
       total.problems.push(...r.problems);
-      if (r.problems.length > 0) break;
+      if (r.problems.length + r.missing.length > 0) break;
     }
-    if (total.done.length + total.problems.length === 0) {
+    if (total.done.length + total.missing.length + total.problems.length === 0) {
       return out("the dead letter queue is empty");
     }
     report(total, dlqRetry.verb, true);

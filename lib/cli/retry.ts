@@ -3,7 +3,7 @@
  * `dlq retry`: "retried a, b; not found: c", exit 1 if any id failed.
  */
 import { buildCommand } from "@stricli/core";
-import { ConflictError, UsageError } from "../errors.ts";
+import { ConflictError, NotFoundError, UsageError } from "../errors.ts";
 import { IllegalTransition, type JobEvent, type JobState, transition } from "../job.ts";
 import type { Store } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, withStore } from "./context.ts";
@@ -21,6 +21,9 @@ export interface ApplyOptions {
 
 export interface Outcome {
   done: string[];
+  /** Ids with no job. */
+  missing: string[];
+  /** One message per id that exists but could not be changed. */
   problems: string[];
 }
 
@@ -31,11 +34,12 @@ export async function applyToIds(
   opts: ApplyOptions,
 ): Promise<Outcome> {
   const done: string[] = [];
+  const missing: string[] = [];
   const problems: string[] = [];
   for (const id of ids) {
     const job = await store.getJob(id);
     if (!job) {
-      problems.push(notFound(id).message);
+      missing.push(id);
       continue;
     }
     if (!opts.allowed.includes(job.state)) {
@@ -53,14 +57,15 @@ export async function applyToIds(
       problems.push(`job "${id}" is ${job.state}; ${opts.hint(job.state)}`);
     }
   }
-  return { done, problems };
+  return { done, missing, problems };
 }
 
 /**
  * Prints what was done ("cancelled a, b", or a count with `summarize`) and throws when any id
- * failed, naming each, so the exit code is 1.
+ * failed, naming each ("1 of 3 failed: job "c" is completed; …; not found: x, y"), so the exit
+ * code is 1.
  */
-export function report({ done, problems }: Outcome, verb: string, summarize = false) {
+export function report({ done, missing, problems }: Outcome, verb: string, summarize = false) {
   if (done.length > 0) {
     out(
       summarize
@@ -68,12 +73,17 @@ export function report({ done, problems }: Outcome, verb: string, summarize = fa
         : `${verb} ${done.join(", ")}`,
     );
   }
-  if (problems.length === 1 && done.length === 0) throw new ConflictError(problems[0]);
-  if (problems.length > 0) {
-    throw new ConflictError(
-      `${problems.length} of ${done.length + problems.length} failed: ${problems.join("; ")}`,
-    );
+  const failed = problems.length + missing.length;
+  if (failed === 0) return;
+  if (failed === 1 && done.length === 0) {
+    throw problems.length === 1 ? new ConflictError(problems[0]) : notFound(missing[0]);
   }
+  const parts = [...problems];
+  if (missing.length > 0) {
+    parts.push(`not found: ${missing.map((id) => `"${id}"`).join(", ")} (see queuectl list)`);
+  }
+  const Err = problems.length > 0 ? ConflictError : NotFoundError;
+  throw new Err(`${failed} of ${done.length + failed} failed: ${parts.join("; ")}`);
 }
 
 const idsParameter = {
@@ -102,7 +112,7 @@ const retryOptions: ApplyOptions = {
       ? "it is running now; wait for it to finish"
       : s === "pending"
       ? "it is already waiting to run"
-      : "only failed, dead or cancelled jobs can be retried",
+      : "enqueue it again under a new id to run it once more",
 };
 
 async function cancel(this: Context, flags: DbFlags, ...ids: string[]) {
@@ -120,6 +130,8 @@ const cancelOptions: ApplyOptions = {
   hint: (s) =>
     s === "processing"
       ? "it is running now; wait for it, or stop its worker"
+      : s === "cancelled"
+      ? "nothing to do (queuectl retry runs it again)"
       : "only pending or failed jobs can be cancelled",
 };
 
