@@ -71,6 +71,7 @@ export const listCommand = buildCommand({
         parse: parseState,
         brief: "pending, processing, completed, failed, dead or cancelled",
         optional: true,
+        placeholder: "state",
       },
       ...pageFlags,
       ...jsonFlag,

@@ -18,7 +18,8 @@ const PURGEABLE: JobState[] = ["completed", "dead", "cancelled"];
 async function purge(this: Context, flags: DbFlags & { state: JobState; olderThan: number }) {
   if (!PURGEABLE.includes(flags.state)) {
     throw new UsageError(
-      `--state ${flags.state} cannot be purged; choose ${PURGEABLE.join(", ")}`,
+      `--state ${flags.state} cannot be purged; choose completed, dead or cancelled ` +
+        `(cancel pending or failed jobs first)`,
     );
   }
   await withStore(flags, async (store, path) => {
@@ -43,6 +44,7 @@ export const purgeCommand = buildCommand({
         kind: "parsed",
         parse: parseState,
         brief: "completed, dead or cancelled",
+        placeholder: "state",
       },
       olderThan: {
         kind: "parsed",
