@@ -126,26 +126,32 @@ export async function workerMain(argv: string[]): Promise<number> {
   await tick();
 
   let transientDelay = 0;
+  // A job claimed together with the previous job's result (one commit for both).
+  let claimed: Job | null = null;
   try {
-    while (!stopping.signal.aborted) {
+    // A job claimed in the same commit as a stop request's arrival still runs: it was claimed.
+    while (claimed || !stopping.signal.aborted) {
       if (heartbeatIntervalMs(config) !== beatEvery) {
         beatEvery = heartbeatIntervalMs(config);
         clearInterval(beat);
         beat = setInterval(tick, beatEvery);
       }
-      let job: Job | undefined;
-      try {
-        [job] = await store.claimNext(workerId, Date.now());
-        transientDelay = 0;
-      } catch (e) {
-        if (!isTransient(e)) throw e;
-        transientDelay = Math.min(TRANSIENT_BACKOFF_MAX_MS, Math.max(250, transientDelay * 2));
-        wlog.warn("worker.store_unavailable", {
-          error: (e as Error).message,
-          retry_in: formatDuration(transientDelay),
-        });
-        await store.waitForChange(transientDelay, stopping.signal);
-        continue;
+      let job: Job | null = claimed;
+      claimed = null;
+      if (!job) {
+        try {
+          [job = null] = await store.claimNext(workerId, Date.now());
+          transientDelay = 0;
+        } catch (e) {
+          if (!isTransient(e)) throw e;
+          transientDelay = Math.min(TRANSIENT_BACKOFF_MAX_MS, Math.max(250, transientDelay * 2));
+          wlog.warn("worker.store_unavailable", {
+            error: (e as Error).message,
+            retry_in: formatDuration(transientDelay),
+          });
+          await store.waitForChange(transientDelay, stopping.signal);
+          continue;
+        }
       }
       if (!job) {
         const due = await store.nextRunAt();
@@ -155,7 +161,7 @@ export async function workerMain(argv: string[]): Promise<number> {
         if (wait > 0) await store.waitForChange(wait, stopping.signal);
         continue;
       }
-      await runOne(store, job, workerId, config, forced.signal, wlog);
+      claimed = await runOne(store, job, workerId, config, forced.signal, stopping.signal, wlog);
     }
   } finally {
     clearInterval(beat);
@@ -173,7 +179,8 @@ export async function workerMain(argv: string[]): Promise<number> {
 }
 
 /**
- * Runs one claimed job and records its outcome.
+ * Runs one claimed job and records its outcome; unless the worker is stopping, claims the next job
+ * in the same commit and returns it.
  *
  * !!! The job is ours until `finishAttempt` succeeds: whatever happens below, the outcome must be
  * recorded, or the job sits in `processing` until its lease runs out. Store errors here are retried
@@ -185,8 +192,9 @@ async function runOne(
   workerId: string,
   config: Config,
   interrupt: AbortSignal,
+  stopping: AbortSignal,
   log: Logger,
-) {
+): Promise<Job | null> {
   log.info("job.started", { job: job.id, attempt: job.attempts });
   log.debug("job.command", { job: job.id, command: job.command, cwd: job.cwd });
   const result = await runJob({
@@ -208,9 +216,21 @@ async function runOne(
     : transition(job, { type: "fail", outcome: result.outcome }, now, backoffPolicy(config));
 
   let delay = 100;
-  for (;;) {
+  for (let first = true;; first = false) {
     try {
-      const saved = await store.finishAttempt(job.id, workerId, next, result, now);
+      let saved: Job | null;
+      let claimed: Job | null = null;
+      if (first && !stopping.aborted) {
+        ({ finished: saved, claimed } = await store.finishAndClaim(
+          job.id,
+          workerId,
+          next,
+          result,
+          now,
+        ));
+      } else {
+        saved = await store.finishAttempt(job.id, workerId, next, result, now);
+      }
       const fields = {
         job: job.id,
         attempt: job.attempts,
@@ -240,7 +260,7 @@ async function runOne(
       } else {
         log.warn("job.interrupted", { ...fields, state: saved.state });
       }
-      return;
+      return claimed;
     } catch (e) {
       if (interrupt.aborted && !isTransient(e)) throw e;
       log.warn("job.record_failed", {

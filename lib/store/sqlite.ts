@@ -361,23 +361,27 @@ export class SqliteStore implements Store {
   }
 
   claimNext(workerId: string, now: number, limit = 1): Promise<Job[]> {
-    // One autocommit statement: it takes the write lock as it starts, so two workers can never
-    // claim the same row. Mirrors transition(job, {type: "claim"}).
-    return this.#do(() =>
-      this.#all(
-        `UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ?,
-           started_at = ?, finished_at = NULL, updated_at = ?
-         WHERE seq IN (
-           SELECT seq FROM jobs WHERE state IN ('pending','failed') AND run_at <= ?
-           ORDER BY priority DESC, run_at, seq LIMIT ?)
-         RETURNING *`,
-        workerId,
-        now,
-        now,
-        now,
-        limit,
-      ).map(toJob).sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq)
-    );
+    return this.#do(() => this.#claim(workerId, now, limit));
+  }
+
+  /**
+   * One autocommit statement (or part of the caller's transaction): it takes the write lock as it
+   * starts, so two workers can never claim the same row. Mirrors transition(job, {type: "claim"}).
+   */
+  #claim(workerId: string, now: number, limit: number): Job[] {
+    return this.#all(
+      `UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ?,
+         started_at = ?, finished_at = NULL, updated_at = ?
+       WHERE seq IN (
+         SELECT seq FROM jobs WHERE state IN ('pending','failed') AND run_at <= ?
+         ORDER BY priority DESC, run_at, seq LIMIT ?)
+       RETURNING *`,
+      workerId,
+      now,
+      now,
+      now,
+      limit,
+    ).map(toJob).sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq);
   }
 
   finishAttempt(
@@ -387,43 +391,64 @@ export class SqliteStore implements Store {
     result: AttemptResult,
     now: number,
   ): Promise<Job | null> {
+    return this.#do(() => this.#tx(() => this.#finish(jobId, workerId, next, result, now)));
+  }
+
+  finishAndClaim(
+    jobId: string,
+    workerId: string,
+    next: Transition,
+    result: AttemptResult,
+    now: number,
+  ): Promise<{ finished: Job | null; claimed: Job | null }> {
     return this.#do(() =>
-      this.#tx(() => {
-        const r = this.#get(
-          `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at), finished_at = ?,
-             updated_at = ?, exit_code = ?, error = ?
-           WHERE id = ? AND state = 'processing' AND worker_id = ?
-           RETURNING *`,
-          next.state,
-          next.attempts,
-          next.runAt,
-          now,
-          now,
-          result.exitCode,
-          result.outcome === "completed" ? null : result.error,
-          jobId,
-          workerId,
-        );
-        if (!r) return null;
-        const job = toJob(r);
-        this.#run(
-          `INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
-             exit_code, signal, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          jobId,
-          next.state === "pending" && result.outcome === "interrupted"
-            ? job.attempts + 1
-            : job.attempts,
-          workerId,
-          job.startedAt ?? now,
-          now,
-          result.outcome,
-          result.exitCode,
-          result.signal,
-          result.error,
-        );
-        return job;
-      })
+      this.#tx(() => ({
+        finished: this.#finish(jobId, workerId, next, result, now),
+        claimed: this.#claim(workerId, now, 1)[0] ?? null,
+      }))
     );
+  }
+
+  /** The guarded end of a run plus its attempt row; call inside a transaction. */
+  #finish(
+    jobId: string,
+    workerId: string,
+    next: Transition,
+    result: AttemptResult,
+    now: number,
+  ): Job | null {
+    const r = this.#get(
+      `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at), finished_at = ?,
+         updated_at = ?, exit_code = ?, error = ?
+       WHERE id = ? AND state = 'processing' AND worker_id = ?
+       RETURNING *`,
+      next.state,
+      next.attempts,
+      next.runAt,
+      now,
+      now,
+      result.exitCode,
+      result.outcome === "completed" ? null : result.error,
+      jobId,
+      workerId,
+    );
+    if (!r) return null;
+    const job = toJob(r);
+    this.#run(
+      `INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
+         exit_code, signal, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      jobId,
+      // An interrupted run gave its number back (transition "interrupt"); record the run's own.
+      result.outcome === "interrupted" ? job.attempts + 1 : job.attempts,
+      workerId,
+      job.startedAt ?? now,
+      now,
+      result.outcome,
+      result.exitCode,
+      result.signal,
+      result.error,
+    );
+    return job;
   }
 
   applyTransition(

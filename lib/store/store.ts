@@ -139,6 +139,19 @@ export interface Store {
   ): Promise<Job | null>;
 
   /**
+   * `finishAttempt`, then `claimNext(workerId, now, 1)`, in one transaction: one commit per job
+   * for a busy worker instead of two. `finished` is `null` when the guard did not match (the
+   * claim still happens); `claimed` is `null` when no job is ready.
+   */
+  finishAndClaim(
+    jobId: string,
+    workerId: string,
+    next: Transition,
+    result: AttemptResult,
+    now: number,
+  ): Promise<{ finished: Job | null; claimed: Job | null }>;
+
+  /**
    * Applies a person's change (`retry`, `cancel`) to a job that is not running. Guarded by
    * `expected`: returns the updated job, or `null` when the job is no longer in that state.
    */
