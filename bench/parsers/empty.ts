@@ -1,0 +1,1 @@
+// The floor: `deno run` of a script that does nothing.
