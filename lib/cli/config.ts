@@ -119,7 +119,11 @@ export const configRoutes = buildRouteMap({
         flags: { ...dbFlag },
         positional: {
           kind: "tuple",
-          parameters: [keyParam, { brief: "Value", parse: String, placeholder: "value" }],
+          parameters: [keyParam, {
+            brief: "A number, a duration (90s, 10m), a size (4MiB) or true/false",
+            parse: String,
+            placeholder: "value",
+          }],
         },
       },
       docs: {

@@ -253,7 +253,8 @@ export const enqueueCommand = buildCommand({
       `  queuectl enqueue '{"id":"job1","command":"sleep 2"}'`,
       `  queuectl enqueue '{"command":"./backup.sh","max_retries":5,"timeout":"10m"}'`,
       "  queuectl enqueue --id j1 --retries 2 --delay 10s -- echo hi",
-      "  queuectl enqueue --file jobs.ndjson",
+      "  queuectl enqueue --env TOKEN=abc --cwd /srv/app -- ./deploy.sh",
+      "  queuectl enqueue --file jobs.ndjson      # one JSON spec per line; - reads stdin",
     ].join("\n"),
   },
 });

@@ -41,6 +41,9 @@ export function buildProgram(text: ApplicationText) {
         `  queuectl enqueue '{"id":"job1","command":"sleep 2"}'`,
         "  queuectl worker start --count 2     # Ctrl+C to stop",
         "  queuectl status",
+        "",
+        "Exit codes: 0 done, 1 could not be done (unknown job, wrong state, store unusable),",
+        "2 usage mistake (unknown command or flag, bad value). Errors are one line on stderr.",
       ].join("\n"),
     },
   });

@@ -49,7 +49,7 @@ export const purgeCommand = buildCommand({
       olderThan: {
         kind: "parsed",
         parse: durationParser("older-than"),
-        brief: "Only jobs that finished longer ago than this (e.g. 7d); default: all",
+        brief: "Only jobs that finished longer ago than this, e.g. 7d; 0 means all",
         default: "0",
         placeholder: "age",
       },

@@ -140,7 +140,7 @@ export const retryCommand = buildCommand({
   parameters: { flags: { ...dbFlag }, positional: idsParameter },
   docs: {
     brief: "Run failed, dead or cancelled jobs again now",
-    fullDescription: "A dead or cancelled job starts over with its full retry budget; a failed " +
+    fullDescription: "A dead or cancelled job starts over with its full retry budget; a failed\n" +
       "job keeps its attempt count and just runs sooner.\n\nExample:\n  queuectl retry job1 job2",
   },
 });
