@@ -34,7 +34,7 @@ function assertOneLineError(r: CliResult, code: number, pattern?: RegExp) {
   assert.equal(r.stdout, "", detail);
   assert.match(r.stderr, /^queuectl: [^\n]+\n$/, detail);
   assert.doesNotMatch(r.stderr, /internal error/, detail);
-  if (pattern) assert.match(r.stderr, pattern, detail);
+  if (pattern) assert.match(r.stderr.trimEnd(), pattern, detail);
 }
 
 Deno.test("[enqueue] should store a JSON spec with every field as given", async () => {
