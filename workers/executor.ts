@@ -3,7 +3,7 @@
  * log file (capped, keeping the tail), a timeout that kills the whole process tree, and an outcome
  * that keeps a non-zero exit, a failed spawn, a timeout and a kill apart. No store access here.
  */
-import { dirname } from "node:path";
+import { dirname } from "../lib/paths.ts";
 import type { AttemptResult } from "../lib/store/store.ts";
 
 export interface RunOptions {

@@ -8,7 +8,7 @@
  * SIGTERM again, which makes each worker kill its job (the job goes back to pending). A third
  * sends SIGKILL.
  */
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "../lib/paths.ts";
 import { fileURLToPath } from "node:url";
 import { CONFIG_KEYS, envName } from "../lib/config.ts";
 import { formatDuration } from "../lib/duration.ts";

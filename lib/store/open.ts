@@ -3,7 +3,7 @@
  * `$XDG_DATA_HOME/queuectl/queue.db` > `~/.local/share/queuectl/queue.db`. The directory is created
  * 0700 and the database file 0600 on first use; `init` is never required.
  */
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "../paths.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { type SqliteOptions, SqliteStore } from "./sqlite.ts";
 import type { Store } from "./store.ts";

@@ -7,7 +7,7 @@
  * to power loss only means a job runs again (at-least-once allows that).
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
-import { dirname } from "node:path";
+import { dirname } from "../paths.ts";
 import { ConflictError, StoreError } from "../errors.ts";
 import type { JobState, Transition } from "../job.ts";
 import type {
