@@ -4,7 +4,7 @@
  */
 import type { CommandContext } from "@stricli/core";
 import { parseDurationMs } from "../duration.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError, UserError } from "../errors.ts";
 import { JOB_STATES, type JobState } from "../job.ts";
 import { openStore, resolveDbPath } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
@@ -35,11 +35,27 @@ export async function withStore<T>(
   fn: (store: Store, path: string) => Promise<T>,
 ): Promise<T> {
   const path = resolveDbPath(flags.db);
+  if (isDirectory(path)) {
+    // SQLite would only say "unable to open database file".
+    throw new UserError(
+      `${path} is a directory; the database is a file: pass --db ${
+        path.replace(/\/$/, "")
+      }/queue.db`,
+    );
+  }
   const store = openStore(path);
   try {
     return await fn(store, path);
   } finally {
     await store.close();
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false; // missing: created on first use
   }
 }
 
