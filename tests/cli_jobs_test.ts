@@ -293,11 +293,21 @@ Deno.test("[show] should print a job with every attempt it made", async () => {
   );
 });
 
-Deno.test("[logs] should say on stderr that a job has no output yet", async () => {
+Deno.test("[logs] should say on stderr why a job has no output", async () => {
   await using t = await tempDb();
-  await seed(t.db, [{ id: "p", state: "pending" }]);
-  const r = await runCli(t.db, ["logs", "p"]);
-  assert.deepEqual(r, { code: 0, stdout: "", stderr: "(no output yet from p)\n" });
+  await seed(t.db, [
+    { id: "c", state: "completed" },
+    { id: "f", state: "failed" },
+    { id: "p", state: "pending" },
+  ]);
+  const [c, f, p] = await Promise.all(["c", "f", "p"].map((id) => runCli(t.db, ["logs", id])));
+  assert.deepEqual(p, {
+    code: 0,
+    stdout: "",
+    stderr: "(p has not run yet, so it has no output)\n",
+  });
+  assert.deepEqual(f, { code: 0, stdout: "", stderr: "(no output yet from f)\n" });
+  assert.deepEqual(c, { code: 0, stdout: "", stderr: "(c printed no output)\n" });
 });
 
 Deno.test("[logs] show, logs and dlq should report what a real worker ran", async () => {

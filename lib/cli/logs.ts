@@ -40,7 +40,13 @@ async function logs(this: Context, flags: DbFlags & { follow: boolean }, id: str
     let offset = await copyFrom(path, 0);
     if (!flags.follow) {
       if (offset === 0) {
-        Deno.stderr.writeSync(new TextEncoder().encode(`(no output yet from ${id})\n`));
+        // A note, not output: stdout stays exactly what the job printed.
+        const note = job.attempts === 0 && job.state !== "processing"
+          ? `(${id} has not run yet, so it has no output)`
+          : ["pending", "processing", "failed"].includes(job.state)
+          ? `(no output yet from ${id})`
+          : `(${id} printed no output)`;
+        Deno.stderr.writeSync(new TextEncoder().encode(note + "\n"));
       }
       return;
     }
