@@ -1,0 +1,998 @@
+/**
+ * The Store conformance suite: one set of tests that every `Store` implementation must pass.
+ * `store_sqlite_test.ts` runs it against SQLite; a PostgreSQL store will run the same suite.
+ *
+ * Each test gets a fresh, empty database and may open several connections to it (to check what
+ * one connection sees of another's writes, and that two claimers never get the same job). Time is
+ * always passed in as `now`: nothing here sleeps or reads the clock to decide anything.
+ */
+import assert from "node:assert/strict";
+import { ConflictError } from "../lib/errors.ts";
+import {
+  type BackoffPolicy,
+  JOB_STATES,
+  type JobEvent,
+  type JobState,
+  transition,
+} from "../lib/job.ts";
+import type { AttemptResult, Job, JobCounts, NewJob, Store } from "../lib/store/store.ts";
+
+/** A fresh, empty database for one test. Disposing it removes it. */
+export interface TestDatabase extends AsyncDisposable {
+  /** Opens a new connection to this database. The suite closes every connection it opens. */
+  connect(): Promise<Store>;
+}
+
+/** Creates a `TestDatabase`; called once per test. */
+export type DatabaseFactory = () => Promise<TestDatabase>;
+
+interface Ctx {
+  /** The first connection to the test's database. */
+  store: Store;
+  /** Opens another connection to the same database (closed by the suite). */
+  connect(): Promise<Store>;
+}
+
+const T0 = 1_800_000_000_000;
+const POLICY: BackoffPolicy = { backoffBaseSeconds: 2, backoffMaxSeconds: 3600, jitter: false };
+
+/** A valid `NewJob`, ready now (at T0) unless overridden. */
+export function newJob(id: string, fields: Partial<NewJob> = {}): NewJob {
+  return {
+    id,
+    command: `echo ${id}`,
+    maxRetries: 3,
+    priority: 0,
+    runAt: T0,
+    timeoutMs: 0,
+    cwd: "/tmp",
+    env: null,
+    ...fields,
+  };
+}
+
+const OK: AttemptResult = { outcome: "completed", exitCode: 0, signal: null, error: null };
+const EXIT3: AttemptResult = { outcome: "exited", exitCode: 3, signal: null, error: "boom" };
+const INTERRUPTED: AttemptResult = {
+  outcome: "interrupted",
+  exitCode: null,
+  signal: "SIGTERM",
+  error: "worker stopped",
+};
+const LOST: AttemptResult = {
+  outcome: "worker_lost",
+  exitCode: null,
+  signal: null,
+  error: "worker lost: no heartbeat for 30s",
+};
+
+/** Claims exactly one job and returns it. */
+async function claimOne(store: Store, workerId: string, now: number): Promise<Job> {
+  const jobs = await store.claimNext(workerId, now);
+  assert.equal(jobs.length, 1, `expected one job to claim at T0+${now - T0}`);
+  return jobs[0];
+}
+
+/** Ends the current run of `job` (held by `job.workerId`) the way a worker does. */
+async function finish(
+  store: Store,
+  job: Job,
+  now: number,
+  result: AttemptResult = OK,
+): Promise<Job> {
+  const event: JobEvent = result.outcome === "completed"
+    ? { type: "succeed" }
+    : result.outcome === "interrupted"
+    ? { type: "interrupt" }
+    : { type: "fail", outcome: result.outcome };
+  const saved = await store.finishAttempt(
+    job.id,
+    job.workerId!,
+    transition(job, event, now, POLICY),
+    result,
+    now,
+  );
+  assert.ok(saved, `finishAttempt(${job.id}) should have matched`);
+  return saved;
+}
+
+/** Applies a person's `retry` or `cancel` the way the CLI does. */
+async function apply(store: Store, id: string, type: "retry" | "cancel", now: number) {
+  const job = (await store.getJob(id))!;
+  const saved = await store.applyTransition(id, job.state, transition(job, { type }, now), now);
+  assert.ok(saved, `applyTransition(${id}, ${type}) should have matched`);
+  return saved;
+}
+
+async function registerWorker(store: Store, id: string, now: number, pid = 4242) {
+  await store.registerWorker({
+    id,
+    pid,
+    host: "testhost",
+    supervisorPid: 4000,
+    startedAt: now,
+    heartbeatAt: now,
+  });
+}
+
+/**
+ * Enqueues one job per state at T0 (in `JOB_STATES` order) and moves each into its state: w1
+ * claims them at T0+10 and finishes them at T0+20; the failed one's retry is due at T0+2020.
+ */
+async function oneJobPerState(store: Store): Promise<Record<JobState, string>> {
+  // Priorities make the claims below pick the jobs in this order and leave "pending" alone.
+  const priority: Record<JobState, number> = {
+    processing: 4,
+    completed: 3,
+    failed: 2,
+    dead: 1,
+    pending: 0,
+    cancelled: 0,
+  };
+  await store.enqueue(
+    JOB_STATES.map((s) =>
+      newJob(`job-${s}`, { priority: priority[s], maxRetries: s === "dead" ? 0 : 3 })
+    ),
+    T0,
+  );
+  await apply(store, "job-cancelled", "cancel", T0 + 5);
+  const claim = async (s: JobState) => {
+    const job = await claimOne(store, "w1", T0 + 10);
+    assert.equal(job.id, `job-${s}`);
+    return job;
+  };
+  await claim("processing");
+  await finish(store, await claim("completed"), T0 + 20);
+  await finish(store, await claim("failed"), T0 + 20, EXIT3);
+  await finish(store, await claim("dead"), T0 + 20, EXIT3);
+  const ids = Object.fromEntries(JOB_STATES.map((s) => [s, `job-${s}`]));
+  for (const s of JOB_STATES) assert.equal((await store.getJob(ids[s]))!.state, s);
+  return ids as Record<JobState, string>;
+}
+
+/** Registers the whole suite with `Deno.test`, against databases from `newDatabase`. */
+export function storeConformance(name: string, newDatabase: DatabaseFactory): void {
+  function storeTest(title: string, fn: (ctx: Ctx) => Promise<void>) {
+    Deno.test(`store(${name}): ${title}`, async () => {
+      await using db = await newDatabase();
+      const opened: Store[] = [];
+      const connect = async () => {
+        const s = await db.connect();
+        opened.push(s);
+        return s;
+      };
+      try {
+        await fn({ store: await connect(), connect });
+      } finally {
+        for (const s of opened) await s.close();
+      }
+    });
+  }
+
+  // --- enqueue and reading back ---------------------------------------------------------------
+
+  storeTest("enqueue + getJob round-trips every field", async ({ store }) => {
+    const spec = newJob("nightly-ü 1", {
+      command: `printf '%s\\n' "a b" && echo "ü ✓" | tr a-z A-Z\nexit 0`,
+      maxRetries: 7,
+      priority: -12,
+      runAt: T0 + 86_400_000,
+      timeoutMs: 90_000,
+      cwd: "/srv/app dir/ü",
+      // Parsed, so that __proto__ is an own property, as lib/spec.ts produces it.
+      env: JSON.parse(
+        '{"NAME":"value with spaces","EMPTY":"","JSON":"{\\"a\\":[1]}","__proto__":"1"}',
+      ),
+    });
+    await store.enqueue([spec], T0 - 5);
+    const job = await store.getJob(spec.id);
+    assert.ok(job);
+    assert.equal(typeof job.seq, "number");
+    assert.deepEqual({ ...job, seq: 0 }, {
+      seq: 0,
+      ...spec,
+      state: "pending",
+      attempts: 0,
+      createdAt: T0 - 5,
+      updatedAt: T0 - 5,
+      startedAt: null,
+      finishedAt: null,
+      exitCode: null,
+      error: null,
+      workerId: null,
+    });
+  });
+
+  storeTest("enqueue keeps values that look like other types as they are", async ({ store }) => {
+    const specs = [
+      newJob("42", { command: "1e3", cwd: "007", env: { N: "1.0", B: "true", Z: "null" } }),
+      newJob("null", { env: {} }),
+      newJob("x", { priority: 1_000_000, maxRetries: 0, runAt: 0, timeoutMs: 2_592_000_000 }),
+      newJob("y", { priority: -1_000_000, runAt: 8_640_000_000_000_000 }),
+    ];
+    await store.enqueue(specs, T0);
+    for (const spec of specs) {
+      const job = (await store.getJob(spec.id))!;
+      const got: NewJob = {
+        id: job.id,
+        command: job.command,
+        maxRetries: job.maxRetries,
+        priority: job.priority,
+        runAt: job.runAt,
+        timeoutMs: job.timeoutMs,
+        cwd: job.cwd,
+        env: job.env,
+      };
+      assert.deepEqual(got, spec, spec.id);
+    }
+  });
+
+  storeTest("getJob of an unknown id is null", async ({ store }) => {
+    assert.equal(await store.getJob("nope"), null);
+    await store.enqueue([newJob("a")], T0);
+    assert.equal(await store.getJob("A"), null);
+    assert.equal(await store.getJob("a "), null);
+  });
+
+  storeTest(
+    "enqueue order gives increasing seqs, within a batch and across batches",
+    async ({ store }) => {
+      await store.enqueue([newJob("c"), newJob("a"), newJob("b")], T0);
+      await store.enqueue([newJob("0")], T0);
+      const seqs = await Promise.all(
+        ["c", "a", "b", "0"].map(async (id) => (await store.getJob(id))!.seq),
+      );
+      for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `seqs ${seqs}`);
+    },
+  );
+
+  storeTest("enqueue of no jobs stores nothing", async ({ store }) => {
+    await store.enqueue([], T0);
+    assert.equal(await store.countJobs(), 0);
+  });
+
+  storeTest(
+    "a duplicate id → ConflictError naming it, and nothing from the batch is stored",
+    async ({ store }) => {
+      await store.enqueue([newJob("a")], T0);
+      await assert.rejects(
+        store.enqueue([newJob("b"), newJob("a", { command: "other" }), newJob("c")], T0 + 1),
+        (e: unknown) => {
+          assert.ok(e instanceof ConflictError, `expected ConflictError, got ${e}`);
+          assert.match(e.message, /"a"/);
+          assert.doesNotMatch(e.message, /\n/);
+          return true;
+        },
+      );
+      assert.equal(await store.countJobs(), 1);
+      assert.equal(await store.getJob("b"), null);
+      assert.equal(await store.getJob("c"), null);
+      const a = (await store.getJob("a"))!;
+      assert.equal(a.command, "echo a");
+      assert.equal(a.updatedAt, T0);
+    },
+  );
+
+  storeTest(
+    "a duplicate id within one batch → ConflictError, nothing stored",
+    async ({ store }) => {
+      await assert.rejects(
+        store.enqueue([newJob("x"), newJob("y"), newJob("x")], T0),
+        (e: unknown) => e instanceof ConflictError && /"x"/.test(e.message),
+      );
+      assert.equal(await store.countJobs(), 0);
+      // The failed batch left nothing behind: the same ids can be enqueued afterwards.
+      await store.enqueue([newJob("x"), newJob("y")], T0);
+      assert.equal(await store.countJobs(), 2);
+    },
+  );
+
+  storeTest(
+    "listJobs returns jobs in enqueue order, by state, with limit and offset",
+    async ({ store }) => {
+      const ids = await oneJobPerState(store);
+      await store.enqueue([newJob("late")], T0 + 30);
+      const all = await store.listJobs({ limit: 100 });
+      assert.deepEqual(all.map((j) => j.id), [...JOB_STATES.map((s) => ids[s]), "late"]);
+      assert.deepEqual(
+        (await store.listJobs({ limit: 2, offset: 1 })).map((j) => j.id),
+        [ids.processing, ids.completed],
+      );
+      assert.deepEqual(
+        (await store.listJobs({ state: "pending", limit: 100 })).map((j) => j.id),
+        [ids.pending, "late"],
+      );
+      assert.deepEqual(
+        (await store.listJobs({ state: "pending", limit: 1, offset: 1 })).map((j) => j.id),
+        ["late"],
+      );
+      assert.deepEqual(await store.listJobs({ state: "dead", limit: 0 }), []);
+      assert.deepEqual(all[0], await store.getJob(all[0].id));
+    },
+  );
+
+  storeTest("countJobs counts all jobs or those of one state", async ({ store }) => {
+    assert.equal(await store.countJobs(), 0);
+    await oneJobPerState(store);
+    assert.equal(await store.countJobs(), JOB_STATES.length);
+    for (const s of JOB_STATES) assert.equal(await store.countJobs(s), 1, s);
+  });
+
+  storeTest("another connection sees committed jobs at once", async ({ store, connect }) => {
+    const other = await connect();
+    await store.enqueue([newJob("a")], T0);
+    assert.equal((await other.getJob("a"))?.state, "pending");
+  });
+
+  // --- claiming -------------------------------------------------------------------------------
+
+  storeTest(
+    "claimNext orders by priority (high first), then run_at, then enqueue order",
+    async ({ store }) => {
+      await store.enqueue([
+        newJob("a", { priority: 0, runAt: T0 }),
+        newJob("b", { priority: 5, runAt: T0 + 10 }),
+        newJob("c", { priority: 0, runAt: T0 - 100 }),
+        newJob("d", { priority: 5, runAt: T0 }),
+        newJob("e", { priority: 0, runAt: T0 }),
+        newJob("f", { priority: -1, runAt: T0 - 1000 }),
+      ], T0 - 1000);
+      await store.enqueue([newJob("g", { priority: 0, runAt: T0 })], T0 - 999);
+      const order: string[] = [];
+      for (let i = 0; i < 7; i++) order.push((await claimOne(store, "w1", T0 + 10)).id);
+      assert.deepEqual(order, ["d", "b", "c", "a", "e", "g", "f"]);
+      assert.deepEqual(await store.claimNext("w1", T0 + 10), []);
+    },
+  );
+
+  storeTest("claimNext with a limit returns several jobs, in claim order", async ({ store }) => {
+    await store.enqueue([
+      newJob("low", { priority: -1 }),
+      newJob("later", { runAt: T0 + 5 }),
+      newJob("high", { priority: 9 }),
+      newJob("first"),
+    ], T0);
+    const jobs = await store.claimNext("w1", T0 + 5, 3);
+    assert.deepEqual(jobs.map((j) => j.id), ["high", "first", "later"]);
+    assert.deepEqual((await store.claimNext("w1", T0 + 5, 10)).map((j) => j.id), ["low"]);
+  });
+
+  storeTest(
+    "claimNext moves a job to processing exactly as transition(claim) says",
+    async ({ store }) => {
+      await store.enqueue([newJob("a", { runAt: T0 - 50 })], T0 - 100);
+      const before = (await store.getJob("a"))!;
+      const claimed = await claimOne(store, "w1", T0);
+      const next = transition(before, { type: "claim" }, T0);
+      assert.deepEqual(claimed, {
+        ...before,
+        state: next.state,
+        attempts: next.attempts,
+        workerId: "w1",
+        startedAt: T0,
+        updatedAt: T0,
+      });
+      assert.deepEqual(await store.getJob("a"), claimed);
+    },
+  );
+
+  storeTest(
+    "claimNext skips jobs whose run_at is in the future; run_at = now is ready",
+    async ({ store }) => {
+      await store.enqueue([newJob("later", { runAt: T0 + 1000, priority: 100 })], T0);
+      assert.deepEqual(await store.claimNext("w1", T0), []);
+      assert.deepEqual(await store.claimNext("w1", T0 + 999), []);
+      assert.equal((await store.getJob("later"))!.state, "pending");
+      assert.equal((await claimOne(store, "w1", T0 + 1000)).id, "later");
+    },
+  );
+
+  storeTest("claimNext takes only pending and failed jobs", async ({ store }) => {
+    const ids = await oneJobPerState(store);
+    // The failed job's retry is due 2 s after it failed (at T0+20).
+    const claimed = await store.claimNext("w2", T0 + 1_000_000, 10);
+    assert.deepEqual(claimed.map((j) => j.id).sort(), [ids.failed, ids.pending].sort());
+    for (const s of ["completed", "dead", "cancelled"] as const) {
+      assert.equal((await store.getJob(ids[s]))!.state, s);
+    }
+    assert.equal((await store.getJob(ids.processing))!.workerId, "w1");
+  });
+
+  storeTest(
+    "a failed job is claimed again once its retry is due, with attempts + 1",
+    async ({ store }) => {
+      await store.enqueue([newJob("a")], T0);
+      const failed = await finish(store, await claimOne(store, "w1", T0), T0 + 100, EXIT3);
+      assert.equal(failed.state, "failed");
+      assert.equal(failed.runAt, T0 + 100 + 2_000);
+      assert.deepEqual(await store.claimNext("w1", T0 + 2_099), []);
+      const again = await claimOne(store, "w2", T0 + 2_100);
+      assert.equal(again.attempts, 2);
+      assert.equal(again.workerId, "w2");
+      assert.equal(again.startedAt, T0 + 2_100);
+      assert.equal(again.finishedAt, null);
+    },
+  );
+
+  storeTest(
+    "two connections claiming in turn never get the same job",
+    async ({ store, connect }) => {
+      const other = await connect();
+      const n = 25;
+      await store.enqueue(Array.from({ length: n }, (_, i) => newJob(`j${i}`)), T0);
+      const seen: string[] = [];
+      for (let round = 0; seen.length < n && round < 2 * n; round++) {
+        const [s, w] = round % 2 === 0 ? [store, "w1"] : [other, "w2"];
+        const jobs = await s.claimNext(w, T0 + round, 1 + (round % 3));
+        for (const j of jobs) {
+          assert.equal(j.workerId, w);
+          seen.push(j.id);
+        }
+      }
+      assert.equal(seen.length, n);
+      assert.equal(new Set(seen).size, n, "a job was claimed twice");
+      assert.deepEqual(await store.claimNext("w1", T0 + 1000), []);
+      assert.deepEqual(await other.claimNext("w2", T0 + 1000), []);
+      assert.equal(await store.countJobs("processing"), n);
+    },
+  );
+
+  storeTest(
+    "claims started together on two connections never share a job",
+    async ({ store, connect }) => {
+      const other = await connect();
+      const n = 30;
+      await store.enqueue(Array.from({ length: n }, (_, i) => newJob(`j${i}`)), T0);
+      const batches = await Promise.all(
+        Array.from(
+          { length: 20 },
+          (_, i) => (i % 2 === 0 ? store : other).claimNext(`w${i % 2}`, T0 + 1, 2),
+        ),
+      );
+      const ids = batches.flat().map((j) => j.id);
+      assert.equal(new Set(ids).size, ids.length, "a job was claimed twice");
+      assert.equal(ids.length, n);
+      for (const [i, batch] of batches.entries()) {
+        for (const j of batch) assert.equal((await store.getJob(j.id))!.workerId, `w${i % 2}`);
+      }
+    },
+  );
+
+  // --- finishing an attempt -------------------------------------------------------------------
+
+  storeTest("finishAttempt records success on the job and as an attempt", async ({ store }) => {
+    await store.enqueue([newJob("a")], T0);
+    const claimed = await claimOne(store, "w1", T0 + 1);
+    const done = await finish(store, claimed, T0 + 5);
+    assert.deepEqual(done, {
+      ...claimed,
+      state: "completed",
+      finishedAt: T0 + 5,
+      updatedAt: T0 + 5,
+      exitCode: 0,
+      error: null,
+    });
+    assert.deepEqual(await store.getJob("a"), done);
+    assert.deepEqual(await store.listAttempts("a"), [{
+      jobId: "a",
+      attempt: 1,
+      workerId: "w1",
+      startedAt: T0 + 1,
+      finishedAt: T0 + 5,
+      outcome: "completed",
+      exitCode: 0,
+      signal: null,
+      error: null,
+    }]);
+  });
+
+  storeTest(
+    "finishAttempt records a failure with its retry time, exit code and error",
+    async ({ store }) => {
+      await store.enqueue([newJob("a")], T0);
+      const claimed = await claimOne(store, "w1", T0 + 1);
+      const failed = await finish(store, claimed, T0 + 5, EXIT3);
+      assert.deepEqual(failed, {
+        ...claimed,
+        state: "failed",
+        runAt: T0 + 5 + 2_000,
+        finishedAt: T0 + 5,
+        updatedAt: T0 + 5,
+        exitCode: 3,
+        error: "boom",
+      });
+      assert.deepEqual(await store.listAttempts("a"), [{
+        jobId: "a",
+        attempt: 1,
+        workerId: "w1",
+        startedAt: T0 + 1,
+        finishedAt: T0 + 5,
+        outcome: "exited",
+        exitCode: 3,
+        signal: null,
+        error: "boom",
+      }]);
+    },
+  );
+
+  storeTest(
+    "finishAttempt on the last attempt moves the job to dead, run_at unchanged",
+    async ({ store }) => {
+      await store.enqueue([newJob("a", { maxRetries: 0, runAt: T0 - 7 })], T0 - 10);
+      const signalled: AttemptResult = {
+        outcome: "signalled",
+        exitCode: null,
+        signal: "SIGKILL",
+        error: "killed by SIGKILL",
+      };
+      const dead = await finish(store, await claimOne(store, "w1", T0), T0 + 5, signalled);
+      assert.equal(dead.state, "dead");
+      assert.equal(dead.attempts, 1);
+      assert.equal(dead.runAt, T0 - 7);
+      assert.equal(dead.exitCode, null);
+      assert.equal(dead.error, "killed by SIGKILL");
+      const [attempt] = await store.listAttempts("a");
+      assert.equal(attempt.outcome, "signalled");
+      assert.equal(attempt.signal, "SIGKILL");
+      assert.equal(attempt.exitCode, null);
+    },
+  );
+
+  storeTest(
+    "an interrupted run goes back to pending and is recorded as that run",
+    async ({ store }) => {
+      await store.enqueue([newJob("a")], T0);
+      const claimed = await claimOne(store, "w1", T0 + 1);
+      const back = await finish(store, claimed, T0 + 5, INTERRUPTED);
+      assert.equal(back.state, "pending");
+      assert.equal(back.attempts, 0);
+      assert.equal(back.runAt, T0 + 5);
+      const [attempt] = await store.listAttempts("a");
+      assert.equal(attempt.attempt, 1);
+      assert.equal(attempt.outcome, "interrupted");
+      assert.equal(attempt.signal, "SIGTERM");
+      const again = await claimOne(store, "w2", T0 + 6);
+      assert.equal(again.attempts, 1, "the interrupted run did not use up a retry");
+    },
+  );
+
+  storeTest("finishAttempt by another worker → null, nothing written", async ({ store }) => {
+    await store.enqueue([newJob("a")], T0);
+    const claimed = await claimOne(store, "w1", T0 + 1);
+    const next = transition(claimed, { type: "succeed" }, T0 + 5);
+    assert.equal(await store.finishAttempt("a", "w2", next, OK, T0 + 5), null);
+    assert.deepEqual(await store.getJob("a"), claimed);
+    assert.deepEqual(await store.listAttempts("a"), []);
+  });
+
+  storeTest(
+    "finishAttempt on a job that is not processing → null, nothing written",
+    async ({ store }) => {
+      const ids = await oneJobPerState(store);
+      const next = { state: "completed" as const, attempts: 1, runAt: null };
+      for (const s of ["pending", "completed", "failed", "dead", "cancelled"] as const) {
+        const before = (await store.getJob(ids[s]))!;
+        const attempts = await store.listAttempts(ids[s]);
+        // w1 held every claimed one of them last.
+        assert.equal(await store.finishAttempt(ids[s], "w1", next, OK, T0 + 500), null, s);
+        assert.deepEqual(await store.getJob(ids[s]), before, s);
+        assert.deepEqual(await store.listAttempts(ids[s]), attempts, s);
+      }
+      assert.equal(await store.finishAttempt("nope", "w1", next, OK, T0 + 500), null);
+      assert.deepEqual(await store.listAttempts("nope"), []);
+    },
+  );
+
+  storeTest(
+    "a second finishAttempt for the same run → null, one attempt recorded",
+    async ({ store }) => {
+      await store.enqueue([newJob("a")], T0);
+      const claimed = await claimOne(store, "w1", T0 + 1);
+      const done = await finish(store, claimed, T0 + 5);
+      const next = transition(claimed, { type: "fail", outcome: "exited" }, T0 + 6, POLICY);
+      assert.equal(await store.finishAttempt("a", "w1", next, EXIT3, T0 + 6), null);
+      assert.deepEqual(await store.getJob("a"), done);
+      assert.equal((await store.listAttempts("a")).length, 1);
+    },
+  );
+
+  storeTest("attempts are listed oldest first, each with its own run number", async ({ store }) => {
+    await store.enqueue([newJob("a"), newJob("b")], T0);
+    let job = await claimOne(store, "w1", T0);
+    job = await finish(store, job, T0 + 10, EXIT3); // retry at T0+2010
+    await finish(store, await claimOne(store, "w2", T0 + 20), T0 + 30); // b
+    job = await finish(store, await claimOne(store, "w2", T0 + 2_010), T0 + 2_020, LOST);
+    assert.equal(job.runAt, T0 + 2_020 + 4_000);
+    job = await finish(store, await claimOne(store, "w1", T0 + 6_020), T0 + 6_030);
+    assert.equal(job.state, "completed");
+    assert.equal(job.attempts, 3);
+    const attempts = await store.listAttempts("a");
+    assert.deepEqual(
+      attempts.map((a) => [a.attempt, a.workerId, a.startedAt - T0, a.finishedAt - T0, a.outcome]),
+      [
+        [1, "w1", 0, 10, "exited"],
+        [2, "w2", 2_010, 2_020, "worker_lost"],
+        [3, "w1", 6_020, 6_030, "completed"],
+      ],
+    );
+    assert.equal(attempts[1].error, LOST.error);
+    assert.deepEqual((await store.listAttempts("b")).map((a) => a.jobId), ["b"]);
+    assert.deepEqual(await store.listAttempts("nope"), []);
+  });
+
+  // --- a person's changes ---------------------------------------------------------------------
+
+  storeTest(
+    "applyTransition applies cancel and retry when the job is in the expected state",
+    async ({ store }) => {
+      await store.enqueue([newJob("a", { runAt: T0 + 50 }), newJob("b", { maxRetries: 0 })], T0);
+      const cancelled = await apply(store, "a", "cancel", T0 + 5);
+      assert.equal(cancelled.state, "cancelled");
+      assert.equal(cancelled.runAt, T0 + 50, "cancel leaves run_at unchanged");
+      assert.equal(cancelled.updatedAt, T0 + 5);
+      assert.deepEqual(await store.getJob("a"), cancelled);
+
+      await finish(store, await claimOne(store, "w1", T0 + 10), T0 + 20, EXIT3);
+      assert.equal((await store.getJob("b"))!.state, "dead");
+      const retried = await apply(store, "b", "retry", T0 + 30);
+      assert.equal(retried.state, "pending");
+      assert.equal(retried.attempts, 0);
+      assert.equal(retried.runAt, T0 + 30);
+      assert.equal(retried.updatedAt, T0 + 30);
+      assert.deepEqual(await store.listAttempts("a"), [], "a person's change is not an attempt");
+      assert.equal((await store.listAttempts("b")).length, 1);
+      assert.equal((await claimOne(store, "w1", T0 + 30)).id, "b");
+    },
+  );
+
+  storeTest(
+    "applyTransition when the job left the expected state → null, nothing written",
+    async ({ store }) => {
+      await store.enqueue([newJob("a")], T0);
+      const pending = (await store.getJob("a"))!;
+      const cancel = transition(pending, { type: "cancel" }, T0 + 5);
+      // A worker claimed it between the read and the write.
+      const claimed = await claimOne(store, "w1", T0 + 1);
+      assert.equal(await store.applyTransition("a", "pending", cancel, T0 + 5), null);
+      assert.deepEqual(await store.getJob("a"), claimed);
+      assert.equal(await store.applyTransition("nope", "pending", cancel, T0 + 5), null);
+      assert.equal(await store.countJobs(), 1);
+    },
+  );
+
+  // --- counts and schedule --------------------------------------------------------------------
+
+  storeTest("counts gives every state and the scheduled ones", async ({ store }) => {
+    const zero: JobCounts = {
+      pending: 0,
+      processing: 0,
+      completed: 0,
+      failed: 0,
+      dead: 0,
+      cancelled: 0,
+      scheduled: 0,
+    };
+    assert.deepEqual(await store.counts(T0), zero);
+    await oneJobPerState(store);
+    await store.enqueue([newJob("soon", { runAt: T0 + 500 }), newJob("now2")], T0);
+    // The failed job's retry is at T0+20+2000.
+    assert.deepEqual(await store.counts(T0 + 100), {
+      pending: 3,
+      processing: 1,
+      completed: 1,
+      failed: 1,
+      dead: 1,
+      cancelled: 1,
+      scheduled: 2,
+    });
+    assert.equal((await store.counts(T0 + 500)).scheduled, 1, "run_at = now is not scheduled");
+    assert.equal((await store.counts(T0 + 2_020)).scheduled, 0);
+  });
+
+  storeTest("nextRunAt is the earliest run_at among pending and failed jobs", async ({ store }) => {
+    assert.equal(await store.nextRunAt(), null);
+    await store.enqueue([newJob("a", { runAt: T0 + 500 }), newJob("b", { runAt: T0 + 300 })], T0);
+    assert.equal(await store.nextRunAt(), T0 + 300);
+    await store.enqueue([newJob("c", { runAt: T0 - 10, priority: 9 })], T0);
+    assert.equal(await store.nextRunAt(), T0 - 10, "a job that is due already counts");
+    // Once c runs (and fails), its retry time counts, not its old run_at.
+    await finish(store, await claimOne(store, "w1", T0), T0 + 1, EXIT3);
+    assert.equal(await store.nextRunAt(), T0 + 300);
+    await claimOne(store, "w1", T0 + 300);
+    await claimOne(store, "w1", T0 + 500);
+    assert.equal(await store.nextRunAt(), T0 + 1 + 2_000);
+    await claimOne(store, "w1", T0 + 2_001);
+    assert.equal(await store.nextRunAt(), null, "processing jobs are not waiting");
+  });
+
+  storeTest("nextRunAt ignores completed, dead and cancelled jobs", async ({ store }) => {
+    const ids = await oneJobPerState(store);
+    await claimOne(store, "w2", T0 + 100); // the pending one
+    assert.equal(await store.nextRunAt(), T0 + 20 + 2_000); // only the failed one waits
+    await apply(store, ids.failed, "cancel", T0 + 200);
+    assert.equal(await store.nextRunAt(), null);
+  });
+
+  // --- lost workers ---------------------------------------------------------------------------
+
+  storeTest(
+    "findStaleJobs finds jobs whose worker's heartbeat is older than the lease",
+    async ({ store }) => {
+      const lease = 30_000;
+      await registerWorker(store, "w1", T0);
+      await registerWorker(store, "w2", T0);
+      await store.enqueue([newJob("a"), newJob("b"), newJob("c")], T0);
+      await claimOne(store, "w1", T0);
+      await claimOne(store, "w2", T0);
+      await finish(store, await claimOne(store, "w1", T0), T0 + 1); // completed: never stale
+      await store.heartbeat("w2", T0 + 20_000);
+      assert.deepEqual(await store.findStaleJobs(T0 + lease, lease), [], "heartbeat = now - lease");
+      const stale = await store.findStaleJobs(T0 + lease + 1, lease);
+      assert.deepEqual(stale.map((s) => [s.job.id, s.workerId]), [["a", "w1"]]);
+      assert.deepEqual(stale[0].job, await store.getJob("a"));
+      await store.heartbeat("w1", T0 + lease);
+      assert.deepEqual(await store.findStaleJobs(T0 + lease + 1, lease), []);
+      const later = await store.findStaleJobs(T0 + lease + lease + 1, lease);
+      assert.deepEqual(later.map((s) => [s.job.id, s.workerId]).sort(), [["a", "w1"], ["b", "w2"]]);
+    },
+  );
+
+  storeTest(
+    "findStaleJobs finds jobs of a stopped worker, however fresh its heartbeat",
+    async ({ store }) => {
+      await registerWorker(store, "w1", T0);
+      await store.enqueue([newJob("a")], T0);
+      await claimOne(store, "w1", T0);
+      await store.heartbeat("w1", T0 + 10);
+      assert.deepEqual(await store.findStaleJobs(T0 + 10, 30_000), []);
+      await store.markWorkerStopped("w1", T0 + 10);
+      const stale = await store.findStaleJobs(T0 + 10, 30_000);
+      assert.deepEqual(stale.map((s) => [s.job.id, s.workerId]), [["a", "w1"]]);
+    },
+  );
+
+  storeTest(
+    "findStaleJobs finds jobs held by a worker that never registered",
+    async ({ store }) => {
+      await store.enqueue([newJob("a")], T0);
+      await claimOne(store, "ghost", T0);
+      const stale = await store.findStaleJobs(T0, 30_000);
+      assert.deepEqual(stale.map((s) => [s.job.id, s.workerId]), [["a", "ghost"]]);
+    },
+  );
+
+  storeTest(
+    "a rescue never overwrites a job its worker completed meanwhile",
+    async ({ store, connect }) => {
+      const worker = await connect();
+      await registerWorker(store, "w1", T0);
+      await store.enqueue([newJob("a")], T0);
+      const claimed = await claimOne(worker, "w1", T0);
+      const [stale] = await store.findStaleJobs(T0 + 60_000, 30_000);
+      assert.equal(stale.job.id, "a");
+      // The slow worker finishes between the rescuer's read and its write.
+      const done = await finish(worker, claimed, T0 + 60_001);
+      const lost = transition(stale.job, { type: "fail", outcome: "worker_lost" }, T0 + 60_002);
+      assert.equal(
+        await store.finishAttempt("a", stale.workerId, lost, LOST, T0 + 60_002),
+        null,
+      );
+      assert.deepEqual(await store.getJob("a"), done);
+      assert.deepEqual((await store.listAttempts("a")).map((a) => a.outcome), ["completed"]);
+    },
+  );
+
+  storeTest(
+    "a lost worker's late result never overwrites the job after a rescue",
+    async ({ store, connect }) => {
+      const slow = await connect();
+      await registerWorker(store, "w1", T0);
+      await registerWorker(store, "w2", T0 + 60_000);
+      await store.enqueue([newJob("a")], T0);
+      const first = await claimOne(slow, "w1", T0);
+      const [stale] = await store.findStaleJobs(T0 + 60_000, 30_000);
+      const rescued = await store.finishAttempt(
+        "a",
+        stale.workerId,
+        transition(stale.job, { type: "fail", outcome: "worker_lost" }, T0 + 60_000, POLICY),
+        LOST,
+        T0 + 60_000,
+      );
+      assert.equal(rescued?.state, "failed");
+      assert.equal(rescued?.error, LOST.error);
+      const second = await claimOne(store, "w2", T0 + 62_000);
+      // w1 comes back from the dead with the result of its run.
+      const late = transition(first, { type: "succeed" }, T0 + 63_000);
+      assert.equal(await slow.finishAttempt("a", "w1", late, OK, T0 + 63_000), null);
+      assert.deepEqual(await store.getJob("a"), second);
+      assert.deepEqual(
+        (await store.listAttempts("a")).map((a) => [a.attempt, a.workerId, a.outcome]),
+        [[1, "w1", "worker_lost"]],
+      );
+    },
+  );
+
+  storeTest("jobsHeldBy lists the processing jobs of one worker", async ({ store }) => {
+    await store.enqueue([newJob("a"), newJob("b"), newJob("c"), newJob("d")], T0);
+    await claimOne(store, "w1", T0);
+    await claimOne(store, "w2", T0);
+    await claimOne(store, "w1", T0);
+    await finish(store, await claimOne(store, "w1", T0), T0 + 1);
+    const held = await store.jobsHeldBy("w1");
+    assert.deepEqual(held.map((j) => j.id).sort(), ["a", "c"]);
+    for (const j of held) assert.deepEqual(j, await store.getJob(j.id));
+    assert.deepEqual((await store.jobsHeldBy("w2")).map((j) => j.id), ["b"]);
+    assert.deepEqual(await store.jobsHeldBy("w3"), []);
+  });
+
+  // --- purge ----------------------------------------------------------------------------------
+
+  storeTest(
+    "purge deletes only jobs of the given state that finished before the cutoff",
+    async ({ store }) => {
+      await store.enqueue(
+        ["old", "new", "dead", "pend"].map((id) =>
+          newJob(id, { maxRetries: id === "dead" ? 0 : 3 })
+        ),
+        T0,
+      );
+      const old = await finish(store, await claimOne(store, "w1", T0), T0 + 10);
+      await finish(store, await claimOne(store, "w1", T0), T0 + 20);
+      await finish(store, await claimOne(store, "w1", T0), T0 + 10, EXIT3);
+      assert.equal((await store.getJob("dead"))!.state, "dead");
+
+      assert.deepEqual(await store.purge("completed", T0 + 10), [], "finished at the cutoff: kept");
+      assert.deepEqual(await store.purge("completed", T0 + 11), [old.seq]);
+      assert.equal(await store.getJob("old"), null);
+      assert.deepEqual(await store.listAttempts("old"), [], "its attempts went with it");
+      assert.equal((await store.getJob("new"))?.state, "completed");
+      assert.equal((await store.listAttempts("new")).length, 1);
+      assert.equal((await store.getJob("dead"))?.state, "dead");
+      assert.equal((await store.listAttempts("dead")).length, 1);
+      assert.equal((await store.getJob("pend"))?.state, "pending");
+      assert.equal(await store.countJobs(), 3);
+    },
+  );
+
+  storeTest("purge returns the seq of every deleted job", async ({ store }) => {
+    await store.enqueue([newJob("a", { maxRetries: 0 }), newJob("b", { maxRetries: 0 })], T0);
+    const a = await finish(store, await claimOne(store, "w1", T0), T0 + 1, EXIT3);
+    const b = await finish(store, await claimOne(store, "w1", T0), T0 + 2, EXIT3);
+    assert.deepEqual((await store.purge("dead", T0 + 100)).sort((x, y) => x - y), [a.seq, b.seq]);
+    assert.equal(await store.countJobs(), 0);
+    assert.deepEqual(await store.purge("dead", T0 + 100), []);
+  });
+
+  storeTest(
+    "purge of cancelled jobs counts the cancel time for jobs that never ran",
+    async ({ store }) => {
+      await store.enqueue([newJob("a"), newJob("b")], T0);
+      const a = await apply(store, "a", "cancel", T0 + 10);
+      await apply(store, "b", "cancel", T0 + 30);
+      assert.deepEqual(await store.purge("cancelled", T0 + 20), [a.seq]);
+      assert.equal((await store.getJob("b"))?.state, "cancelled");
+    },
+  );
+
+  storeTest("a purged id can be enqueued again, without the old attempts", async ({ store }) => {
+    await store.enqueue([newJob("a")], T0);
+    await finish(store, await claimOne(store, "w1", T0), T0 + 1);
+    await store.purge("completed", T0 + 2);
+    await store.enqueue([newJob("a")], T0 + 3);
+    assert.equal((await store.getJob("a"))?.state, "pending");
+    assert.deepEqual(await store.listAttempts("a"), []);
+  });
+
+  // --- workers --------------------------------------------------------------------------------
+
+  storeTest(
+    "registerWorker + listWorkers, with the current job derived from the jobs",
+    async ({ store }) => {
+      assert.deepEqual(await store.listWorkers(), []);
+      await registerWorker(store, "w1", T0, 101);
+      await registerWorker(store, "w2", T0 + 1, 102);
+      assert.deepEqual(await store.listWorkers(), [
+        {
+          id: "w1",
+          pid: 101,
+          host: "testhost",
+          supervisorPid: 4000,
+          startedAt: T0,
+          heartbeatAt: T0,
+          stoppedAt: null,
+          currentJob: null,
+        },
+        {
+          id: "w2",
+          pid: 102,
+          host: "testhost",
+          supervisorPid: 4000,
+          startedAt: T0 + 1,
+          heartbeatAt: T0 + 1,
+          stoppedAt: null,
+          currentJob: null,
+        },
+      ]);
+      await store.enqueue([newJob("a"), newJob("b")], T0);
+      const a = await claimOne(store, "w2", T0 + 2);
+      const current = async () =>
+        Object.fromEntries((await store.listWorkers()).map((w) => [w.id, w.currentJob]));
+      assert.deepEqual(await current(), { w1: null, w2: "a" });
+      await finish(store, a, T0 + 3);
+      assert.deepEqual(await current(), { w1: null, w2: null });
+      await claimOne(store, "w1", T0 + 4);
+      assert.deepEqual(await current(), { w1: "b", w2: null });
+    },
+  );
+
+  storeTest("heartbeat renews one worker's lease", async ({ store }) => {
+    await registerWorker(store, "w1", T0);
+    await registerWorker(store, "w2", T0);
+    await store.heartbeat("w1", T0 + 5_000);
+    const beats = Object.fromEntries((await store.listWorkers()).map((w) => [w.id, w.heartbeatAt]));
+    assert.deepEqual(beats, { w1: T0 + 5_000, w2: T0 });
+    await store.heartbeat("unknown", T0 + 6_000);
+    assert.equal((await store.listWorkers()).length, 2, "a heartbeat registers nothing");
+  });
+
+  storeTest("a stopped worker is listed only with all", async ({ store }) => {
+    await registerWorker(store, "w1", T0);
+    await registerWorker(store, "w2", T0 + 1);
+    await store.markWorkerStopped("w1", T0 + 50);
+    assert.deepEqual((await store.listWorkers()).map((w) => w.id), ["w2"]);
+    const all = await store.listWorkers({ all: true });
+    assert.deepEqual(all.map((w) => [w.id, w.stoppedAt]).sort(), [["w1", T0 + 50], ["w2", null]]);
+  });
+
+  storeTest("registering a known worker id again refreshes it", async ({ store }) => {
+    await registerWorker(store, "w1", T0, 101);
+    await store.markWorkerStopped("w1", T0 + 50);
+    await registerWorker(store, "w1", T0 + 100, 202);
+    const [w] = await store.listWorkers();
+    assert.equal(w.id, "w1");
+    assert.equal(w.pid, 202);
+    assert.equal(w.heartbeatAt, T0 + 100);
+    assert.equal(w.stoppedAt, null);
+    assert.equal((await store.listWorkers({ all: true })).length, 1);
+  });
+
+  // --- config ---------------------------------------------------------------------------------
+
+  storeTest("config values are set, replaced and unset", async ({ store, connect }) => {
+    assert.deepEqual(await store.getConfig(), {});
+    await store.setConfig("max-retries", "5");
+    await store.setConfig("backoff-base", "0.5");
+    await store.setConfig("max-retries", "6");
+    assert.deepEqual(await store.getConfig(), { "max-retries": "6", "backoff-base": "0.5" });
+    const other = await connect();
+    assert.deepEqual(await other.getConfig(), { "max-retries": "6", "backoff-base": "0.5" });
+    await store.setConfig("max-retries", null);
+    assert.deepEqual(await store.getConfig(), { "backoff-base": "0.5" });
+    await store.setConfig("never-set", null);
+    assert.deepEqual(await other.getConfig(), { "backoff-base": "0.5" });
+  });
+
+  // --- waiting for changes --------------------------------------------------------------------
+
+  storeTest(
+    "waitForChange returns at once when another connection committed since the last wait",
+    async ({ store, connect }) => {
+      const other = await connect();
+      await store.waitForChange(1);
+      await other.enqueue([newJob("a")], T0);
+      const started = performance.now();
+      await store.waitForChange(10_000);
+      assert.ok(performance.now() - started < 5_000, "the commit woke the waiter");
+    },
+  );
+
+  storeTest("waitForChange returns when aborted, and after maxWaitMs", async ({ store }) => {
+    const abort = new AbortController();
+    const started = performance.now();
+    const waiting = store.waitForChange(10_000, abort.signal);
+    abort.abort();
+    await waiting;
+    await store.waitForChange(5);
+    assert.ok(performance.now() - started < 5_000);
+  });
+}
