@@ -273,6 +273,7 @@ Deno.test("job: backoff is rounded to whole milliseconds for fractional bases", 
   assert.equal(nextRunAt(1, NOW, policy), NOW + 1_500);
   assert.equal(nextRunAt(3, NOW, policy), NOW + 3_375);
   assert.equal(nextRunAt(4, NOW, { ...BASE2, backoffBaseSeconds: 1.1 }), NOW + 1_464);
+  assert.equal(nextRunAt(5, NOW, policy), NOW + 7_594); // 7.59375 s rounds up
 });
 
 Deno.test("job: backoff with base 0 retries at once", () => {

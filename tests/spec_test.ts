@@ -389,6 +389,9 @@ Deno.test("spec: invalid JSON says what broke and at which column, on one line",
     ['{"a":"tab\there"}', "character U+0009 inside a string (write it as an escape) at column 10"],
     ["\uFEFF{}", "unexpected character U+FEFF at column 1"],
     ['{"é":"ü", x}', "expected a property name in double quotes, found 'x' at column 11"],
+    // Columns count characters, not UTF-16 code units.
+    ['{"😀":x}', "unexpected 'x' at column 6"],
+    ['{"a":😀}', "unexpected '😀' at column 6"],
     ["   ", "the text is empty"],
     ["", "the text is empty"],
   ];
