@@ -1,0 +1,156 @@
+/**
+ * Figures 1 and 7: drain rate of shell jobs and memory while draining.
+ *
+ * N jobs running `true` go in with one `queuectl enqueue --file`; then `queuectl worker start
+ * --count C` runs until a read-only poll of the database sees none left. The drain time runs from
+ * the supervisor's spawn to the latest `finished_at` in the table, so the poll interval does not
+ * blur it. The baseline, in the same repetition, is `xargs -P C -n1 sh -c true` over N lines.
+ * Peak RSS (VmHWM) of the supervisor and of each worker is read just before the stop. CPU per job
+ * is what the whole process tree used (the bench's reaped-children CPU before and after).
+ */
+import { DatabaseSync } from "node:sqlite";
+import {
+  childrenOf,
+  cli,
+  type Figures,
+  peakRssMb,
+  progress,
+  reapedChildrenCpuUs,
+  type RunOptions,
+  sleep,
+  spawnTracked,
+  startSupervisor,
+} from "./common.ts";
+
+const POLL_MS = 100;
+const STALL_MS = 60_000;
+
+/** `xargs -P parallel` running `sh -c true` n times: jobs/s and CPU µs per job. */
+async function xargsRun(n: number, parallel: number): Promise<{ rate: number; cpuUs: number }> {
+  const cpu0 = await reapedChildrenCpuUs();
+  const t0 = performance.now();
+  const child = spawnTracked("xargs", {
+    args: ["-P", String(parallel), "-n1", "sh", "-c", "true"],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "inherit",
+  });
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode("x\n".repeat(n)));
+  await w.close();
+  const status = await child.status;
+  const s = (performance.now() - t0) / 1000;
+  if (!status.success) throw new Error(`xargs exited ${status.code}`);
+  return { rate: n / s, cpuUs: ((await reapedChildrenCpuUs()) - cpu0) / n };
+}
+
+/** Counts per state, read through a fresh read-only connection. */
+function stateCounts(db: string): Record<string, number> {
+  const conn = new DatabaseSync(db, { readOnly: true, timeout: 5_000 });
+  try {
+    const rows = conn.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all();
+    return Object.fromEntries(rows.map((r) => [r.state as string, r.n as number]));
+  } finally {
+    conn.close();
+  }
+}
+
+function lastFinishedAt(db: string): number {
+  const conn = new DatabaseSync(db, { readOnly: true, timeout: 5_000 });
+  try {
+    return conn.prepare("SELECT max(finished_at) AS t FROM jobs").get()!.t as number;
+  } finally {
+    conn.close();
+  }
+}
+
+interface DrainResult {
+  rate: number;
+  cpuUs: number;
+  supervisorRssMb: number;
+  workerRssMb: number;
+}
+
+/** Enqueues n `true` jobs and drains them with `worker start --count`; see the module doc. */
+async function queuectlRun(dir: string, n: number, count: number): Promise<DrainResult> {
+  await Deno.mkdir(dir, { recursive: true });
+  const db = `${dir}/queue.db`;
+  const file = `${dir}/jobs.ndjson`;
+  await Deno.writeTextFile(file, '{"command":"true"}\n'.repeat(n));
+  await cli(db, ["enqueue", "--file", file]);
+
+  const cpu0 = await reapedChildrenCpuUs();
+  const t0 = Date.now();
+  const sup = startSupervisor(db, count, `${dir}/supervisor.log`);
+  let rss = { supervisorRssMb: 0, workerRssMb: 0 };
+  try {
+    let done = 0;
+    let progressAt = Date.now();
+    for (;;) {
+      await sleep(POLL_MS);
+      const c = stateCounts(db);
+      const finished = (c.completed ?? 0) + (c.dead ?? 0) + (c.failed ?? 0);
+      if ((c.dead ?? 0) + (c.failed ?? 0) > 0) {
+        throw new Error(`jobs failed while draining: ${JSON.stringify(c)}\n${sup.logTail()}`);
+      }
+      if (finished > done) [done, progressAt] = [finished, Date.now()];
+      if (done >= n) break;
+      if (Date.now() - progressAt > STALL_MS) {
+        throw new Error(
+          `no job finished for ${STALL_MS} ms: ${JSON.stringify(c)}\n${sup.logTail()}`,
+        );
+      }
+    }
+    const workers = await childrenOf(sup.pid);
+    const peak = await peakRssMb([sup.pid, ...workers]);
+    rss = {
+      supervisorRssMb: peak.get(sup.pid) ?? NaN,
+      workerRssMb: Math.max(...workers.map((p) => peak.get(p) ?? NaN)),
+    };
+  } finally {
+    const code = await sup.stop();
+    if (code !== 0) progress(`supervisor exited ${code}\n${sup.logTail()}`);
+  }
+  const s = (lastFinishedAt(db) - t0) / 1000;
+  return { rate: n / s, cpuUs: ((await reapedChildrenCpuUs()) - cpu0) / n, ...rss };
+}
+
+/** Figure 1 (and 7 along with it): one record per repetition. */
+export async function drain(
+  opts: RunOptions,
+  counts = [4, 1],
+  baseline = true,
+): Promise<Figures[]> {
+  const n = opts.quick ? 300 : 10_000;
+  const reps: Figures[] = [];
+  for (let rep = 1; rep <= opts.reps; rep++) {
+    const f: Figures = { drain_jobs: n };
+    for (const count of counts) {
+      progress(`drain: ${n} jobs, ${count} worker(s), rep ${rep}/${opts.reps}`);
+      if (baseline) {
+        const x = await xargsRun(n, count);
+        f[`xargs_jobs_per_s_${count}`] = x.rate;
+        f[`xargs_cpu_us_per_job_${count}`] = x.cpuUs;
+      }
+      const q = await queuectlRun(`${opts.dir}/drain-${count}-${rep}`, n, count);
+      f[`drain_jobs_per_s_${count}`] = q.rate;
+      f[`drain_cpu_us_per_job_${count}`] = q.cpuUs;
+      if (baseline) f[`drain_ratio_${count}`] = q.rate / f[`xargs_jobs_per_s_${count}`];
+      if (count === Math.max(...counts)) {
+        f.supervisor_rss_mb = q.supervisorRssMb;
+        f.worker_rss_mb = q.workerRssMb;
+      }
+      await Deno.remove(`${opts.dir}/drain-${count}-${rep}`, { recursive: true });
+    }
+    reps.push(f);
+  }
+  return reps;
+}
+
+/** Figure 7 alone: a drain with 4 workers, memory only. */
+export async function memory(opts: RunOptions): Promise<Figures[]> {
+  return (await drain(opts, [4], false)).map((f) => ({
+    supervisor_rss_mb: f.supervisor_rss_mb,
+    worker_rss_mb: f.worker_rss_mb,
+  }));
+}
