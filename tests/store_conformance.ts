@@ -995,4 +995,63 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
     await store.waitForChange(5);
     assert.ok(performance.now() - started < 5_000);
   });
+
+  // --- finishAndClaim -------------------------------------------------------------------------
+
+  storeTest(
+    "finishAndClaim records the result and claims the next ready job",
+    async ({ store }) => {
+      await store.enqueue([newJob("a"), newJob("b"), newJob("later", { runAt: T0 + 9000 })], T0);
+      const a = await claimOne(store, "w1", T0 + 10);
+      const r = await store.finishAndClaim(
+        a.id,
+        "w1",
+        transition(a, { type: "succeed" }, T0 + 20),
+        OK,
+        T0 + 20,
+      );
+      assert.equal(r.finished?.state, "completed");
+      assert.equal(r.claimed?.id, "b");
+      assert.equal(r.claimed?.state, "processing");
+      assert.equal(r.claimed?.workerId, "w1");
+      assert.equal(r.claimed?.attempts, 1);
+      assert.equal(r.claimed?.startedAt, T0 + 20);
+      assert.deepEqual((await store.listAttempts("a")).map((x) => x.outcome), ["completed"]);
+      const b = (await store.getJob("b"))!;
+      const r2 = await store.finishAndClaim(
+        "b",
+        "w1",
+        transition(b, { type: "succeed" }, T0 + 30),
+        OK,
+        T0 + 30,
+      );
+      assert.equal(r2.finished?.state, "completed");
+      assert.equal(r2.claimed, null, "the job due at T0+9000 is not ready at T0+30");
+    },
+  );
+
+  storeTest("finishAndClaim whose guard fails writes nothing for that job", async ({ store }) => {
+    await store.enqueue([newJob("a"), newJob("b")], T0);
+    const a = await claimOne(store, "w1", T0 + 10);
+    // Rescued meanwhile: w1 no longer holds "a".
+    await store.finishAttempt(
+      "a",
+      "w1",
+      transition(a, { type: "fail", outcome: "worker_lost" }, T0 + 15, POLICY),
+      LOST,
+      T0 + 15,
+    );
+    const before = await store.getJob("a");
+    const r = await store.finishAndClaim(
+      "a",
+      "w1",
+      transition(a, { type: "succeed" }, T0 + 20),
+      OK,
+      T0 + 20,
+    );
+    assert.equal(r.finished, null);
+    assert.deepEqual(await store.getJob("a"), before);
+    assert.deepEqual((await store.listAttempts("a")).map((x) => x.outcome), ["worker_lost"]);
+    assert.equal(r.claimed?.id, "b");
+  });
 }

@@ -161,6 +161,22 @@ Deno.test("store(sqlite): a file that is not SQLite is refused with StoreError a
   assert.deepEqual(left, Object.keys(cases).sort(), "no -wal or -shm files were left");
 });
 
+Deno.test("store(sqlite): another program's SQLite database is refused and left alone", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/app.db`;
+  withRawDb(path, (db) => {
+    db.exec("CREATE TABLE jobs (name TEXT); INSERT INTO jobs VALUES ('theirs')");
+  });
+  const bytes = await Deno.readFile(path);
+  assertRefused(
+    path,
+    new RegExp(`^${RegExp.escape(path)} is an SQLite database of another program; pass --db`),
+  );
+  assert.deepEqual(await Deno.readFile(path), bytes);
+  assert.equal(pragma(path, "journal_mode"), "delete");
+  assert.equal(pragma(path, "user_version"), 0);
+});
+
 Deno.test("store(sqlite): an empty file is taken as a new database", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/queue.db`;

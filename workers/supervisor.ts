@@ -17,6 +17,7 @@ import { loadConfig } from "../lib/settings.ts";
 import { openStore } from "../lib/store/open.ts";
 import type { Store } from "../lib/store/store.ts";
 import { failLostJobs } from "./rescue.ts";
+import { workerIdOf } from "./worker_id.ts";
 
 export interface SupervisorOptions {
   db: string;
@@ -35,7 +36,7 @@ export function pidDir(db: string): string {
  * main.ts __worker …`; in a compiled binary (`Deno.execPath()` is queuectl itself, permissions
  * baked in) it is `queuectl __worker …`.
  */
-export function workerCommand(db: string, host: string, logLevel: string) {
+export function workerCommand(db: string, host: string, logLevel: string, nonce = "0") {
   const exec = Deno.execPath();
   const workerArgs = [
     "__worker",
@@ -47,6 +48,8 @@ export function workerCommand(db: string, host: string, logLevel: string) {
     String(Deno.pid),
     "--log-level",
     logLevel,
+    "--nonce",
+    nonce,
   ];
   const underDeno = /^deno(\.exe)?$/i.test(basename(exec));
   if (!underDeno) return { exec, args: workerArgs, cwd: undefined };
@@ -95,11 +98,12 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
 
   let signals = 0;
   const children = new Map<number, Child>();
-  const cmd = workerCommand(opts.db, host, opts.logLevel);
   const exits: Promise<void>[] = [];
   let restartDelay = 500;
 
   const spawn = (index: number) => {
+    const nonce = crypto.randomUUID().slice(0, 6);
+    const cmd = workerCommand(opts.db, host, opts.logLevel, nonce);
     const process = new Deno.Command(cmd.exec, {
       args: cmd.args,
       cwd: cmd.cwd,
@@ -110,7 +114,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     const child: Child = {
       index,
       process,
-      workerId: `${host}:${process.pid}`,
+      workerId: workerIdOf(host, process.pid, nonce),
       startedAt: Date.now(),
     };
     children.set(index, child);

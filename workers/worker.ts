@@ -19,12 +19,15 @@ import { SqliteStore } from "../lib/store/sqlite.ts";
 import type { Job, Store } from "../lib/store/store.ts";
 import { runJob } from "./executor.ts";
 import { rescueStaleJobs } from "./rescue.ts";
+import { workerIdOf } from "./worker_id.ts";
 
 export interface WorkerArgs {
   db: string;
   host: string;
   supervisorPid: number;
   logLevel: string;
+  /** Makes the worker id unique even when a pid is reused. */
+  nonce: string;
 }
 
 /** Parses `--name value` pairs given by the supervisor. */
@@ -39,6 +42,7 @@ export function parseWorkerArgs(args: string[]): WorkerArgs {
     host: get("host"),
     supervisorPid: Number(get("supervisor")),
     logLevel: get("log-level"),
+    nonce: get("nonce"),
   };
 }
 
@@ -52,7 +56,7 @@ function isTransient(e: unknown): boolean {
 export async function workerMain(argv: string[]): Promise<number> {
   const args = parseWorkerArgs(argv);
   const log = await setupLogging(parseLogLevel(args.logLevel) ?? "info");
-  const workerId = `${args.host}:${Deno.pid}`;
+  const workerId = workerIdOf(args.host, Deno.pid, args.nonce);
   const wlog = log.with({ worker: Deno.pid });
 
   let store: Store;

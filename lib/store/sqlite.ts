@@ -194,6 +194,15 @@ export class SqliteStore implements Store {
           `(${SCHEMA_VERSION}); upgrade queuectl, or pass --db to use another file`,
       );
     }
+    if (version === 0) {
+      const objects = db.prepare("SELECT count(*) AS n FROM sqlite_master").get()!.n as number;
+      if (objects > 0) {
+        throw new StoreError(
+          `${this.location} is an SQLite database of another program; ` +
+            `pass --db to use another file (queuectl leaves this one untouched)`,
+        );
+      }
+    }
     const mode = db.prepare("PRAGMA journal_mode").get()!.journal_mode;
     if (mode !== "wal") db.exec("PRAGMA journal_mode=WAL");
     db.exec(`PRAGMA synchronous=${durable ? "FULL" : "NORMAL"}`);
@@ -520,8 +529,9 @@ export class SqliteStore implements Store {
       this.#run(
         `INSERT INTO workers (id, pid, host, supervisor_pid, started_at, heartbeat_at)
          VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, heartbeat_at = excluded.heartbeat_at,
-           stopped_at = NULL`,
+         ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host,
+           supervisor_pid = excluded.supervisor_pid, started_at = excluded.started_at,
+           heartbeat_at = excluded.heartbeat_at, stopped_at = NULL`,
         w.id,
         w.pid,
         w.host,
