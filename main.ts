@@ -127,8 +127,11 @@ const app = buildProgram({
   noCommandRegisteredForInput: ({ input, corrections }) => {
     const before = Deno.args.slice(0, Math.max(0, Deno.args.indexOf(input)));
     const what = input.startsWith("-") ? "flag" : "command";
-    // Corrections are command names: no help for a mistyped flag.
-    const fixes = what === "flag" ? [] : corrections.map((c) => `"${c.replaceAll("`", "")}"`);
+    // Corrections are command names: no help for a mistyped flag, and "help" is not a typo of
+    // "dlq" but a request that --help answers.
+    const fixes = what === "flag" || input === "help"
+      ? []
+      : corrections.map((c) => `"${c.replaceAll("`", "")}"`);
     return `queuectl: unknown ${what} "${input}"` +
       (fixes.length > 0 ? `; did you mean ${orList(fixes)}?` : "") +
       `; ${helpHint(before)}`;
