@@ -1,26 +1,37 @@
 /** `queuectl logs ID [--follow]`: the job's captured stdout and stderr. */
 import { buildCommand } from "@stricli/core";
+import { UserError } from "../errors.ts";
 import { logPath } from "../store/open.ts";
 import { type Context, dbFlag, type DbFlags, withStore } from "./context.ts";
 import { notFound } from "./show.ts";
 
 const FOLLOW_POLL_MS = 200;
 
+/** Copies the log at `path` from `offset` to stdout; returns the new offset. */
 async function copyFrom(path: string, offset: number): Promise<number> {
+  const unreadable = (e: unknown) =>
+    new UserError(`cannot read the log ${path}: ${(e as Error).message}`);
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return offset;
-    throw e;
+    throw unreadable(e);
   }
   try {
+    const buf = new Uint8Array(64 * 1024);
+    const read = async () => {
+      try {
+        return await file.read(buf);
+      } catch (e) {
+        throw unreadable(e);
+      }
+    };
     const size = (await file.stat()).size;
     if (size < offset) offset = 0; // rotated or rewritten: start again
     await file.seek(offset, Deno.SeekMode.Start);
-    const buf = new Uint8Array(64 * 1024);
     for (;;) {
-      const n = await file.read(buf);
+      const n = await read();
       if (n === null) break;
       let off = 0;
       while (off < n) off += Deno.stdout.writeSync(buf.subarray(off, n));
