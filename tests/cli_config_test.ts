@@ -6,6 +6,18 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliOk, type CliResult, openDb, runCli, tempDb } from "./helpers.ts";
 
+/**
+ * `Promise.all` that lets every call finish before it fails, so that no CLI process outlives the
+ * test that started it (and trips the op sanitizer in the next one).
+ */
+async function allDone<T extends readonly unknown[] | []>(
+  calls: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(calls);
+  for (const s of settled) if (s.status === "rejected") throw s.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as never;
+}
+
 async function storedConfig(db: string): Promise<Record<string, string>> {
   const s = openDb(db);
   try {
@@ -30,7 +42,7 @@ type Listed = Record<string, { value: number | boolean; source: string }>;
 Deno.test("[config] set should store a value that get, list and unset then report", async () => {
   await using t = await tempDb();
   assert.equal(await cliOk(t.db, ["config", "set", "max-retries", "5"]), "max-retries = 5\n");
-  const [text, json, list] = await Promise.all([
+  const [text, json, list] = await allDone([
     cliOk(t.db, ["config", "get", "max-retries"]),
     cliOk(t.db, ["config", "get", "max_retries", "--json"]),
     cliOk(t.db, ["config", "list", "--json"]),
@@ -91,7 +103,7 @@ Deno.test("[config] a QUEUECTL_* variable should override the stored value and s
   await using t = await tempDb();
   await cliOk(t.db, ["config", "set", "max-retries", "4"]);
   const env = { QUEUECTL_MAX_RETRIES: "7" };
-  const [get, json, text, set] = await Promise.all([
+  const [get, json, text, set] = await allDone([
     cliOk(t.db, ["config", "get", "max-retries"], { env }),
     cliOk(t.db, ["config", "list", "--json"], { env }),
     cliOk(t.db, ["config", "list"], { env }),
@@ -113,7 +125,7 @@ Deno.test("[config] a QUEUECTL_* variable should override the stored value and s
 Deno.test("[config] get without a key, list and show should print the same table", async () => {
   await using t = await tempDb();
   await cliOk(t.db, ["config", "set", "backoff-base", "3"]);
-  const [get, list, show] = await Promise.all([
+  const [get, list, show] = await allDone([
     cliOk(t.db, ["config", "get"]),
     cliOk(t.db, ["config", "list"]),
     cliOk(t.db, ["config", "show"]),
@@ -181,7 +193,7 @@ Deno.test("[config] should refuse bad keys and values with exit 2 and change not
       { QUEUECTL_MAX_RETRIES: "abc" },
     ],
   ];
-  const results = await Promise.all(
+  const results = await allDone(
     cases.map(([args, , env]) => runCli(tmp.db, ["config", ...args], { env })),
   );
   for (const [i, [args, error]] of cases.entries()) {

@@ -7,6 +7,18 @@ import { join } from "node:path";
 import { cliOk, type CliResult, openDb, runCli, tempDb } from "./helpers.ts";
 import type { Job } from "../lib/store/store.ts";
 
+/**
+ * `Promise.all` that lets every call finish before it fails, so that no CLI process outlives the
+ * test that started it (and trips the op sanitizer in the next one).
+ */
+async function allDone<T extends readonly unknown[] | []>(
+  calls: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(calls);
+  for (const s of settled) if (s.status === "rejected") throw s.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as never;
+}
+
 async function getJob(db: string, id: string): Promise<Job> {
   const s = openDb(db);
   try {
@@ -68,7 +80,7 @@ Deno.test("[enqueue] should store a JSON spec with every field as given", async 
 
 Deno.test("[enqueue] should generate an id when the spec has none and print it", async () => {
   await using t = await tempDb();
-  const [a, b] = await Promise.all([
+  const [a, b] = await allDone([
     cliOk(t.db, ["enqueue", '{"command":"echo Hello World"}']),
     cliOk(t.db, ["enqueue", '{"command":"sleep 3"}']),
   ]);
@@ -140,7 +152,7 @@ Deno.test("[enqueue] should run jobs in the directory enqueue ran in, unless tol
   const sub = join(t.dir, "work");
   await Deno.mkdir(sub);
   const cwd = await Deno.realPath(sub);
-  await Promise.all([
+  await allDone([
     cliOk(t.db, ["enqueue", '{"id":"here","command":"pwd"}'], { cwd }),
     cliOk(t.db, ["enqueue", '{"id":"rel","command":"pwd","cwd":"out"}'], { cwd }),
     cliOk(t.db, ["enqueue", "--id", "flag", "--cwd", "/var", "--", "pwd"], { cwd }),
@@ -226,7 +238,7 @@ Deno.test("[enqueue] --file should store nothing when any line is bad", async (t
     },
     { name: "no specs at all", stdin: "\n\n", code: 2, error: /stdin holds no job specs/ },
   ];
-  const results = await Promise.all(
+  const results = await allDone(
     cases.map((c) => runCli(tmp.db, ["enqueue", "--file", "-"], { stdin: c.stdin })),
   );
   for (const [i, c] of cases.entries()) {
@@ -248,7 +260,7 @@ Deno.test("[enqueue] --json should print each id with its run time", async () =>
 Deno.test("[enqueue] should never print env values, only their names", async () => {
   await using t = await tempDb();
   await cliOk(t.db, ["enqueue", "--id", "s", "--env", "TOKEN=hunter2", "--", "deploy"]);
-  const outputs = await Promise.all([
+  const outputs = await allDone([
     cliOk(t.db, ["show", "s"]),
     cliOk(t.db, ["show", "s", "--json"]),
     cliOk(t.db, ["list"]),
@@ -348,7 +360,7 @@ Deno.test("[enqueue] should refuse bad specs and flags with exit 2 and store not
       /^queuectl: --id needs a value; see queuectl enqueue --help$/m,
     ],
   ];
-  const results = await Promise.all(cases.map(([, args]) => runCli(tmp.db, ["enqueue", ...args])));
+  const results = await allDone(cases.map(([, args]) => runCli(tmp.db, ["enqueue", ...args])));
   for (const [i, [name, , error]] of cases.entries()) {
     await t.step(`${name} → exit 2`, () => assertOneLineError(results[i], 2, error));
   }
@@ -359,7 +371,7 @@ Deno.test("[enqueue] should refuse a duplicate id with exit 1 and keep the first
   await using t = await tempDb();
   await cliOk(t.db, ["enqueue", '{"id":"job1","command":"echo first"}']);
   const before = await allJobs(t.db);
-  const [json, flags] = await Promise.all([
+  const [json, flags] = await allDone([
     runCli(t.db, ["enqueue", '{"id":"job1","command":"echo second"}']),
     runCli(t.db, ["enqueue", "--id", "job1", "--", "echo", "third"]),
   ]);

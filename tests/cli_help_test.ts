@@ -6,6 +6,18 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliOk, runCli, tempDb } from "./helpers.ts";
 
+/**
+ * `Promise.all` that lets every call finish before it fails, so that no CLI process outlives the
+ * test that started it (and trips the op sanitizer in the next one).
+ */
+async function allDone<T extends readonly unknown[] | []>(
+  calls: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(calls);
+  for (const s of settled) if (s.status === "rejected") throw s.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as never;
+}
+
 /** Every command and command group, as a user types it before `--help`. */
 const COMMANDS = [
   [],
@@ -35,7 +47,7 @@ const COMMANDS = [
 
 Deno.test("[help] should match the snapshots of queuectl, enqueue and worker --help", async (t) => {
   await using tmp = await tempDb();
-  const shown = await Promise.all(
+  const shown = await allDone(
     [["--help"], ["enqueue", "--help"], ["worker", "--help"]].map(async (args) =>
       `$ queuectl ${args.join(" ")}\n${await cliOk(tmp.db, args)}`
     ),
@@ -45,7 +57,7 @@ Deno.test("[help] should match the snapshots of queuectl, enqueue and worker --h
 
 Deno.test("[help] should print help and exit 0 at every level", async (t) => {
   await using tmp = await tempDb();
-  const runs = await Promise.all(COMMANDS.flatMap((words) => [
+  const runs = await allDone(COMMANDS.flatMap((words) => [
     runCli(tmp.db, [...words, "--help"]),
     runCli(tmp.db, [...words, "-h"]),
   ]));
@@ -84,7 +96,7 @@ Deno.test("[errors] should match the snapshot, one line each, paths normalized",
     { args: ["list"], db: tmp.dir },
     { args: ["list"], db: "" },
   ];
-  const results = await Promise.all(cases.map((c) => runCli(c.db ?? tmp.db, c.args)));
+  const results = await allDone(cases.map((c) => runCli(c.db ?? tmp.db, c.args)));
   const shown = cases.map((c, i) => {
     const r = results[i];
     assert.match(r.stderr, /^queuectl: [^\n]+\n$/, r.stderr);

@@ -19,6 +19,18 @@ import { type JobState, transition } from "../lib/job.ts";
 import { logPath } from "../lib/store/open.ts";
 import type { AttemptResult } from "../lib/store/store.ts";
 
+/**
+ * `Promise.all` that lets every call finish before it fails, so that no CLI process outlives the
+ * test that started it (and trips the op sanitizer in the next one).
+ */
+async function allDone<T extends readonly unknown[] | []>(
+  calls: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(calls);
+  for (const s of settled) if (s.status === "rejected") throw s.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as never;
+}
+
 const WORKER = "testhost:1";
 
 interface Seed {
@@ -125,7 +137,7 @@ Deno.test("[status] should count every state, scheduled jobs and active workers"
   } finally {
     await s.close();
   }
-  const [text, json] = await Promise.all([
+  const [text, json] = await allDone([
     cliOk(t.db, ["status"]),
     cliOk(t.db, ["status", "--json"]),
   ]);
@@ -170,7 +182,7 @@ Deno.test("[list] should list oldest first, by --state, a page at a time", async
     { id: "p2", state: "pending" },
     { id: "p3", state: "pending" },
   ]);
-  const [all, pending, page1, page2, none, upper] = await Promise.all([
+  const [all, pending, page1, page2, none, upper] = await allDone([
     cliOk(t.db, ["list"]),
     cliOk(t.db, ["list", "--state", "pending", "--json"]),
     cliOk(t.db, ["list", "--limit", "2"]),
@@ -208,7 +220,7 @@ Deno.test("[list] should list oldest first, by --state, a page at a time", async
 
 Deno.test("[list] should say so when there is nothing to list", async () => {
   await using t = await tempDb();
-  const out = await Promise.all([
+  const out = await allDone([
     cliOk(t.db, ["list"]),
     cliOk(t.db, ["list", "--json"]),
     cliOk(t.db, ["dlq", "list"]),
@@ -239,7 +251,7 @@ Deno.test("[list] --json should keep the same field names in list, dlq list and 
     "error",
     "worker",
   ];
-  const [list, dlq, show] = await Promise.all([
+  const [list, dlq, show] = await allDone([
     cliOk(t.db, ["list", "--json"]),
     cliOk(t.db, ["dlq", "list", "--json"]),
     cliOk(t.db, ["show", "d", "--json"]),
@@ -257,7 +269,7 @@ Deno.test("[list] --json should keep the same field names in list, dlq list and 
 Deno.test("[show] should print a job with every attempt it made", async () => {
   await using t = await tempDb();
   await seed(t.db, [{ id: "f", state: "failed", error: "disk full\nsecond line" }]);
-  const [text, json] = await Promise.all([
+  const [text, json] = await allDone([
     cliOk(t.db, ["show", "f"]),
     cliOk(t.db, ["show", "f", "--json"]),
   ]);
@@ -300,7 +312,7 @@ Deno.test("[logs] should say on stderr why a job has no output", async () => {
     { id: "f", state: "failed" },
     { id: "p", state: "pending" },
   ]);
-  const [c, f, p] = await Promise.all(["c", "f", "p"].map((id) => runCli(t.db, ["logs", id])));
+  const [c, f, p] = await allDone(["c", "f", "p"].map((id) => runCli(t.db, ["logs", id])));
   assert.deepEqual(p, {
     code: 0,
     stdout: "",
@@ -325,7 +337,7 @@ Deno.test("[logs] show, logs and dlq should report what a real worker ran", asyn
     w.signal("SIGTERM");
   }
   assert.equal((await w.done()).code, 0, w.log());
-  const [okLog, badLog, show, dlq] = await Promise.all([
+  const [okLog, badLog, show, dlq] = await allDone([
     cliOk(t.db, ["logs", "ok"]),
     cliOk(t.db, ["logs", "bad"]),
     cliOk(t.db, ["show", "bad", "--json"]),
@@ -535,7 +547,7 @@ Deno.test("[cli] should refuse bad input with a one-line error and change nothin
     ],
   ];
   // Each case on its own copy of the database, so that a change is pinned on the case that made it.
-  const results = await Promise.all(cases.map(async ([, args], i) => {
+  const results = await allDone(cases.map(async ([, args], i) => {
     const db = `${tmp.dir}/case${i}.db`;
     await Deno.copyFile(tmp.db, db);
     await Deno.copyFile(`${tmp.db}-wal`, `${db}-wal`).catch(() => {}); // none once checkpointed

@@ -3,7 +3,28 @@
  * as in one of those READMEs, and must work: exit 0, with the effect the README describes.
  */
 import assert from "node:assert/strict";
-import { cliCommand, cliOk, jobState, openDb, startWorkers, tempDb, waitFor } from "./helpers.ts";
+import {
+  cliCommand,
+  cliOk,
+  jobState,
+  openDb,
+  startWorkers,
+  tempDb,
+  waitFor,
+  type Workers,
+} from "./helpers.ts";
+
+/**
+ * `Promise.all` that lets every call finish before it fails, so that no CLI process outlives the
+ * test that started it (and trips the op sanitizer in the next one).
+ */
+async function allDone<T extends readonly unknown[] | []>(
+  calls: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(calls);
+  for (const s of settled) if (s.status === "rejected") throw s.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as never;
+}
 
 /** How many workers of this database are registered and not stopped. */
 async function liveWorkers(db: string): Promise<number> {
@@ -15,11 +36,48 @@ async function liveWorkers(db: string): Promise<number> {
   }
 }
 
-/** `worker stop`, spelled as the READMEs do, and the supervisor it stops exits 0. */
-async function stopWorkers(db: string, done: () => Promise<Deno.CommandStatus>, log: () => string) {
-  assert.match(await cliOk(db, ["worker", "stop"]), /^stopped \d+ workers?$/m);
-  assert.equal((await done()).code, 0, log());
+/**
+ * Runs `body` while workers run, then `worker stop`, spelled as the READMEs do; the workers must
+ * all be gone and the supervisor must exit 0. If `body` fails, the supervisor is still stopped
+ * and awaited, so that it does not outlive the test.
+ */
+async function whileWorkersRun(db: string, w: Workers, body: () => Promise<void>) {
+  try {
+    await body();
+    assert.match(await cliOk(db, ["worker", "stop"]), /^stopped \d+ workers?$/m);
+  } finally {
+    w.signal("SIGTERM"); // no-op once worker stop has done its job
+  }
+  assert.equal((await w.done()).code, 0, w.log());
   assert.equal(await liveWorkers(db), 0);
+}
+
+/** `queuectl worker start` with no flags, as `startWorkers` would run it. */
+function startWorkersPlain(db: string): Workers {
+  const [exec, ...pre] = cliCommand();
+  const process = new Deno.Command(exec, {
+    args: [...pre, "worker", "start"],
+    env: { QUEUECTL_DB: db, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = process.output();
+  let log = "";
+  return {
+    process,
+    log: () => log,
+    signal: (sig) => {
+      try {
+        process.kill(sig);
+      } catch { /* exited */ }
+    },
+    done: async () => {
+      const o = await output;
+      log = new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
+      return o;
+    },
+  };
 }
 
 Deno.test("[seeds] every enqueue line of the READMEs should store its job", async () => {
@@ -42,7 +100,7 @@ Deno.test("[seeds] every enqueue line of the READMEs should store its job", asyn
     // PowerShell users are told to type "{\"command\":\"echo hello\"}": this is what sh passes on.
     '{"command":"echo hello"}',
   ];
-  const outs = await Promise.all(
+  const outs = await allDone(
     specs.map((spec, i) => cliOk(`${t.dir}/e${i}.db`, ["enqueue", spec])),
   );
   for (const [i, spec] of specs.entries()) {
@@ -74,13 +132,14 @@ Deno.test("[seeds] the README walkthrough should work as spelled, workers includ
 
   // `queuectl worker start --count 1`; retries without waiting, so the test stays quick.
   const w = startWorkers(t.db, 1, { QUEUECTL_BACKOFF_BASE: "0" });
-  await waitFor(async () => (await jobState(t.db, "failjob")) === "dead", {
-    what: "failjob in the DLQ",
+  await whileWorkersRun(t.db, w, async () => {
+    await waitFor(async () => (await jobState(t.db, "failjob")) === "dead", {
+      what: "failjob in the DLQ",
+    });
   });
-  await stopWorkers(t.db, w.done, w.log);
   for (const n of [1, 2, 3]) assert.equal(await jobState(t.db, `job${n}`), "completed");
 
-  const [status, completed, pending, dlq, list] = await Promise.all([
+  const [status, completed, pending, dlq, list] = await allDone([
     q("status"),
     q("list", "--state", "completed"),
     q("list", "--state", "pending"),
@@ -111,7 +170,7 @@ Deno.test("[seeds] the README walkthrough should work as spelled, workers includ
   ) {
     assert.equal(await q(...args), out);
   }
-  const [show, get, getKey, configList] = await Promise.all([
+  const [show, get, getKey, configList] = await allDone([
     q("config", "show"),
     q("config", "get"),
     q("config", "get", "max-retries"),
@@ -127,27 +186,13 @@ Deno.test("[seeds] the README walkthrough should work as spelled, workers includ
 Deno.test("[seeds] worker start with and without --count, then worker stop", async () => {
   await using t = await tempDb();
   // `queuectl worker start`: one worker.
-  const [exec, ...pre] = cliCommand();
-  const child = new Deno.Command(exec, {
-    args: [...pre, "worker", "start"],
-    env: { QUEUECTL_DB: t.db, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const output = child.output();
-  let log = "";
-  await waitFor(async () => (await liveWorkers(t.db)) === 1, { what: "1 worker" });
-  await stopWorkers(t.db, async () => {
-    const o = await output;
-    log = new TextDecoder().decode(o.stderr);
-    return o;
-  }, () => log);
-
+  await whileWorkersRun(t.db, startWorkersPlain(t.db), async () => {
+    await waitFor(async () => (await liveWorkers(t.db)) === 1, { what: "1 worker" });
+  });
   // `queuectl worker start --count 3`.
-  const w = startWorkers(t.db, 3);
-  await waitFor(async () => (await liveWorkers(t.db)) === 3, { what: "3 workers" });
-  await stopWorkers(t.db, w.done, w.log);
+  await whileWorkersRun(t.db, startWorkers(t.db, 3), async () => {
+    await waitFor(async () => (await liveWorkers(t.db)) === 3, { what: "3 workers" });
+  });
 
   // Nothing left to stop: still fine.
   assert.equal(await cliOk(t.db, ["worker", "stop"]), "no workers are running on this host\n");
