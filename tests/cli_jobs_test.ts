@@ -182,13 +182,14 @@ Deno.test("[list] should list oldest first, by --state, a page at a time", async
     { id: "p2", state: "pending" },
     { id: "p3", state: "pending" },
   ]);
-  const [all, pending, page1, page2, none, upper] = await allDone([
+  const [all, pending, page1, page2, none, upper, past] = await allDone([
     cliOk(t.db, ["list"]),
     cliOk(t.db, ["list", "--state", "pending", "--json"]),
     cliOk(t.db, ["list", "--limit", "2"]),
     cliOk(t.db, ["list", "-n", "2", "--offset", "2", "--json"]),
     cliOk(t.db, ["list", "--state", "cancelled"]),
     cliOk(t.db, ["list", "-s", "DEAD", "--json"]),
+    cliOk(t.db, ["list", "--state", "pending", "--offset", "3"]),
   ]);
   const lines = all.trimEnd().split("\n");
   assert.deepEqual(lines[0].split(/\s{2,}/), [
@@ -216,6 +217,7 @@ Deno.test("[list] should list oldest first, by --state, a page at a time", async
   assert.deepEqual(ids(page2), ["p1", "p2"]);
   assert.equal(none, "no cancelled jobs\n");
   assert.deepEqual(ids(upper), ["d1"]);
+  assert.equal(past, "nothing after --offset 3: there are 3 pending jobs in all\n");
 });
 
 Deno.test("[list] should say so when there is nothing to list", async () => {

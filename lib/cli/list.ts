@@ -28,9 +28,13 @@ export async function printJobs(store: Store, flags: ListFlags, empty: string) {
     offset: flags.offset,
   });
   if (flags.json) return outJson(jobs.map(jobJson));
+  const total = await store.countJobs(flags.state);
+  if (jobs.length === 0 && total > 0) {
+    const what = `${flags.state ? flags.state + " " : ""}job${total === 1 ? "" : "s"}`;
+    return out(`nothing after --offset ${flags.offset}: there are ${total} ${what} in all`);
+  }
   if (jobs.length === 0) return out(empty);
   out(jobTable(jobs, Date.now()));
-  const total = await store.countJobs(flags.state);
   const shown = flags.offset + jobs.length;
   if (total > shown) {
     out(`… ${total - shown} more; use --limit or --offset ${shown}`);
