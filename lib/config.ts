@@ -1,7 +1,8 @@
 /**
  * Every configuration key: its name, type, default, bounds and one-line doc, and how a value is
  * resolved. Precedence, highest first: command flag, `QUEUECTL_<KEY>` environment variable, stored
- * config (`config set`), default. No storage here: callers pass the stored values in.
+ * config (`config set`), default. No storage here: callers pass the stored values in, as text that
+ * `parse` reads (the CLI stores durations as e.g. `600000ms`, so they read back unchanged).
  */
 import { parseDurationMs } from "./duration.ts";
 import { UsageError } from "./errors.ts";
@@ -13,7 +14,7 @@ interface KeyDef {
   /** Other spellings users type (`max_retries`, `retry_base`). */
   aliases: string[];
   doc: string;
-  /** Default in the key's own unit, as stored. */
+  /** Default in the key's own unit (ms for durations, bytes for sizes). */
   default: number | boolean;
   /** Turns user text into the stored value or throws `UsageError` naming the bound. */
   parse(text: string): number | boolean;
@@ -44,7 +45,7 @@ function decimal(name: string, min: number, max: number) {
   };
 }
 
-/** Durations are stored in milliseconds; a bare number means seconds. */
+/** Durations resolve to milliseconds; in text, a bare number means seconds. */
 function duration(name: string, minMs: number, maxMs: number, bounds: string) {
   return (text: string): number => {
     const ms = parseDurationMs(text);

@@ -67,7 +67,7 @@ async function seed(db: string, jobs: Seed[]): Promise<void> {
       if (j.state === "cancelled") {
         const job = (await s.getJob(j.id))!;
         assert.ok(
-          await s.applyTransition(j.id, "pending", transition(job, { type: "cancel" }, now), now),
+          await s.applyTransition(j.id, job, transition(job, { type: "cancel" }, now), now),
         );
         continue;
       }

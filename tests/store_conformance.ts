@@ -99,7 +99,7 @@ async function finish(
 /** Applies a person's `retry` or `cancel` the way the CLI does. */
 async function apply(store: Store, id: string, type: "retry" | "cancel", now: number) {
   const job = (await store.getJob(id))!;
-  const saved = await store.applyTransition(id, job.state, transition(job, { type }, now), now);
+  const saved = await store.applyTransition(id, job, transition(job, { type }, now), now);
   assert.ok(saved, `applyTransition(${id}, ${type}) should have matched`);
   return saved;
 }
@@ -653,10 +653,27 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       const cancel = transition(pending, { type: "cancel" }, T0 + 5);
       // A worker claimed it between the read and the write.
       const claimed = await claimOne(store, "w1", T0 + 1);
-      assert.equal(await store.applyTransition("a", "pending", cancel, T0 + 5), null);
+      assert.equal(await store.applyTransition("a", pending, cancel, T0 + 5), null);
       assert.deepEqual(await store.getJob("a"), claimed);
-      assert.equal(await store.applyTransition("nope", "pending", cancel, T0 + 5), null);
+      assert.equal(await store.applyTransition("nope", pending, cancel, T0 + 5), null);
       assert.equal(await store.countJobs(), 1);
+    },
+  );
+
+  storeTest(
+    "applyTransition on a job that failed again since it was read → null, nothing written",
+    async ({ store }) => {
+      await store.enqueue([newJob("a", { maxRetries: 5 })], T0);
+      await finish(store, await claimOne(store, "w1", T0 + 1), T0 + 2, EXIT3);
+      const read = (await store.getJob("a"))!;
+      const retry = transition(read, { type: "retry" }, T0 + 50);
+      // Between the read and the write, a worker claimed it and it failed once more: the state is
+      // "failed" again but attempts moved on, and the old count must not be written back.
+      await finish(store, await claimOne(store, "w1", T0 + 9000), T0 + 9001, EXIT3);
+      const now = (await store.getJob("a"))!;
+      assert.equal(now.state, "failed");
+      assert.equal(await store.applyTransition("a", read, retry, T0 + 9002), null);
+      assert.deepEqual(await store.getJob("a"), now);
     },
   );
 

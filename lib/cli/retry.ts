@@ -49,7 +49,7 @@ export async function applyToIds(
     const now = Date.now();
     try {
       const next = transition(job, opts.event, now);
-      const saved = await store.applyTransition(id, job.state, next, now);
+      const saved = await store.applyTransition(id, job, next, now);
       if (saved) done.push(id);
       else problems.push(`job "${id}" changed while this ran (a worker picked it up?); try again`);
     } catch (e) {

@@ -50,7 +50,14 @@ export function ensureDataFiles(path: string): void {
   try {
     Deno.openSync(path, { createNew: true, write: true, mode: 0o600 }).close();
   } catch (e) {
-    if (e instanceof Deno.errors.AlreadyExists) return;
+    if (e instanceof Deno.errors.AlreadyExists) {
+      if (Deno.statSync(path).isDirectory) {
+        throw new UserError(
+          `${path} is a directory, not a database file; pass --db ${join(path, "queue.db")}`,
+        );
+      }
+      return;
+    }
     if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
       throw new UserError(
         `cannot create ${path}: permission denied; pass --db to use another file`,

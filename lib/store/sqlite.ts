@@ -462,20 +462,21 @@ export class SqliteStore implements Store {
 
   applyTransition(
     jobId: string,
-    expected: JobState,
+    expected: Pick<Job, "state" | "attempts">,
     next: Transition,
     now: number,
   ): Promise<Job | null> {
     return this.#do(() => {
       const r = this.#get(
         `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at), updated_at = ?
-         WHERE id = ? AND state = ? RETURNING *`,
+         WHERE id = ? AND state = ? AND attempts = ? RETURNING *`,
         next.state,
         next.attempts,
         next.runAt,
         now,
         jobId,
-        expected,
+        expected.state,
+        expected.attempts,
       );
       return r ? toJob(r) : null;
     });

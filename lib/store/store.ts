@@ -152,12 +152,13 @@ export interface Store {
   ): Promise<{ finished: Job | null; claimed: Job | null }>;
 
   /**
-   * Applies a person's change (`retry`, `cancel`) to a job that is not running. Guarded by
-   * `expected`: returns the updated job, or `null` when the job is no longer in that state.
+   * Applies a person's change (`retry`, `cancel`) to a job that is not running. Guarded by the
+   * state and attempt count the caller read (`expected`): returns the updated job, or `null` when
+   * the job changed since, even if it came back to the same state (claimed and failed again).
    */
   applyTransition(
     jobId: string,
-    expected: JobState,
+    expected: Pick<Job, "state" | "attempts">,
     next: Transition,
     now: number,
   ): Promise<Job | null>;
