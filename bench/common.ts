@@ -219,13 +219,21 @@ function statFields(stat: string): string[] {
 /** Clock ticks per second of /proc times (USER_HZ; 100 on Linux x86 and arm). */
 export const CLK_TCK = 100;
 
-/** utime + stime of each live process among `pids`, in ticks. */
-export async function cpuTicks(pids: number[]): Promise<Map<number, number>> {
+/** CPU of a process in ticks: its own (utime + stime) and its reaped children's. */
+export interface CpuTicks {
+  own: number;
+  reaped: number;
+}
+
+/** CPU ticks of each live process among `pids`. */
+export async function cpuTicks(pids: number[]): Promise<Map<number, CpuTicks>> {
   const files = await readProcFiles(pids.map((p) => `/proc/${p}/stat`));
-  const out = new Map<number, number>();
+  const out = new Map<number, CpuTicks>();
   for (const p of pids) {
     const stat = files.get(`/proc/${p}/stat`);
-    if (stat) out.set(p, Number(statFields(stat)[11]) + Number(statFields(stat)[12]));
+    if (!stat) continue;
+    const f = statFields(stat).map(Number);
+    out.set(p, { own: f[11] + f[12], reaped: f[13] + f[14] });
   }
   return out;
 }

@@ -4,14 +4,22 @@
  * N jobs running `true` go in with one `queuectl enqueue --file`; then `queuectl worker start
  * --count C` runs until a read-only poll of the database sees none left. The drain time runs from
  * the supervisor's spawn to the latest `finished_at` in the table, so the poll interval does not
- * blur it. The baseline, in the same repetition, is `xargs -P C -n1 sh -c true` over N lines.
+ * blur it. The baseline, in the same repetition, is `xargs -P C -n1 sh -c true` over N lines;
+ * beside it, C loops of bare `Deno.Command` spawns in the bench process show what any Deno runner
+ * can reach.
  * Peak RSS (VmHWM) of the supervisor and of each worker is read just before the stop. CPU per job
- * is what the whole process tree used (the bench's reaped-children CPU before and after).
+ * is what the whole process tree used (the bench's reaped-children CPU before and after), split
+ * into the worker processes' own CPU, their jobs' (`sh`, reaped by the workers) and the
+ * supervisor's, read from /proc just before the stop.
  */
+import { cpuUsage } from "node:process";
 import { DatabaseSync } from "node:sqlite";
 import {
   childrenOf,
   cli,
+  CLK_TCK,
+  type CpuTicks,
+  cpuTicks,
   type Figures,
   peakRssMb,
   progress,
@@ -44,6 +52,33 @@ async function xargsRun(n: number, parallel: number): Promise<{ rate: number; cp
   return { rate: n / s, cpuUs: ((await reapedChildrenCpuUs()) - cpu0) / n };
 }
 
+/**
+ * The ceiling for any runner written in Deno: `parallel` loops in this process, each spawning
+ * `sh -c true` with `Deno.Command` (stdio "null", no process group) and awaiting it, n in all.
+ */
+async function denoSpawnRun(n: number, parallel: number): Promise<{ rate: number; cpuUs: number }> {
+  const kids0 = await reapedChildrenCpuUs();
+  const self0 = cpuUsage();
+  const t0 = performance.now();
+  let left = n;
+  const loop = async () => {
+    while (left-- > 0) {
+      const s = await new Deno.Command("sh", {
+        args: ["-c", "true"],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn().status;
+      if (!s.success) throw new Error(`sh -c true exited ${s.code}`);
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, loop));
+  const s = (performance.now() - t0) / 1000;
+  const self = cpuUsage(self0);
+  const kids = (await reapedChildrenCpuUs()) - kids0;
+  return { rate: n / s, cpuUs: (self.user + self.system + kids) / n };
+}
+
 /** Counts per state, read through a fresh read-only connection. */
 function stateCounts(db: string): Record<string, number> {
   const conn = new DatabaseSync(db, { readOnly: true, timeout: 5_000 });
@@ -66,7 +101,11 @@ function lastFinishedAt(db: string): number {
 
 interface DrainResult {
   rate: number;
+  /** CPU of the whole tree per job, and its parts (from /proc just before the stop). */
   cpuUs: number;
+  supervisorCpuUs: number;
+  workersCpuUs: number;
+  jobsCpuUs: number;
   supervisorRssMb: number;
   workerRssMb: number;
 }
@@ -82,7 +121,13 @@ async function queuectlRun(dir: string, n: number, count: number): Promise<Drain
   const cpu0 = await reapedChildrenCpuUs();
   const t0 = Date.now();
   const sup = startSupervisor(db, count, `${dir}/supervisor.log`);
-  let rss = { supervisorRssMb: 0, workerRssMb: 0 };
+  let extra = {
+    supervisorRssMb: NaN,
+    workerRssMb: NaN,
+    supervisorCpuUs: NaN,
+    workersCpuUs: NaN,
+    jobsCpuUs: NaN,
+  };
   try {
     let done = 0;
     let progressAt = Date.now();
@@ -103,16 +148,23 @@ async function queuectlRun(dir: string, n: number, count: number): Promise<Drain
     }
     const workers = await childrenOf(sup.pid);
     const peak = await peakRssMb([sup.pid, ...workers]);
-    rss = {
+    const ticks = await cpuTicks([sup.pid, ...workers]);
+    const us = (t: number) => (t * 1e6) / CLK_TCK / n;
+    const sum = (f: (t: CpuTicks) => number) =>
+      workers.reduce((a, p) => a + f(ticks.get(p) ?? { own: 0, reaped: 0 }), 0);
+    extra = {
       supervisorRssMb: peak.get(sup.pid) ?? NaN,
       workerRssMb: Math.max(...workers.map((p) => peak.get(p) ?? NaN)),
+      supervisorCpuUs: us(ticks.get(sup.pid)?.own ?? NaN),
+      workersCpuUs: us(sum((t) => t.own)),
+      jobsCpuUs: us(sum((t) => t.reaped)),
     };
   } finally {
     const code = await sup.stop();
     if (code !== 0) progress(`supervisor exited ${code}\n${sup.logTail()}`);
   }
   const s = (lastFinishedAt(db) - t0) / 1000;
-  return { rate: n / s, cpuUs: ((await reapedChildrenCpuUs()) - cpu0) / n, ...rss };
+  return { rate: n / s, cpuUs: ((await reapedChildrenCpuUs()) - cpu0) / n, ...extra };
 }
 
 /** Figure 1 (and 7 along with it): one record per repetition. */
@@ -131,10 +183,17 @@ export async function drain(
         const x = await xargsRun(n, count);
         f[`xargs_jobs_per_s_${count}`] = x.rate;
         f[`xargs_cpu_us_per_job_${count}`] = x.cpuUs;
+        const d = await denoSpawnRun(n, count);
+        f[`deno_spawn_jobs_per_s_${count}`] = d.rate;
+        f[`deno_spawn_cpu_us_per_job_${count}`] = d.cpuUs;
+        f[`deno_spawn_ratio_${count}`] = d.rate / x.rate;
       }
       const q = await queuectlRun(`${opts.dir}/drain-${count}-${rep}`, n, count);
       f[`drain_jobs_per_s_${count}`] = q.rate;
       f[`drain_cpu_us_per_job_${count}`] = q.cpuUs;
+      f[`drain_cpu_us_workers_${count}`] = q.workersCpuUs;
+      f[`drain_cpu_us_jobs_${count}`] = q.jobsCpuUs;
+      f[`drain_cpu_us_supervisor_${count}`] = q.supervisorCpuUs;
       if (baseline) f[`drain_ratio_${count}`] = q.rate / f[`xargs_jobs_per_s_${count}`];
       if (count === Math.max(...counts)) {
         f.supervisor_rss_mb = q.supervisorRssMb;

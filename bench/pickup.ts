@@ -74,7 +74,7 @@ async function cpuPercent(pids: number[], ms: number): Promise<number> {
   const after = await cpuTicks(pids);
   const s = (performance.now() - t0) / 1000;
   let ticks = 0;
-  for (const [pid, t] of after) ticks += t - (before.get(pid) ?? t);
+  for (const [pid, t] of after) ticks += t.own - (before.get(pid) ?? t).own;
   return (ticks / CLK_TCK / s) * 100;
 }
 
