@@ -1,0 +1,101 @@
+/**
+ * Fault injection, chaos: `deno task chaos` with 2,000 jobs while workers and supervisors are
+ * SIGKILLed, and the supervisor's restart of killed workers.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { procsMentioning, workerProcs } from "./chaos.ts";
+import { startWorkers, tempDb, waitFor } from "./helpers.ts";
+
+const CHAOS = fileURLToPath(new URL("./chaos.ts", import.meta.url));
+// The permissions of `deno task chaos` in deno.json.
+const PERMS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys=hostname",
+];
+
+Deno.test("chaos: 2,000 jobs while workers and supervisors are SIGKILLed → 0 lost, 0 stuck, 0 completed twice", async () => {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...PERMS, CHAOS, "--jobs", "2000"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(stdout);
+  const diag = new TextDecoder().decode(stderr);
+  const context = `stdout:\n${out}\nstderr:\n${diag}`;
+
+  // Exactly one line on stdout, in the documented shape.
+  const m =
+    /^jobs=(\d+) kills=(\d+) lost=(\d+) stuck=(\d+) completed_twice=(\d+) extra_runs=(\d+)\n$/
+      .exec(out);
+  assert.ok(m, `unexpected chaos output\n${context}`);
+  const [jobs, kills, lost, stuck, twice, extra] = m.slice(1).map(Number);
+  assert.equal(jobs, 2000, context);
+  assert.equal(lost, 0, context);
+  assert.equal(stuck, 0, context);
+  assert.equal(twice, 0, context);
+  // The run must actually have been chaotic, and every extra run needs a killed worker.
+  assert.ok(kills >= 10, `only ${kills} kills\n${context}`);
+  assert.ok(extra <= kills, `${extra} extra runs from ${kills} kills\n${context}`);
+  assert.match(diag, /unexplained_extra_runs=0 unexpected_failures=0 /, context);
+  assert.match(diag, /leaked_processes=0 supervisor_exit=0 drained=true /, context);
+  assert.equal(code, 0, context);
+
+  // Nothing of the run is left behind.
+  const dir = /dir=(\S+)/.exec(diag)?.[1];
+  assert.ok(dir, context);
+  assert.deepEqual(await procsMentioning(dir), []);
+});
+
+// BUG (supervisor restart backoff): `restartDelay` in workers/supervisor.ts is one value shared by
+// every worker slot, doubled on each death of a worker younger than 5s and reset only when an
+// older one dies. Killing the 4 workers of a pool once each delays the 4th restart by 4s; twice
+// each, by 30s, so a pool whose workers are OOM-killed sits empty for up to 30s. Remove `ignore`
+// once the delay is kept per slot.
+Deno.test({
+  name: "supervisor: each SIGKILLed worker is back within 2.5s, however many others died before",
+  ignore: true,
+  async fn() {
+    await using t = await tempDb();
+    const w = startWorkers(t.db, 4);
+    try {
+      const firstSeen = new Map<number, number>();
+      const mine = async () => {
+        const now = Date.now();
+        const live = (await workerProcs(t.db)).filter((p) => p.ppid === w.process.pid);
+        for (const p of live) if (!firstSeen.has(p.pid)) firstSeen.set(p.pid, now);
+        return live;
+      };
+      await waitFor(async () => (await mine()).length === 4, { what: "4 workers" });
+      for (let round = 1; round <= 8; round++) {
+        // Kill the oldest worker once it has run a second, so the kills go round the slots and
+        // none of them looks like a worker that crashes as it starts.
+        const live = await mine();
+        const oldest = live.reduce((
+          a,
+          b,
+        ) => (firstSeen.get(a.pid)! <= firstSeen.get(b.pid)! ? a : b));
+        await waitFor(() => Date.now() - firstSeen.get(oldest.pid)! >= 1000, {
+          what: "the oldest worker to have run 1s",
+        });
+        Deno.kill(oldest.pid, "SIGKILL");
+        const killedAt = Date.now();
+        await waitFor(
+          async () => {
+            const now = await mine();
+            return now.length === 4 && !now.some((p) => p.pid === oldest.pid);
+          },
+          { timeoutMs: 2500, intervalMs: 50, what: `worker restart after kill ${round}` },
+        );
+        assert.ok(Date.now() - killedAt <= 2500);
+      }
+    } finally {
+      w.signal("SIGTERM");
+      const status = await w.done();
+      assert.equal(status.code, 0, w.log());
+    }
+  },
+});
