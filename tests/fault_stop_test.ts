@@ -1,0 +1,141 @@
+/**
+ * Fault injection, graceful stop under load: 4 workers run 2-second jobs with more waiting when
+ * `worker stop` (from another process) or SIGTERM arrives. Every running job finishes and is
+ * completed, none starts after the stop, every process exits and the supervisor exits 0.
+ */
+import assert from "node:assert/strict";
+import { countLines, procsMentioning, queryDb, statusWithin } from "./chaos.ts";
+import { cliOk, runCli, startWorkers, tempDb, waitFor, type Workers } from "./helpers.ts";
+
+const RUNNING = 4;
+const WAITING = 4;
+
+interface Outcome {
+  db: string;
+  dir: string;
+  log: string;
+  status: Deno.CommandStatus;
+  /** Jobs that had started when the stop was sent. */
+  running: string[];
+  stoppedAt: number;
+}
+
+/**
+ * Enqueues 8 two-second jobs, starts 4 workers, waits until 4 jobs run, calls `stop`, and waits
+ * (bounded) for the supervisor to exit.
+ */
+async function stopUnderLoad(
+  dir: string,
+  db: string,
+  stop: (w: Workers) => Promise<void>,
+): Promise<Outcome> {
+  const specs = Array.from({ length: RUNNING + WAITING }, (_, i) =>
+    JSON.stringify({
+      id: `s${i}`,
+      command: `echo start s${i} >> runs.txt; sleep 2; echo end s${i} >> runs.txt`,
+      cwd: dir,
+    }));
+  await Deno.writeTextFile(`${dir}/jobs.ndjson`, specs.join("\n") + "\n");
+  await cliOk(db, ["enqueue", "--file", `${dir}/jobs.ndjson`]);
+
+  const w = startWorkers(db, 4);
+  let status: Deno.CommandStatus | null = null;
+  try {
+    const started = () =>
+      [...countLines(`${dir}/runs.txt`).keys()].filter((l) => l.startsWith("start "));
+    await waitFor(() => started().length === RUNNING, { what: `${RUNNING} jobs running` });
+    const running = started().map((l) => l.slice("start ".length)).sort();
+    const stoppedAt = Date.now();
+    await stop(w);
+    status = await statusWithin(w.process, 20_000);
+    assert.ok(status, `the supervisor did not exit within 20s of the stop\n${w.log()}`);
+    await w.done();
+    return { db, dir, log: w.log(), status, running, stoppedAt };
+  } finally {
+    if (!status) {
+      w.signal("SIGKILL");
+      await w.done();
+    }
+  }
+}
+
+async function assertStoppedCleanly(o: Outcome) {
+  assert.equal(o.status.code, 0, o.log);
+  const jobs = new Map(
+    queryDb(o.db, "SELECT id, state, attempts, started_at FROM jobs").map((r) => [r.id, r]),
+  );
+  const runs = countLines(`${o.dir}/runs.txt`);
+  const completedAttempts = new Map(
+    queryDb(
+      o.db,
+      "SELECT job_id, count(*) AS n FROM attempts WHERE outcome = 'completed' GROUP BY 1",
+    ).map((r) => [r.job_id, r.n]),
+  );
+  for (const [id, job] of jobs) {
+    if (o.running.includes(id as string)) {
+      // It ran to its end, once, and is recorded completed once.
+      assert.equal(job.state, "completed", `${id}\n${o.log}`);
+      assert.equal(runs.get(`start ${id}`), 1, `${id}`);
+      assert.equal(runs.get(`end ${id}`), 1, `${id}`);
+      assert.equal(completedAttempts.get(id), 1, `${id}`);
+      assert.ok((job.started_at as number) <= o.stoppedAt, `${id} started after the stop`);
+    } else {
+      // Never started after the stop: still pending, no attempt, no side effect.
+      assert.equal(job.state, "pending", `${id}\n${o.log}`);
+      assert.equal(job.attempts, 0, `${id}`);
+      assert.equal(runs.get(`start ${id}`), undefined, `${id} started after the stop`);
+    }
+  }
+  assert.equal(jobs.size, RUNNING + WAITING);
+  assert.equal((o.log.match(/job\.started /g) ?? []).length, RUNNING, o.log);
+  assert.match(o.log, /supervisor\.stopped/);
+  // Every worker unregistered and exited.
+  assert.equal(await cliOk(o.db, ["worker", "list", "--json"]), "[]\n");
+  assert.deepEqual(await procsMentioning(o.db), []);
+}
+
+Deno.test("stop: `worker stop` from another process while 4 jobs run → they finish, nothing new starts, exit 0", async () => {
+  await using t = await tempDb();
+  let stopOut = { code: -1, stdout: "", stderr: "" };
+  const o = await stopUnderLoad(t.dir, t.db, async () => {
+    stopOut = await runCli(t.db, ["worker", "stop", "--timeout", "20s"]);
+  });
+  assert.equal(stopOut.code, 0, `${stopOut.stdout}${stopOut.stderr}`);
+  assert.match(stopOut.stdout, /^asked 4 workers to stop .*\nstopped 4 workers\n$/);
+  assert.equal(stopOut.stderr, "");
+  await assertStoppedCleanly(o);
+});
+
+Deno.test("stop: SIGTERM to the supervisor while 4 jobs run → they finish, nothing new starts, exit 0", async () => {
+  await using t = await tempDb();
+  const o = await stopUnderLoad(t.dir, t.db, (w) => {
+    w.signal("SIGTERM");
+    return Promise.resolve();
+  });
+  await assertStoppedCleanly(o);
+});
+
+Deno.test("stop: a second SIGTERM interrupts the running jobs → back to pending, no retry used, exit 0", async () => {
+  await using t = await tempDb();
+  const o = await stopUnderLoad(t.dir, t.db, async (w) => {
+    w.signal("SIGTERM");
+    await waitFor(() => w.log().includes("supervisor.stopping"), { what: "first stop logged" });
+    w.signal("SIGTERM");
+  });
+  assert.equal(o.status.code, 0, o.log);
+  const rows = queryDb(o.db, "SELECT id, state, attempts FROM jobs ORDER BY id");
+  assert.deepEqual(
+    rows.map((r) => [r.id, r.state, r.attempts]),
+    rows.map((r) => [r.id, "pending", 0]),
+    o.log,
+  );
+  const attempts = queryDb(o.db, "SELECT job_id, outcome FROM attempts ORDER BY job_id");
+  assert.deepEqual(
+    attempts.map((a) => [a.job_id, a.outcome]),
+    o.running.map((id) => [id, "interrupted"]),
+  );
+  // The interrupted jobs were killed, not left to finish.
+  const runs = countLines(`${o.dir}/runs.txt`);
+  for (const id of o.running) assert.equal(runs.get(`end ${id}`), undefined, id);
+  assert.deepEqual(await procsMentioning(o.db), []);
+});
