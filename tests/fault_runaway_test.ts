@@ -1,0 +1,137 @@
+/**
+ * Fault injection, runaway jobs: a job that prints 1 GB, one that forks children and exits, one
+ * that ignores SIGTERM past its timeout, and ones that read stdin. The worker survives all of
+ * them, each log stays within `log-max-bytes`, no process is left behind, and each job ends in the
+ * right state.
+ */
+import assert from "node:assert/strict";
+import {
+  isLive,
+  listProcs,
+  procsMentioning,
+  queryDb,
+  reapMentioning,
+  statusWithin,
+  workerProcs,
+} from "./chaos.ts";
+import { cliOk, FIXTURES, runCli, startWorkers, tempDb, waitFor } from "./helpers.ts";
+
+const LOG_MAX = 64 * 1024;
+
+Deno.test("runaway: 1 GB of output, orphaned children, an ignored SIGTERM and stdin readers → the worker survives, logs stay capped, nothing is left running", async () => {
+  await using t = await tempDb();
+  await cliOk(t.db, ["config", "set", "log-max-bytes", "64KiB"]);
+  await cliOk(t.db, ["config", "set", "kill-grace", "1s"]);
+  const pids = `${t.dir}/pids.txt`;
+  const trapPid = `${t.dir}/trap.pid`;
+  const jobs: Record<string, Record<string, unknown>> = {
+    big: { command: "head -c 1000000000 /dev/zero" },
+    // Two children and a grandchild left running; the shell exits 0 at once.
+    forks: {
+      command: `sleep 100 & echo $! >> ${pids}; sleep 100 & echo $! >> ${pids}; ` +
+        `sh ${FIXTURES}linger.sh ${pids} & ` +
+        `until grep -q ' ' ${pids}; do sleep 0.01; done; exit 0`,
+    },
+    // `exec`: the job's own process ignores SIGTERM, so only SIGKILL after kill-grace ends it.
+    trap: {
+      command: `exec sh ${FIXTURES}trap_term.sh ${trapPid}`,
+      timeout: 1,
+      max_retries: 0,
+    },
+    cat: { command: "cat" },
+    read: { command: 'read line || echo "end of input"' },
+    after: { command: "echo still working" },
+  };
+  await cliOk(t.db, ["enqueue", "--file", "-"], {
+    stdin: Object.entries(jobs).map(([id, spec]) => JSON.stringify({ id, ...spec })).join("\n"),
+  });
+
+  const w = startWorkers(t.db, 2);
+  let workersBefore: number[] = [];
+  try {
+    await waitFor(async () => (await workerPids(t.db)).length === 2, { what: "2 workers" });
+    workersBefore = await workerPids(t.db);
+    await waitFor(
+      () =>
+        queryDb(
+          t.db,
+          "SELECT count(*) AS n FROM jobs WHERE state IN ('completed', 'dead')",
+        )[0].n === Object.keys(jobs).length,
+      { timeoutMs: 90_000, intervalMs: 200, what: "every job finished" },
+    ).catch((e) => {
+      throw new Error(`${e.message}\n${w.log()}`);
+    });
+    // The same two workers are still alive after all of it.
+    assert.deepEqual(await workerPids(t.db), workersBefore, w.log());
+  } finally {
+    w.signal("SIGTERM");
+    if ((await statusWithin(w.process, 20_000)) === null) w.signal("SIGKILL");
+    await reapMentioning(t.db, 10_000);
+    await w.done();
+  }
+  const log = w.log();
+  assert.doesNotMatch(log, /worker\.died|internal error|Uncaught/, log);
+  assert.equal(log.match(/worker\.started/g)?.length, 2, log);
+
+  const rows = new Map(
+    queryDb(t.db, "SELECT * FROM jobs").map((r) => [r.id as string, r]),
+  );
+  const state = (id: string) => rows.get(id)!.state;
+  const seconds = (id: string) =>
+    ((rows.get(id)!.finished_at as number) - (rows.get(id)!.started_at as number)) / 1000;
+
+  // 1 GB: completed, and its log holds at most the cap: the tail, after a note.
+  assert.equal(state("big"), "completed", log);
+  const logDir = `${t.db}-logs`;
+  const bigLog = `${logDir}/${rows.get("big")!.seq}.log`;
+  const size = (await Deno.stat(bigLog)).size;
+  assert.ok(size <= LOG_MAX && size > LOG_MAX / 2, `log of big is ${size} bytes`);
+  const shown = await runCli(t.db, ["logs", "big"]);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(
+    shown.stdout,
+    /^\[queuectl: earlier output dropped; log capped at 65536 bytes\]\n\0+$/,
+  );
+  // Every log is within the cap, and no rotated half is left over.
+  for (const e of Deno.readDirSync(logDir)) {
+    assert.ok(!e.name.endsWith(".1"), `left over: ${e.name}`);
+    assert.ok((await Deno.stat(`${logDir}/${e.name}`)).size <= LOG_MAX, e.name);
+  }
+
+  // Orphaned children: the job is completed at once, and none of its processes survives it.
+  assert.equal(state("forks"), "completed");
+  assert.ok(seconds("forks") < 10, `forks took ${seconds("forks")}s`);
+  const leftPids = (await Deno.readTextFile(pids)).split(/\s+/).filter((p) => p !== "").map(
+    Number,
+  );
+  assert.equal(leftPids.length, 4, `pids: ${leftPids}`);
+  for (const pid of leftPids) assert.ok(!(await isLive(pid)), `process ${pid} of forks still runs`);
+
+  // Ignored SIGTERM: killed after timeout + grace, dead (no retries), outcome timeout.
+  assert.equal(state("trap"), "dead");
+  const trapAttempts = queryDb(
+    t.db,
+    "SELECT outcome, signal, error FROM attempts WHERE job_id = 'trap'",
+  );
+  assert.equal(trapAttempts.length, 1);
+  assert.equal(trapAttempts[0].outcome, "timeout");
+  assert.match(trapAttempts[0].error as string, /^timed out after 1s/);
+  assert.ok(seconds("trap") >= 1.9 && seconds("trap") < 10, `trap took ${seconds("trap")}s`);
+  const trapped = Number((await Deno.readTextFile(trapPid)).trim());
+  assert.ok(!(await isLive(trapped)), `trap_term.sh (${trapped}) still runs`);
+
+  // Stdin readers see end-of-file at once, rather than hanging on the worker's input.
+  assert.equal(state("cat"), "completed");
+  assert.equal(state("read"), "completed");
+  assert.equal((await runCli(t.db, ["logs", "read"])).stdout, "end of input\n");
+  assert.ok(seconds("cat") < 5 && seconds("read") < 5);
+  assert.equal(state("after"), "completed");
+
+  // Nothing of the test is left: no worker, no job process, no sleep from the forks job.
+  assert.deepEqual(await procsMentioning(t.dir), []);
+  assert.deepEqual((await listProcs()).filter((p) => leftPids.includes(p.pid)), []);
+});
+
+async function workerPids(db: string): Promise<number[]> {
+  return (await workerProcs(db)).map((p) => p.pid).sort((a, b) => a - b);
+}
