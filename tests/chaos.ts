@@ -347,7 +347,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       }
     }
   } finally {
-    // Stop gracefully; whatever does not stop in time is killed (and counted below).
+    // Stop gracefully; whatever does not stop in time is killed (and counted below). A supervisor
+    // started by the last kill may still be loading: a SIGTERM before it has set up its signal
+    // handling would end it with 143, so wait until it says it has started.
+    const started = new RegExp(`supervisor\\.started .*pid=${supervisor.pid}\\b`);
+    await waitFor(() => started.test(Deno.readTextFileSync(workerLog)), {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+      what: "the last supervisor to start",
+    }).catch(() => {});
     supervisor.kill("SIGTERM");
   }
   let status = await statusWithin(supervisor, 30_000);
