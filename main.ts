@@ -45,6 +45,25 @@ function describe(e: unknown): string {
   return `queuectl: internal error: ${stack}`;
 }
 
+/**
+ * A user mistake is reported on one line, and the user's own text in it (an id, a file name, a
+ * JSON key) can hold newlines or terminal escape sequences: show those as escapes, never raw.
+ */
+function oneLine(message: string): string {
+  const end = message.endsWith("\n") ? "\n" : "";
+  const body = end ? message.slice(0, -1) : message;
+  // deno-lint-ignore no-control-regex -- control characters are exactly what is replaced
+  return body.replace(
+    /[\x00-\x1f\x7f]/g,
+    (c) =>
+      c === "\n"
+        ? "\\n"
+        : c === "\t"
+        ? "\\t"
+        : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  ) + end;
+}
+
 type Target = Command<CommandContext> | RouteMap<CommandContext>;
 
 /** The command words of the input (`dlq retry`), for "see queuectl dlq retry --help". */
@@ -152,6 +171,7 @@ const proc = {
     write: (s: string) => {
       if (errorShown) return;
       errorShown = s.startsWith("queuectl: ");
+      if (errorShown && !s.startsWith("queuectl: internal error:")) s = oneLine(s);
       writeAll(Deno.stderr, s);
     },
   },

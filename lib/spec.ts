@@ -245,11 +245,33 @@ export function toNewJob(raw: unknown, ctx: SpecContext, source?: string): NewJo
     );
   }
   try {
+    const broken = findIllFormed(spec);
+    if (broken) {
+      throw new UsageError(
+        `"${broken}" is not well-formed Unicode (it holds a lone surrogate such as \\udbff)`,
+      );
+    }
     return resolveSpec(spec, ctx);
   } catch (e) {
     if (e instanceof UsageError && source) throw at(e.message);
     throw e;
   }
+}
+
+/**
+ * The field whose text (or, for `env`, a name or value) SQLite could not store as it is: a lone
+ * surrogate would come back as U+FFFD, and the job could no longer be found by its id.
+ */
+function findIllFormed(spec: Record<string, unknown>): string | null {
+  for (const [field, v] of Object.entries(spec)) {
+    if (typeof v === "string" && !v.isWellFormed()) return field;
+    if (field === "env" && v && typeof v === "object") {
+      for (const [k, x] of Object.entries(v)) {
+        if (!k.isWellFormed() || (typeof x === "string" && !x.isWellFormed())) return "env";
+      }
+    }
+  }
+  return null;
 }
 
 function resolveSpec(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
