@@ -52,8 +52,8 @@ function describe(e: unknown): string {
 function oneLine(message: string): string {
   const end = message.endsWith("\n") ? "\n" : "";
   const body = end ? message.slice(0, -1) : message;
-  // deno-lint-ignore no-control-regex -- control characters are exactly what is replaced
   return body.replace(
+    // deno-lint-ignore no-control-regex -- control characters are exactly what is replaced
     /[\x00-\x1f\x7f]/g,
     (c) =>
       c === "\n"

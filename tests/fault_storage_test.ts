@@ -205,14 +205,11 @@ Deno.test({
   },
 });
 
-// BUG (worker start on a read-only database file): the supervisor opens the file (SQLite falls
-// back to read-only) and starts; each worker then dies on `registerWorker` with an uncaught
-// "Uncaught (in promise) Error: cannot write …: it is read-only" and its stack, and the supervisor
-// restarts it forever (500ms, 1s, 2s, … 30s) instead of exiting with the error. Remove `ignore`
-// once `worker start` checks that it can write before it starts workers.
+// worker start checks that it can write before it starts any worker: on a read-only file it
+// exits with one line instead of workers that fail on their first write.
 Deno.test({
   name: "storage: worker start on a read-only database file → exits with a one-line error",
-  ignore: true,
+  ignore: !canMount,
   async fn() {
     await using t = await tempDb();
     await seeded(t.db);

@@ -1071,4 +1071,12 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
     assert.deepEqual((await store.listAttempts("a")).map((x) => x.outcome), ["worker_lost"]);
     assert.equal(r.claimed?.id, "b");
   });
+
+  storeTest("assertWritable passes on a writable store and changes nothing", async ({ store }) => {
+    await store.enqueue([newJob("a")], T0);
+    const before = await store.getJob("a");
+    await store.assertWritable();
+    assert.deepEqual(await store.getJob("a"), before);
+    assert.equal(await store.countJobs(), 1);
+  });
 }

@@ -81,6 +81,23 @@ export function workerCommand(db: string, host: string, logLevel: string, nonce 
   return { exec, args: [...args, main, ...workerArgs], cwd };
 }
 
+const RESTART_MS = 500;
+const RESTART_MAX_MS = 30_000;
+
+/** Waits `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (signal.aborted) done();
+    else signal.addEventListener("abort", done);
+  });
+}
+
 interface Child {
   index: number;
   process: Deno.ChildProcess;
@@ -92,6 +109,12 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
   const { log } = opts;
   const host = Deno.hostname();
   const store: Store = openStore(opts.db);
+  try {
+    await store.assertWritable();
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   const pidFile = join(pidDir(opts.db), `${Deno.pid}.pid`);
   Deno.mkdirSync(pidDir(opts.db), { recursive: true, mode: 0o700 });
   Deno.writeTextFileSync(pidFile, `${Deno.pid}\n`, { mode: 0o600 });
@@ -99,7 +122,9 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
   let signals = 0;
   const children = new Map<number, Child>();
   const exits: Promise<void>[] = [];
-  let restartDelay = 500;
+  /** Per worker slot: the next restart delay of a worker that keeps failing as it starts. */
+  const restartDelay = new Map<number, number>();
+  const stopping = new AbortController();
 
   const spawn = (index: number) => {
     const nonce = crypto.randomUUID().slice(0, 6);
@@ -151,21 +176,33 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
       log.warn("supervisor.rescue_failed", { error: (e as Error).message });
     }
     if (signals > 0) return;
+    const delay = nextRestartDelay(child.index, status, now - child.startedAt);
     log.warn("worker.died", {
       worker: child.process.pid,
       exit_code: status.code,
       signal: status.signal ?? undefined,
-      restart_in: formatDuration(restartDelay),
+      restart_in: formatDuration(delay),
     });
-    // A worker that keeps dying right after it starts must not spin: back off its restarts.
-    const delay = now - child.startedAt < 5_000 ? restartDelay : 500;
-    restartDelay = Math.min(30_000, delay * 2);
-    await new Promise((r) => setTimeout(r, delay));
+    await sleep(delay, stopping.signal);
     if (signals === 0) spawn(child.index);
+  };
+
+  /**
+   * A worker killed from outside (kill -9, the OOM killer) is replaced at once; one that keeps
+   * failing soon after it starts (a broken store, a crash) is restarted ever later, per slot, from
+   * 0.5s up to 30s, so it never spins. A worker that ran a while starts its slot afresh.
+   */
+  const nextRestartDelay = (index: number, status: Deno.CommandStatus, livedMs: number) => {
+    if (status.signal === "SIGKILL" || livedMs >= 30_000) restartDelay.delete(index);
+    if (status.signal === "SIGKILL") return RESTART_MS;
+    const delay = restartDelay.get(index) ?? RESTART_MS;
+    restartDelay.set(index, Math.min(RESTART_MAX_MS, delay * 2));
+    return delay;
   };
 
   const onSignal = () => {
     signals++;
+    stopping.abort();
     const sig: Deno.Signal = signals >= 3 ? "SIGKILL" : "SIGTERM";
     if (signals === 1) {
       log.info("supervisor.stopping", {

@@ -53,19 +53,25 @@ function isTransient(e: unknown): boolean {
   return e instanceof Error && /locked|busy|disk is full|I\/O error/i.test(e.message);
 }
 
+/**
+ * The worker process's entry point. Returns its exit code: 0 after a stop, 1 when the store could
+ * not be used (said in one log line; the supervisor restarts it later, with backoff).
+ */
 export async function workerMain(argv: string[]): Promise<number> {
   const args = parseWorkerArgs(argv);
   const log = await setupLogging(parseLogLevel(args.logLevel) ?? "info");
-  const workerId = workerIdOf(args.host, Deno.pid, args.nonce);
   const wlog = log.with({ worker: Deno.pid });
-
-  let store: Store;
   try {
-    store = SqliteStore.open(args.db, { durable: false });
+    return await runWorker(args, wlog);
   } catch (e) {
     wlog.error("worker.failed", { error: (e as Error).message });
     return 1;
   }
+}
+
+async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
+  const workerId = workerIdOf(args.host, Deno.pid, args.nonce);
+  const store: Store = SqliteStore.open(args.db, { durable: false });
 
   const stopping = new AbortController();
   const forced = new AbortController();

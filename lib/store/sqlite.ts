@@ -600,6 +600,19 @@ export class SqliteStore implements Store {
     });
   }
 
+  assertWritable(): Promise<void> {
+    // Rewriting the header's user_version is a real write (a read-only file refuses it even inside
+    // BEGIN IMMEDIATE), and the rollback leaves the file as it was.
+    return this.#do(() => {
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      } finally {
+        this.#db.exec("ROLLBACK");
+      }
+    });
+  }
+
   #readDataVersion(): number {
     return this.#db.prepare("PRAGMA data_version").get()!.data_version as number;
   }

@@ -206,6 +206,12 @@ export interface Store {
    */
   waitForChange(maxWaitMs: number, signal?: AbortSignal): Promise<void>;
 
+  /**
+   * Throws `StoreError` when nothing could be written (a read-only file, directory or mount), so
+   * a long-running process can refuse to start instead of failing on its first write.
+   */
+  assertWritable(): Promise<void>;
+
   /** Releases the connection and any watcher. */
   close(): Promise<void>;
 }
