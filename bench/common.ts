@@ -134,8 +134,11 @@ export interface Supervisor {
   pid: number;
   /** Sends SIGTERM and waits for the exit (SIGKILL after `graceMs`). Returns the exit code. */
   stop(graceMs?: number): Promise<number>;
-  /** The tail of its log, for error messages. */
-  logTail(): string;
+  /**
+   * For an error message: the state of the supervisor, its workers and their jobs, the tail of
+   * the log, and where a full copy of the log is kept (it outlives the bench's temp directory).
+   */
+  diagnose(): Promise<string>;
 }
 
 /**
@@ -155,6 +158,7 @@ export function startSupervisor(db: string, count: number, logFile: string): Sup
   return {
     pid: child.pid,
     async stop(graceMs = 30_000) {
+      const workers = await childrenOf(child.pid);
       try {
         child.kill("SIGTERM");
       } catch { /* exited */ }
@@ -166,18 +170,25 @@ export function startSupervisor(db: string, count: number, logFile: string): Sup
       const status = await child.status;
       clearTimeout(timer);
       // Workers that lost their supervisor stop on EOF; wait for them so none outlives the bench.
-      await waitUntil(async () => (await childrenOf(child.pid)).length === 0, "workers to exit", {
+      await waitUntil(async () => (await cpuTicks(workers)).size === 0, "workers to exit", {
         timeoutMs: graceMs,
         intervalMs: 100,
-      }).catch(() => {});
+      }).catch(() => progress(`workers ${workers.join(", ")} still running`));
       return status.code;
     },
-    logTail() {
+    async diagnose() {
+      const pids = [child.pid];
+      for (let i = 0; i < pids.length && i < 50; i++) pids.push(...await childrenOf(pids[i]));
+      const stats = await readProcFiles(pids.map((p) => `/proc/${p}/stat`));
+      const ps = [...stats.values()].map((st) => st.split(" ").slice(0, 3).join(" ")).join("; ");
+      let tail = "(no log)";
+      let kept = "";
       try {
-        return Deno.readTextFileSync(logFile).split("\n").slice(-20).join("\n");
-      } catch {
-        return "(no log)";
-      }
+        tail = Deno.readTextFileSync(logFile).split("\n").slice(-20).join("\n");
+        kept = Deno.makeTempFileSync({ prefix: "queuectl-bench-failed-", suffix: ".log" });
+        Deno.copyFileSync(logFile, kept);
+      } catch { /* no log */ }
+      return `processes (pid (comm) state): ${ps}\nlog tail:\n${tail}\nfull log: ${kept}`;
     },
   };
 }

@@ -90,6 +90,19 @@ function stateCounts(db: string): Record<string, number> {
   }
 }
 
+/** Whether some connection holds the write lock right now (for a stall's diagnosis). */
+function writeLockHeld(db: string): boolean {
+  const conn = new DatabaseSync(db, { timeout: 0 });
+  try {
+    conn.exec("BEGIN IMMEDIATE; ROLLBACK");
+    return false;
+  } catch {
+    return true;
+  } finally {
+    conn.close();
+  }
+}
+
 function lastFinishedAt(db: string): number {
   const conn = new DatabaseSync(db, { readOnly: true, timeout: 5_000 });
   try {
@@ -136,13 +149,16 @@ async function queuectlRun(dir: string, n: number, count: number): Promise<Drain
       const c = stateCounts(db);
       const finished = (c.completed ?? 0) + (c.dead ?? 0) + (c.failed ?? 0);
       if ((c.dead ?? 0) + (c.failed ?? 0) > 0) {
-        throw new Error(`jobs failed while draining: ${JSON.stringify(c)}\n${sup.logTail()}`);
+        throw new Error(
+          `jobs failed while draining: ${JSON.stringify(c)}\n${await sup.diagnose()}`,
+        );
       }
       if (finished > done) [done, progressAt] = [finished, Date.now()];
       if (done >= n) break;
       if (Date.now() - progressAt > STALL_MS) {
         throw new Error(
-          `no job finished for ${STALL_MS} ms: ${JSON.stringify(c)}\n${sup.logTail()}`,
+          `no job finished for ${STALL_MS} ms: ${JSON.stringify(c)}; write lock held: ` +
+            `${writeLockHeld(db)}\n${await sup.diagnose()}`,
         );
       }
     }
@@ -161,7 +177,7 @@ async function queuectlRun(dir: string, n: number, count: number): Promise<Drain
     };
   } finally {
     const code = await sup.stop();
-    if (code !== 0) progress(`supervisor exited ${code}\n${sup.logTail()}`);
+    if (code !== 0) progress(`supervisor exited ${code}\n${await sup.diagnose()}`);
   }
   const s = (lastFinishedAt(db) - t0) / 1000;
   return { rate: n / s, cpuUs: ((await reapedChildrenCpuUs()) - cpu0) / n, ...extra };

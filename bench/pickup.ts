@@ -126,7 +126,7 @@ export async function pickup(opts: RunOptions): Promise<Figures[]> {
       });
     } finally {
       const code = await sup.stop();
-      if (code !== 0) progress(`supervisor exited ${code}\n${sup.logTail()}`);
+      if (code !== 0) progress(`supervisor exited ${code}\n${await sup.diagnose()}`);
       await store.close();
     }
     await Deno.remove(dir, { recursive: true });
