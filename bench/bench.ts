@@ -116,6 +116,12 @@ const ROWS: Row[] = [
   },
   { fig: 2, what: "CPU per cycle, 1 process", key: "cpu_us_per_job_1", unit: "µs" },
   { fig: 2, what: "CPU per cycle, 4 processes", key: "cpu_us_per_job_4", unit: "µs" },
+  {
+    fig: 2,
+    what: "store calls that timed out on the lock, 4 proc",
+    key: "busy_timeouts_4",
+    unit: "calls",
+  },
   { fig: 2, what: "finishAndClaim, 1 process", key: "cycles_combined_per_s_1", unit: "/s" },
   { fig: 2, what: "finishAndClaim, 4 processes", key: "cycles_combined_per_s_4", unit: "/s" },
   {
@@ -243,7 +249,7 @@ function parseArgs(args: string[]) {
 function fmt(v: number | undefined): string {
   if (v === undefined || Number.isNaN(v)) return "-";
   const a = Math.abs(v);
-  const digits = a >= 100 ? 0 : a >= 10 ? 1 : 2;
+  const digits = a >= 100 || Number.isInteger(v) ? 0 : a >= 10 ? 1 : 2;
   return v.toLocaleString("en-US", {
     minimumFractionDigits: digits,
     maximumFractionDigits: digits,

@@ -5,7 +5,8 @@
  * `finishAndClaim`, the busy worker's one-commit path (`cycles_combined_*`). Each process is a
  * `cycles_child.ts`; all start together after they have opened the store, and the rate is the jobs
  * done over the wall time from the start signal to the last result. CPU µs per job is the
- * children's own CPU (user + system) over the jobs they did.
+ * children's own CPU (user + system) over the jobs they did. `busy_timeouts_*` counts the store
+ * calls that gave up waiting for the write lock (10 s busy timeout) and were retried.
  */
 import { fileURLToPath } from "node:url";
 import { SqliteStore } from "../lib/store/sqlite.ts";
@@ -74,8 +75,9 @@ async function cyclesRun(dir: string, n: number, procs: number, mode: string) {
   const jobs = results.reduce((a, r) => a + r.jobs, 0);
   if (jobs !== n) throw new Error(`cycles: ${jobs} of ${n} jobs done`);
   const cpuUs = results.reduce((a, r) => a + r.cpuUs, 0);
+  const busy = results.reduce((a, r) => a + r.busy, 0);
   await Deno.remove(dir, { recursive: true });
-  return { rate: n / wallS, cpuUsPerJob: cpuUs / n };
+  return { rate: n / wallS, cpuUsPerJob: cpuUs / n, busy };
 }
 
 export async function cycles(opts: RunOptions): Promise<Figures[]> {
@@ -90,6 +92,7 @@ export async function cycles(opts: RunOptions): Promise<Figures[]> {
         const tag = mode === "combined" ? "combined_" : "";
         f[`cycles_${tag}per_s_${procs}`] = r.rate;
         f[`cpu_us_per_job_${tag}${procs}`] = r.cpuUsPerJob;
+        f[`busy_timeouts_${tag}${procs}`] = r.busy;
       }
     }
     f.cpu_us_per_job = f.cpu_us_per_job_1;
