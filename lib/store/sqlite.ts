@@ -71,6 +71,18 @@ const MIGRATIONS: string[] = [
      stopped_at INTEGER
    );
    CREATE TABLE config (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // Counts per state, so `status` reads six rows instead of walking an index of a million jobs.
+  // A trigger follows every change of state; enqueue and purge adjust the counts themselves
+  // (a per-row insert trigger would slow a 100,000-job enqueue).
+  `CREATE TABLE job_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+   INSERT INTO job_counts (state, n)
+     SELECT s.value, (SELECT count(*) FROM jobs WHERE state = s.value)
+     FROM json_each('["pending","processing","completed","failed","dead","cancelled"]') s;
+   CREATE TRIGGER jobs_count_state AFTER UPDATE OF state ON jobs
+     WHEN old.state <> new.state BEGIN
+       UPDATE job_counts SET n = n - 1 WHERE state = old.state;
+       UPDATE job_counts SET n = n + 1 WHERE state = new.state;
+     END;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -273,7 +285,7 @@ export class SqliteStore implements Store {
         j.env === null ? null : JSON.stringify(j.env),
       ]));
       try {
-        this.#tx(() =>
+        this.#tx(() => {
           this.#run(
             `INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at,
                timeout_ms, cwd, env, created_at, updated_at)
@@ -283,8 +295,9 @@ export class SqliteStore implements Store {
             now,
             now,
             payload,
-          )
-        );
+          );
+          this.#run("UPDATE job_counts SET n = n + ? WHERE state = 'pending'", jobs.length);
+        });
       } catch (e) {
         if (e instanceof Error && /UNIQUE constraint failed: jobs.id/.test(e.message)) {
           throw this.#duplicate(jobs);
@@ -332,8 +345,8 @@ export class SqliteStore implements Store {
   countJobs(state?: JobState): Promise<number> {
     return this.#do(() =>
       (state
-        ? this.#get("SELECT count(*) AS n FROM jobs WHERE state = ?", state)!
-        : this.#get("SELECT count(*) AS n FROM jobs")!).n as number
+        ? this.#get("SELECT n FROM job_counts WHERE state = ?", state)!
+        : this.#get("SELECT sum(n) AS n FROM job_counts")!).n as number
     );
   }
 
@@ -356,13 +369,13 @@ export class SqliteStore implements Store {
         cancelled: 0,
         scheduled: 0,
       };
-      // One indexed count per state: never a scan of the finished rows' data.
-      for (const s of ["pending", "processing", "completed", "failed", "dead", "cancelled"]) {
-        c[s as JobState] = this.#get("SELECT count(*) AS n FROM jobs WHERE state = ?", s)!
-          .n as number;
+      for (const r of this.#all("SELECT state, n FROM job_counts")) {
+        c[r.state as JobState] = r.n as number;
       }
+      // Only waiting jobs are walked, through the partial index of ready jobs.
       c.scheduled = this.#get(
-        `SELECT count(*) AS n FROM jobs WHERE state IN ('pending','failed') AND run_at > ?`,
+        `SELECT count(*) AS n FROM jobs INDEXED BY jobs_ready
+         WHERE state IN ('pending','failed') AND run_at > ?`,
         now,
       )!.n as number;
       return c;
@@ -382,7 +395,8 @@ export class SqliteStore implements Store {
       `UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ?,
          started_at = ?, finished_at = NULL, updated_at = ?
        WHERE seq IN (
-         SELECT seq FROM jobs WHERE state IN ('pending','failed') AND run_at <= ?
+         SELECT seq FROM jobs INDEXED BY jobs_ready
+         WHERE state IN ('pending','failed') AND run_at <= ?
          ORDER BY priority DESC, run_at, seq LIMIT ?)
        RETURNING *`,
       workerId,
@@ -520,6 +534,7 @@ export class SqliteStore implements Store {
         );
         const del = this.#stmt("DELETE FROM attempts WHERE job_id = ?");
         for (const r of rows) del.run(r.id);
+        this.#run("UPDATE job_counts SET n = n - ? WHERE state = ?", rows.length, state);
         return rows.map((r) => r.seq as number);
       })
     );
