@@ -239,3 +239,42 @@ Deno.test("store(sqlite): openStore opens an existing database without recreatin
     await again.close();
   }
 });
+
+/** POSIX locks this test process holds now (Deno denies /proc: ask grep). */
+function locksHeldByMe(): number {
+  const out = new Deno.Command("sh", {
+    args: ["-c", 'grep -c " $1 " /proc/locks || true', "sh", String(Deno.pid)],
+    stdout: "piped",
+  }).outputSync();
+  return Number(new TextDecoder().decode(out.stdout).trim());
+}
+
+Deno.test("store(sqlite): waiting for changes keeps SQLite's file locks while another process writes", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/queue.db`;
+  const store = SqliteStore.open(path, { durable: false });
+  try {
+    await store.countJobs();
+    await store.waitForChange(1); // starts the watcher of idle workers
+    const before = locksHeldByMe();
+    assert.ok(before > 0, "an open WAL connection holds locks on the -shm file");
+    // Another process opens, writes and closes the database while this connection stays open.
+    const other = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `
+        import { DatabaseSync } from "node:sqlite";
+        const db = new DatabaseSync(${JSON.stringify(path)});
+        db.exec("INSERT INTO config (key, value) VALUES ('probe', '1')");
+        db.close();`,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(other.code, 0, new TextDecoder().decode(other.stderr));
+    await store.waitForChange(300);
+    assert.equal(locksHeldByMe(), before, "a watcher dropped this process's SQLite locks");
+  } finally {
+    await store.close();
+  }
+});

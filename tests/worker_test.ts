@@ -159,7 +159,9 @@ Deno.test("worker: kill -9 of a worker mid-job puts the job back as 'worker lost
       } catch {
         return false;
       }
-    }, { what: "second run" });
+    }, { what: "second run" }).catch((e) => {
+      throw new Error(`${e.message}\n${w.log()}`);
+    });
     await Deno.writeTextFile(gate, "");
     await waitFor(async () => (await jobState(t.db, "victim")) === "completed", {
       what: "completed",

@@ -7,7 +7,7 @@
  * to power loss only means a job runs again (at-least-once allows that).
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
-import { dirname } from "../paths.ts";
+import { join } from "../paths.ts";
 import { ConflictError, StoreError } from "../errors.ts";
 import type { JobState, Transition } from "../job.ts";
 import type {
@@ -86,6 +86,8 @@ const MIGRATIONS: string[] = [
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+const WAKE_BYTE = new Uint8Array([10]);
 
 export interface SqliteOptions {
   /** `synchronous=FULL` when true (default), `NORMAL` otherwise. */
@@ -298,6 +300,7 @@ export class SqliteStore implements Store {
           );
           this.#run("UPDATE job_counts SET n = n + ? WHERE state = 'pending'", jobs.length);
         });
+        this.#wakeWorkers();
       } catch (e) {
         if (e instanceof Error && /UNIQUE constraint failed: jobs.id/.test(e.message)) {
           throw this.#duplicate(jobs);
@@ -492,6 +495,7 @@ export class SqliteStore implements Store {
         expected.state,
         expected.attempts,
       );
+      if (r && (next.state === "pending" || next.state === "failed")) this.#wakeWorkers();
       return r ? toJob(r) : null;
     });
   }
@@ -632,9 +636,31 @@ export class SqliteStore implements Store {
     return this.#db.prepare("PRAGMA data_version").get()!.data_version as number;
   }
 
+  /** The directory of pid files and of the wake file, beside the database. */
+  get #runDir(): string {
+    return `${this.location}-run`;
+  }
+
   /**
-   * Wakes on a change to the `-wal` file (another process committed; PLATFORM.md measured ~0.2 ms),
-   * checked against `PRAGMA data_version` so a commit made just before the wait is not missed.
+   * Tells idle workers that jobs may be ready: rewrites `<db>-run/wake`, which their stores watch.
+   * Only when that directory exists (a supervisor made it): without it, no worker is waiting here.
+   */
+  #wakeWorkers() {
+    try {
+      Deno.writeFileSync(join(this.#runDir, "wake"), WAKE_BYTE, { mode: 0o600 });
+    } catch {
+      // No supervisor has run here, or the file cannot be written: workers fall back to polling.
+    }
+  }
+
+  /**
+   * Resolves on a write to `<db>-run/wake` (an enqueue or a retry committed), on a commit by another
+   * connection seen through `PRAGMA data_version` before the wait, or after `maxWaitMs`.
+   *
+   * !!! Never watch the database's own directory: Deno's watcher opens and closes the files it
+   * reports on, and on Linux closing any descriptor of a file drops every POSIX lock this process
+   * holds on it, so SQLite's locks on the -shm and -wal files vanish. Two workers could then
+   * claim the same job, and a CLI call could delete the WAL under a live worker. !!!
    */
   async waitForChange(maxWaitMs: number, signal?: AbortSignal): Promise<void> {
     if (!this.#watcher) this.#startWatcher();
@@ -659,16 +685,17 @@ export class SqliteStore implements Store {
   }
 
   #startWatcher() {
-    const wal = this.location + "-wal";
+    const wake = join(this.#runDir, "wake");
     try {
-      this.#watcher = Deno.watchFs(dirname(this.location), { recursive: false });
+      Deno.mkdirSync(this.#runDir, { recursive: true, mode: 0o700 });
+      this.#watcher = Deno.watchFs(this.#runDir, { recursive: false });
     } catch {
       return; // No watcher (e.g. an unsupported file system): waits fall back to their timeout.
     }
     (async () => {
       try {
         for await (const ev of this.#watcher!) {
-          if (ev.paths.some((p) => p === wal || p === this.location)) {
+          if (ev.paths.some((p) => p === wake)) {
             for (const w of [...this.#waiters]) w();
           }
         }
