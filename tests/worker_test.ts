@@ -303,3 +303,32 @@ Deno.test("worker: `worker stop` from another terminal waits for the running job
   assert.equal((await w.done()).code, 0, w.log());
   assert.match(await cliOk(t.db, ["worker", "stop"]), /no workers are running/);
 });
+
+Deno.test("worker: kill -9 of a worker also ends its job's processes before the job is retried", async () => {
+  await using t = await tempDb();
+  const marker = `qtest-${crypto.randomUUID().slice(0, 8)}`;
+  await cliOk(t.db, [
+    "enqueue",
+    JSON.stringify({
+      id: "orphan",
+      command: `exec sh -c 'sleep 100 & sleep 100 & wait' ${marker}`,
+      max_retries: 0,
+    }),
+  ]);
+  const w = startWorkers(t.db, 1);
+  try {
+    await waitFor(() => processesWith(marker).length > 0, { what: "the job running" });
+    const s = openDb(t.db);
+    const [worker] = await s.listWorkers();
+    await s.close();
+    Deno.kill(worker.pid, "SIGKILL");
+    await waitFor(async () => (await jobState(t.db, "orphan")) === "dead", { what: "rescued" });
+    await waitFor(() => processesWith(marker).length === 0, {
+      timeoutMs: 3000,
+      what: "the dead worker's job processes to be gone",
+    });
+  } finally {
+    w.signal("SIGTERM");
+  }
+  assert.equal((await w.done()).code, 0, w.log());
+});

@@ -81,6 +81,41 @@ export function workerCommand(db: string, host: string, logLevel: string, nonce 
   return { exec, args: [...args, main, ...workerArgs], cwd };
 }
 
+/**
+ * Kills the process groups of every process started for `workerId`: each job runs with
+ * `QUEUECTL_WORKER_ID` in its environment, which its children inherit. Linux only (/proc);
+ * elsewhere nothing is killed and the README says so.
+ */
+export async function killJobsOf(workerId: string): Promise<number[]> {
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command("sh", {
+      // The id is a positional parameter, never part of the script.
+      args: [
+        "-c",
+        'grep -lsxzF -e "QUEUECTL_WORKER_ID=$1" /proc/[0-9]*/environ 2>/dev/null || true',
+        "sh",
+        workerId,
+      ],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+  } catch {
+    return [];
+  }
+  const pids = new TextDecoder().decode(out.stdout).split("\n")
+    .map((line) => Number(/^\/proc\/(\d+)\/environ$/.exec(line)?.[1]))
+    .filter((pid) => pid > 0 && pid !== Deno.pid);
+  for (const pid of pids) {
+    for (const target of [-pid, pid]) {
+      try {
+        Deno.kill(target, "SIGKILL");
+      } catch { /* gone, or not a group leader */ }
+    }
+  }
+  return pids;
+}
+
 const RESTART_MS = 500;
 const RESTART_MAX_MS = 30_000;
 
@@ -153,8 +188,10 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     } catch { /* already closed */ }
     children.delete(child.index);
     if (status.success && signals > 0) return;
-    // Died on its own (crash, kill -9, OOM): its job goes back to the queue now, not after the
-    // lease runs out.
+    // Died on its own (crash, kill -9, OOM): its job's processes outlived it in their own
+    // session, so end them before the job goes back to the queue (now, not after the lease runs
+    // out); otherwise the retry would run beside them.
+    if (!status.success) await killJobsOf(child.workerId);
     const now = Date.now();
     try {
       const config = await loadConfig(store);

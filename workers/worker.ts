@@ -210,7 +210,13 @@ async function runOne(
   const result = await runJob({
     command: job.command,
     cwd: job.cwd,
-    env: job.env,
+    // Set last, so a job's own env cannot hide which worker runs it (see killJobsOf).
+    env: {
+      ...job.env,
+      QUEUECTL_JOB_ID: job.id,
+      QUEUECTL_ATTEMPT: String(job.attempts),
+      QUEUECTL_WORKER_ID: workerId,
+    },
     timeoutMs: job.timeoutMs,
     killGraceMs: config.killGraceMs,
     logFile: logPath(store.location, job.seq),
