@@ -40,6 +40,7 @@ const invokedFrom = Deno.env.get("QUEUECTL_CWD");
 if (invokedFrom) Deno.chdir(invokedFrom);
 
 function describe(e: unknown): string {
+  if (e instanceof Deno.errors.BrokenPipe) return ""; // the reader of stdout went away
   if (e instanceof QueuectlError) return `queuectl: ${e.message}`;
   const stack = e instanceof Error ? (e.stack ?? e.message) : String(e);
   return `queuectl: internal error: ${stack}`;
@@ -169,7 +170,7 @@ const proc = {
   stdout: { write: (s: string) => writeAll(Deno.stdout, s) },
   stderr: {
     write: (s: string) => {
-      if (errorShown) return;
+      if (errorShown || s.trim() === "") return; // "" is a closed pipe: nothing to say
       errorShown = s.startsWith("queuectl: ");
       if (errorShown && !s.startsWith("queuectl: internal error:")) s = oneLine(s);
       writeAll(Deno.stderr, s);

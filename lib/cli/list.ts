@@ -37,7 +37,8 @@ export async function printJobs(store: Store, flags: ListFlags, empty: string) {
   out(jobTable(jobs, Date.now()));
   const shown = flags.offset + jobs.length;
   if (total > shown) {
-    out(`… ${total - shown} more; use --limit or --offset ${shown}`);
+    // On stderr: a pipe reading the table gets only rows.
+    console.error(`… ${total - shown} more; use --limit or --offset ${shown}`);
   }
 }
 

@@ -53,7 +53,12 @@ export function buildProgram(text: ApplicationText) {
     scanner: { caseStyle: "allow-kebab-for-camel", allowArgumentEscapeSequence: true },
     documentation: { caseStyle: "convert-camel-to-kebab" },
     localization: { loadText: () => text },
+    // A reader that went away (`queuectl list | head`) got what it wanted: exit 0, quietly.
     determineExitCode: (e) =>
-      e && typeof e === "object" && "exitCode" in e ? Number(e.exitCode) : 1,
+      e instanceof Deno.errors.BrokenPipe
+        ? 0
+        : e && typeof e === "object" && "exitCode" in e
+        ? Number(e.exitCode)
+        : 1,
   });
 }
