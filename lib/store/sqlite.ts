@@ -74,7 +74,7 @@ const MIGRATIONS: string[] = [
   // Counts per state, so `status` reads six rows instead of walking an index of a million jobs.
   // A trigger follows every change of state; enqueue and purge adjust the counts themselves
   // (a per-row insert trigger would slow a 100,000-job enqueue).
-  `CREATE TABLE job_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+  `CREATE TABLE job_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL);
    INSERT INTO job_counts (state, n)
      SELECT s.value, (SELECT count(*) FROM jobs WHERE state = s.value)
      FROM json_each('["pending","processing","completed","failed","dead","cancelled"]') s;
