@@ -152,6 +152,7 @@ Deno.test("[enqueue] should run jobs in the directory enqueue ran in, unless tol
   const sub = join(t.dir, "work");
   await Deno.mkdir(sub);
   const cwd = await Deno.realPath(sub);
+  await Deno.mkdir(join(sub, "out"));
   await allDone([
     cliOk(t.db, ["enqueue", '{"id":"here","command":"pwd"}'], { cwd }),
     cliOk(t.db, ["enqueue", '{"id":"rel","command":"pwd","cwd":"out"}'], { cwd }),
@@ -394,4 +395,22 @@ Deno.test("[enqueue] should say when --file cannot be read, with exit 1", async 
     new RegExp(`^queuectl: cannot read ${missing}: no such file$`, "m"),
   );
   assert.deepEqual(await allJobs(t.db), []);
+});
+
+Deno.test("[enqueue] should refuse a directory that does not exist and store nothing", async () => {
+  await using t = await tempDb();
+  for (
+    const args of [
+      ["enqueue", "--cwd", join(t.dir, "missing"), "--", "true"],
+      ["enqueue", JSON.stringify({ command: "true", cwd: t.db + ".not-a-dir" })],
+    ]
+  ) {
+    const r = await runCli(t.db, args);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^queuectl: job "[^"]+": its directory .* does not exist or is not a directory; create it/,
+    );
+  }
+  assert.equal(await cliOk(t.db, ["list"]), "no jobs\n");
 });

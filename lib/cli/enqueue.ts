@@ -35,6 +35,30 @@ async function readInput(file: string): Promise<string> {
   }
 }
 
+/**
+ * Refuses a job whose directory does not exist here and now: it could only fail at every
+ * attempt. Each distinct directory is checked once, so a 100,000-job file costs one stat.
+ */
+function checkDirectories(jobs: NewJob[]) {
+  const seen = new Set<string>();
+  for (const j of jobs) {
+    if (seen.has(j.cwd)) continue;
+    seen.add(j.cwd);
+    let isDir = false;
+    try {
+      isDir = Deno.statSync(j.cwd).isDirectory;
+    } catch {
+      // Missing or unreadable: said below.
+    }
+    if (!isDir) {
+      throw new UsageError(
+        `job "${j.id}": its directory ${j.cwd} does not exist or is not a directory; ` +
+          `create it, or give "cwd" (--cwd) another one`,
+      );
+    }
+  }
+}
+
 /** Builds a spec object from flags, so that flags and JSON share one validation path. */
 function specFromFlags(flags: EnqueueFlags, command: string | undefined): Record<string, unknown> {
   const spec: Record<string, unknown> = {};
@@ -147,6 +171,7 @@ async function enqueue(this: Context, flags: EnqueueFlags, ...args: string[]) {
     } else {
       jobs = [jobFromFlags(specFromFlags(flags, args.join(" ")), ctx)];
     }
+    checkDirectories(jobs);
     await store.enqueue(jobs, ctx.now);
     if (flags.json) {
       outJson(jobs.map((j) => ({ id: j.id, run_at: new Date(j.runAt).toISOString() })));
