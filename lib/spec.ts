@@ -37,9 +37,21 @@ export interface SpecContext {
 
 /** A random id: 12 characters of [0-9a-z]. */
 export function generateId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(12));
-  return Array.from(bytes, (b) => (b % 36).toString(36)).join("");
+  // Random bytes come in pages: one getRandomValues call per 1,365 ids, not one per id.
+  if (randomAt + ID_LENGTH > randomPool.length) {
+    crypto.getRandomValues(randomPool);
+    randomAt = 0;
+  }
+  let id = "";
+  for (let i = 0; i < ID_LENGTH; i++) id += ID_ALPHABET[randomPool[randomAt++] % 36];
+  return id;
 }
+
+const ID_LENGTH = 12;
+const ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";
+const randomPool = new Uint8Array(16_380);
+let randomAt = randomPool.length;
+const encoder = new TextEncoder();
 
 function describeType(v: unknown): string {
   if (v === null) return "null";
@@ -282,7 +294,10 @@ function resolveSpec(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
   }
   if (command.trim() === "") throw new UsageError(`"command" is empty; give a shell command`);
   if (command.includes("\0")) throw new UsageError(`"command" contains a NUL byte`);
-  if (new TextEncoder().encode(command).length > MAX_COMMAND_BYTES) {
+  // A UTF-16 unit is at most 3 UTF-8 bytes: encode only a command that might be too long.
+  if (
+    command.length * 3 > MAX_COMMAND_BYTES && encoder.encode(command).length > MAX_COMMAND_BYTES
+  ) {
     throw new UsageError(`"command" is longer than ${MAX_COMMAND_BYTES} bytes`);
   }
 
