@@ -4,19 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliOk, type CliResult, openDb, runCli, tempDb } from "./helpers.ts";
-
-/**
- * `Promise.all` that lets every call finish before it fails, so that no CLI process outlives the
- * test that started it (and trips the op sanitizer in the next one).
- */
-async function allDone<T extends readonly unknown[] | []>(
-  calls: T,
-): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
-  const settled = await Promise.allSettled(calls);
-  for (const s of settled) if (s.status === "rejected") throw s.reason;
-  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as never;
-}
+import { allDone, assertOneLineError, cliOk, openDb, runCli, tempDb } from "./helpers.ts";
 
 async function storedConfig(db: string): Promise<Record<string, string>> {
   const s = openDb(db);
@@ -25,16 +13,6 @@ async function storedConfig(db: string): Promise<Record<string, string>> {
   } finally {
     await s.close();
   }
-}
-
-/** Exit code `code`, nothing on stdout, and one `queuectl: ` line on stderr without a stack. */
-function assertOneLineError(r: CliResult, code: number, pattern?: RegExp) {
-  const detail = `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-  assert.equal(r.code, code, detail);
-  assert.equal(r.stdout, "", detail);
-  assert.match(r.stderr, /^queuectl: [^\n]+\n$/, detail);
-  assert.doesNotMatch(r.stderr, /internal error/, detail);
-  if (pattern) assert.match(r.stderr.trimEnd(), pattern, detail);
 }
 
 type Listed = Record<string, { value: number | boolean; source: string }>;

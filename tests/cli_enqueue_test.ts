@@ -4,20 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliOk, type CliResult, openDb, runCli, tempDb } from "./helpers.ts";
+import { allDone, assertOneLineError, cliOk, openDb, runCli, tempDb } from "./helpers.ts";
 import type { Job } from "../lib/store/store.ts";
-
-/**
- * `Promise.all` that lets every call finish before it fails, so that no CLI process outlives the
- * test that started it (and trips the op sanitizer in the next one).
- */
-async function allDone<T extends readonly unknown[] | []>(
-  calls: T,
-): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
-  const settled = await Promise.allSettled(calls);
-  for (const s of settled) if (s.status === "rejected") throw s.reason;
-  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as never;
-}
 
 async function getJob(db: string, id: string): Promise<Job> {
   const s = openDb(db);
@@ -37,16 +25,6 @@ async function allJobs(db: string): Promise<Job[]> {
   } finally {
     await s.close();
   }
-}
-
-/** Exit code `code`, nothing on stdout, and one `queuectl: ` line on stderr without a stack. */
-function assertOneLineError(r: CliResult, code: number, pattern?: RegExp) {
-  const detail = `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-  assert.equal(r.code, code, detail);
-  assert.equal(r.stdout, "", detail);
-  assert.match(r.stderr, /^queuectl: [^\n]+\n$/, detail);
-  assert.doesNotMatch(r.stderr, /internal error/, detail);
-  if (pattern) assert.match(r.stderr.trimEnd(), pattern, detail);
 }
 
 Deno.test("[enqueue] should store a JSON spec with every field as given", async () => {

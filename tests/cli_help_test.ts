@@ -4,19 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliOk, runCli, tempDb } from "./helpers.ts";
-
-/**
- * `Promise.all` that lets every call finish before it fails, so that no CLI process outlives the
- * test that started it (and trips the op sanitizer in the next one).
- */
-async function allDone<T extends readonly unknown[] | []>(
-  calls: T,
-): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
-  const settled = await Promise.allSettled(calls);
-  for (const s of settled) if (s.status === "rejected") throw s.reason;
-  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as never;
-}
+import { allDone, cliOk, runCli, tempDb } from "./helpers.ts";
 
 /** Every command and command group, as a user types it before `--help`. */
 const COMMANDS = [

@@ -6,8 +6,9 @@
 import assert from "node:assert/strict";
 import { dirname } from "node:path";
 import {
+  allDone,
+  assertOneLineError,
   cliOk,
-  type CliResult,
   jobState,
   openDb,
   runCli,
@@ -18,18 +19,6 @@ import {
 import { type JobState, transition } from "../lib/job.ts";
 import { logPath } from "../lib/store/open.ts";
 import type { AttemptResult } from "../lib/store/store.ts";
-
-/**
- * `Promise.all` that lets every call finish before it fails, so that no CLI process outlives the
- * test that started it (and trips the op sanitizer in the next one).
- */
-async function allDone<T extends readonly unknown[] | []>(
-  calls: T,
-): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
-  const settled = await Promise.allSettled(calls);
-  for (const s of settled) if (s.status === "rejected") throw s.reason;
-  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as never;
-}
 
 const WORKER = "testhost:1";
 
@@ -101,16 +90,6 @@ async function dump(db: string) {
   } finally {
     await s.close();
   }
-}
-
-/** Exit code `code`, nothing on stdout, and one `queuectl: ` line on stderr without a stack. */
-function assertOneLineError(r: CliResult, code: number, pattern?: RegExp) {
-  const detail = `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
-  assert.equal(r.code, code, detail);
-  assert.equal(r.stdout, "", detail);
-  assert.match(r.stderr, /^queuectl: [^\n]+\n$/, detail);
-  assert.doesNotMatch(r.stderr, /internal error/, detail);
-  if (pattern) assert.match(r.stderr.trimEnd(), pattern, detail);
 }
 
 const ids = (json: string) => (JSON.parse(json) as Array<{ id: string }>).map((j) => j.id);

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  allDone,
   cliCommand,
   cliOk,
   jobState,
@@ -13,18 +14,6 @@ import {
   waitFor,
   type Workers,
 } from "./helpers.ts";
-
-/**
- * `Promise.all` that lets every call finish before it fails, so that no CLI process outlives the
- * test that started it (and trips the op sanitizer in the next one).
- */
-async function allDone<T extends readonly unknown[] | []>(
-  calls: T,
-): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
-  const settled = await Promise.allSettled(calls);
-  for (const s of settled) if (s.status === "rejected") throw s.reason;
-  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as never;
-}
 
 /** How many workers of this database are registered and not stopped. */
 async function liveWorkers(db: string): Promise<number> {

@@ -3,6 +3,7 @@
  * and bounded waiting. The command under test comes from `QUEUECTL_BIN` when set (a compiled
  * binary); otherwise it is `deno run <permissions> main.ts`.
  */
+import assert from "node:assert/strict";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { SqliteStore } from "../lib/store/sqlite.ts";
 
@@ -157,4 +158,26 @@ export async function jobState(db: string, id: string): Promise<string | undefin
   } finally {
     await s.close();
   }
+}
+
+/**
+ * `Promise.all` that lets every call finish before it fails, so that no CLI process outlives the
+ * test that started it (and trips the op sanitizer in the next one).
+ */
+export async function allDone<T extends readonly unknown[] | []>(
+  calls: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(calls);
+  for (const s of settled) if (s.status === "rejected") throw s.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as never;
+}
+
+/** Exit code `code`, nothing on stdout, and one `queuectl: ` line on stderr without a stack. */
+export function assertOneLineError(r: CliResult, code: number, pattern?: RegExp) {
+  const detail = `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
+  assert.equal(r.code, code, detail);
+  assert.equal(r.stdout, "", detail);
+  assert.match(r.stderr, /^queuectl: [^\n]+\n$/, detail);
+  assert.doesNotMatch(r.stderr, /internal error/, detail);
+  if (pattern) assert.match(r.stderr.trimEnd(), pattern, detail);
 }
