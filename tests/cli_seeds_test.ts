@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import {
   allDone,
-  cliCommand,
   cliOk,
   jobState,
   openDb,
@@ -39,34 +38,6 @@ async function whileWorkersRun(db: string, w: Workers, body: () => Promise<void>
   }
   assert.equal((await w.done()).code, 0, w.log());
   assert.equal(await liveWorkers(db), 0);
-}
-
-/** `queuectl worker start` with no flags, as `startWorkers` would run it. */
-function startWorkersPlain(db: string): Workers {
-  const [exec, ...pre] = cliCommand();
-  const process = new Deno.Command(exec, {
-    args: [...pre, "worker", "start"],
-    env: { QUEUECTL_DB: db, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const output = process.output();
-  let log = "";
-  return {
-    process,
-    log: () => log,
-    signal: (sig) => {
-      try {
-        process.kill(sig);
-      } catch { /* exited */ }
-    },
-    done: async () => {
-      const o = await output;
-      log = new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
-      return o;
-    },
-  };
 }
 
 Deno.test("[seeds] every enqueue line of the READMEs should store its job", async () => {
@@ -175,7 +146,7 @@ Deno.test("[seeds] the README walkthrough should work as spelled, workers includ
 Deno.test("[seeds] worker start with and without --count, then worker stop", async () => {
   await using t = await tempDb();
   // `queuectl worker start`: one worker.
-  await whileWorkersRun(t.db, startWorkersPlain(t.db), async () => {
+  await whileWorkersRun(t.db, startWorkers(t.db, null), async () => {
     await waitFor(async () => (await liveWorkers(t.db)) === 1, { what: "1 worker" });
   });
   // `queuectl worker start --count 3`.

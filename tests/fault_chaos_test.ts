@@ -5,17 +5,9 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { procsMentioning, workerProcs } from "./chaos.ts";
-import { startWorkers, tempDb, waitFor } from "./helpers.ts";
+import { PERMS, startWorkers, tempDb, waitFor } from "./helpers.ts";
 
 const CHAOS = fileURLToPath(new URL("./chaos.ts", import.meta.url));
-// The permissions of `deno task chaos` in deno.json.
-const PERMS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys=hostname",
-];
 
 Deno.test("chaos: 2,000 jobs while workers and supervisors are SIGKILLed → 0 lost, 0 stuck, 0 completed twice", async () => {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {

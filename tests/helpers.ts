@@ -11,7 +11,8 @@ export const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
 export const ROOT = fromFileUrl(new URL("../", import.meta.url));
 export const FIXTURES = fromFileUrl(new URL("./fixtures/", import.meta.url));
 
-const PERMS = [
+/** The permissions of the deno.json tasks. */
+export const PERMS = [
   "--allow-read",
   "--allow-write",
   "--allow-env",
@@ -99,11 +100,18 @@ export interface Workers {
   done(): Promise<Deno.CommandStatus>;
 }
 
-/** Starts `queuectl worker start --count N` in the background. Always await `done()`. */
-export function startWorkers(db: string, count: number, env: Record<string, string> = {}): Workers {
+/**
+ * Starts `queuectl worker start --count N` in the background (with no `--count` when `count` is
+ * `null`, as a user types it). Always await `done()`.
+ */
+export function startWorkers(
+  db: string,
+  count: number | null,
+  env: Record<string, string> = {},
+): Workers {
   const [exec, ...pre] = cliCommand();
   const process = new Deno.Command(exec, {
-    args: [...pre, "worker", "start", "--count", String(count)],
+    args: [...pre, "worker", "start", ...(count === null ? [] : ["--count", String(count)])],
     env: { QUEUECTL_DB: db, NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",

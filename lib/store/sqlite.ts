@@ -9,7 +9,7 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { join } from "../paths.ts";
 import { ConflictError, StoreError } from "../errors.ts";
-import type { JobState, Transition } from "../job.ts";
+import { JOB_STATES, type JobState, type Transition } from "../job.ts";
 import type {
   Attempt,
   AttemptResult,
@@ -363,15 +363,7 @@ export class SqliteStore implements Store {
 
   counts(now: number): Promise<JobCounts> {
     return this.#do(() => {
-      const c: JobCounts = {
-        pending: 0,
-        processing: 0,
-        completed: 0,
-        failed: 0,
-        dead: 0,
-        cancelled: 0,
-        scheduled: 0,
-      };
+      const c = Object.fromEntries([...JOB_STATES, "scheduled"].map((s) => [s, 0])) as JobCounts;
       for (const r of this.#all("SELECT state, n FROM job_counts")) {
         c[r.state as JobState] = r.n as number;
       }
