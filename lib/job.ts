@@ -47,6 +47,16 @@ export type AttemptOutcome =
   | "worker_lost"
   | "interrupted";
 
+/**
+ * The event that a run's outcome is for the state machine: `completed` succeeds, `interrupted`
+ * gives the run back, every other outcome fails the attempt.
+ */
+export function eventForOutcome(outcome: AttemptOutcome): JobEvent {
+  if (outcome === "completed") return { type: "succeed" };
+  if (outcome === "interrupted") return { type: "interrupt" };
+  return { type: "fail", outcome };
+}
+
 /** The fields of a job that the state machine reads. */
 export interface JobCore {
   state: JobState;

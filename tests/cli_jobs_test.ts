@@ -17,7 +17,7 @@ import {
   waitFor,
 } from "./helpers.ts";
 import { type JobState, transition } from "../lib/job.ts";
-import { logPath } from "../lib/store/open.ts";
+import { outputPath } from "../lib/output.ts";
 import type { AttemptResult } from "../lib/store/store.ts";
 
 const WORKER = "testhost:1";
@@ -261,7 +261,7 @@ Deno.test("[show] should print a job with every attempt it made", async () => {
   assert.match(text, /^command:\s+echo f$/m);
   assert.match(text, /^attempts:\s+1 of at most 3$/m);
   assert.match(text, /^exit code: 3$/m);
-  assert.match(text, new RegExp(`^log:\\s+${t.db}-logs/1\\.log$`, "m"));
+  assert.match(text, new RegExp(`^output:\\s+${t.db}-logs/[0-9a-f]{16}\\.log$`, "m"));
   assert.match(text, /^error:\n {2}disk full\n {2}second line$/m);
   assert.match(text, /^#\s+OUTCOME\s+EXIT\s+DURATION\s+FINISHED\s+WORKER\s+ERROR$/m);
   assert.match(
@@ -437,7 +437,9 @@ Deno.test("[purge] should delete finished jobs of one state older than --older-t
   // Output logs as a worker leaves them, for every job.
   const s = openDb(t.db);
   const jobs = await s.listJobs({ limit: 10 }).finally(() => s.close());
-  const logs = Object.fromEntries(jobs.map((j) => [j.id, logPath(t.db, j.seq)]));
+  const logs = Object.fromEntries(
+    jobs.map((j) => [j.id, outputPath(t.db, j.outputKey ?? `never-ran-${j.id}`)]),
+  );
   await Deno.mkdir(dirname(logs.p), { recursive: true });
   for (const path of Object.values(logs)) await Deno.writeTextFile(path, "output\n");
 

@@ -200,6 +200,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       exitCode: null,
       error: null,
       workerId: null,
+      outputKey: null,
     });
   });
 
@@ -371,7 +372,9 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
         workerId: "w1",
         startedAt: T0,
         updatedAt: T0,
+        outputKey: claimed.outputKey,
       });
+      assert.match(claimed.outputKey ?? "", /^[0-9a-f]{16}$/);
       assert.deepEqual(await store.getJob("a"), claimed);
     },
   );
@@ -483,6 +486,8 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       exitCode: 0,
       signal: null,
       error: null,
+      outputKey: claimed.outputKey,
+      note: null,
     }]);
   });
 
@@ -511,6 +516,8 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
         exitCode: 3,
         signal: null,
         error: "boom",
+        outputKey: claimed.outputKey,
+        note: null,
       }]);
     },
   );
@@ -853,13 +860,13 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
         ),
         T0,
       );
-      const old = await finish(store, await claimOne(store, "w1", T0), T0 + 10);
+      await finish(store, await claimOne(store, "w1", T0), T0 + 10);
       await finish(store, await claimOne(store, "w1", T0), T0 + 20);
       await finish(store, await claimOne(store, "w1", T0), T0 + 10, EXIT3);
       assert.equal((await store.getJob("dead"))!.state, "dead");
 
       assert.deepEqual(await store.purge("completed", T0 + 10), [], "finished at the cutoff: kept");
-      assert.deepEqual(await store.purge("completed", T0 + 11), [old.seq]);
+      assert.deepEqual((await store.purge("completed", T0 + 11)).map((j) => j.id), ["old"]);
       assert.equal(await store.getJob("old"), null);
       assert.deepEqual(await store.listAttempts("old"), [], "its attempts went with it");
       assert.equal((await store.getJob("new"))?.state, "completed");
@@ -871,11 +878,15 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
     },
   );
 
-  storeTest("purge returns the seq of every deleted job", async ({ store }) => {
+  storeTest("purge returns every deleted job with its runs' output keys", async ({ store }) => {
     await store.enqueue([newJob("a", { maxRetries: 0 }), newJob("b", { maxRetries: 0 })], T0);
     const a = await finish(store, await claimOne(store, "w1", T0), T0 + 1, EXIT3);
     const b = await finish(store, await claimOne(store, "w1", T0), T0 + 2, EXIT3);
-    assert.deepEqual((await store.purge("dead", T0 + 100)).sort((x, y) => x - y), [a.seq, b.seq]);
+    const deleted = (await store.purge("dead", T0 + 100)).sort((x, y) => x.id < y.id ? -1 : 1);
+    assert.deepEqual(deleted, [
+      { id: "a", outputKeys: [a.outputKey] },
+      { id: "b", outputKeys: [b.outputKey] },
+    ]);
     assert.equal(await store.countJobs(), 0);
     assert.deepEqual(await store.purge("dead", T0 + 100), []);
   });
@@ -886,8 +897,46 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       await store.enqueue([newJob("a"), newJob("b")], T0);
       const a = await apply(store, "a", "cancel", T0 + 10);
       await apply(store, "b", "cancel", T0 + 30);
-      assert.deepEqual(await store.purge("cancelled", T0 + 20), [a.seq]);
+      assert.deepEqual(await store.purge("cancelled", T0 + 20), [{ id: a.id, outputKeys: [] }]);
       assert.equal((await store.getJob("b"))?.state, "cancelled");
+    },
+  );
+
+  storeTest("every claim names its run's output with a fresh key", async ({ store }) => {
+    await store.enqueue([newJob("a", { maxRetries: 2 }), newJob("b", { runAt: T0 + 5_000 })], T0);
+    const first = await claimOne(store, "w1", T0);
+    assert.equal(first.id, "a");
+    assert.match(first.outputKey ?? "", /^[0-9a-f]{16}$/);
+    assert.deepEqual(await store.outputKeys("a"), [{ attempt: 1, key: first.outputKey }]);
+    const noted = { ...EXIT3, note: "output not stored: disk full" };
+    const failed = await store.finishAttempt(
+      "a",
+      "w1",
+      transition(first, { type: "fail", outcome: "exited" }, T0 + 1, POLICY),
+      noted,
+      T0 + 1,
+    );
+    assert.equal(failed?.outputKey, first.outputKey, "the key stays with the job after the run");
+    const [attempt1] = await store.listAttempts("a");
+    assert.equal(attempt1.outputKey, first.outputKey);
+    assert.equal(attempt1.note, "output not stored: disk full");
+    const second = (await store.claimNext("w2", T0 + 10_000))[0];
+    assert.equal(second.id, "a", "a's retry was due before b");
+    assert.notEqual(second.outputKey, first.outputKey, "a new run never shares its output");
+    assert.deepEqual(await store.outputKeys("a"), [
+      { attempt: 1, key: first.outputKey },
+      { attempt: 2, key: second.outputKey },
+    ]);
+    const other = await claimOne(store, "w3", T0 + 10_000);
+    assert.notEqual(other.outputKey, second.outputKey);
+    assert.deepEqual(await store.outputKeys("nope"), []);
+    assert.equal((await store.getJob("b"))?.outputKey, other.outputKey);
+  });
+
+  storeTest(
+    "a store that is still where it was opened passes assertSameStore",
+    async ({ store }) => {
+      await store.assertSameStore();
     },
   );
 

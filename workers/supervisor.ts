@@ -16,7 +16,9 @@ import type { Logger } from "../lib/log.ts";
 import { loadConfig } from "../lib/settings.ts";
 import { openStore } from "../lib/store/open.ts";
 import type { Store } from "../lib/store/store.ts";
+import { libcPaths } from "./reaper.ts";
 import { failLostJobs } from "./rescue.ts";
+import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { workerIdOf } from "./worker_id.ts";
 
 export interface SupervisorOptions {
@@ -67,6 +69,9 @@ export function workerCommand(db: string, host: string, logLevel: string, nonce 
     "--allow-run",
     `--allow-env=${CONFIG_KEYS.map((k) => envName(k.name)).join(",")}`,
   ];
+  // libc alone, for the subreaper that ends what a job leaves behind (reaper.ts).
+  const libc = libcPaths();
+  if (libc.length > 0) args.push(`--allow-ffi=${libc.join(",")}`);
   let cwd: string | undefined;
   if (main.startsWith("file:")) {
     // Run from the project directory so its deno.json (import map) and lock file apply.
@@ -155,6 +160,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
   Deno.writeTextFileSync(pidFile, `${Deno.pid}\n`, { mode: 0o600 });
 
   let signals = 0;
+  let storeGone = false;
   const children = new Map<number, Child>();
   const exits: Promise<void>[] = [];
   /** Per worker slot: the next restart delay of a worker that keeps failing as it starts. */
@@ -187,6 +193,19 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
       await child.process.stdin.close();
     } catch { /* already closed */ }
     children.delete(child.index);
+    if (status.code === EXIT_STORE_REPLACED) {
+      // The database file was deleted or replaced: no worker can do anything useful here, and a
+      // restart would open a new, empty file. Stop them all, gracefully.
+      if (!storeGone) {
+        storeGone = true;
+        log.error("supervisor.store_replaced", {
+          db: opts.db,
+          action: "stopping all workers; start them again once the database is in place",
+        });
+        onSignal();
+      }
+      return;
+    }
     if (status.success && signals > 0) return;
     // Died on its own (crash, kill -9, OOM): its job's processes outlived it in their own
     // session, so end them before the job goes back to the queue (now, not after the lease runs
@@ -274,5 +293,5 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     await store.close();
   }
   log.info("supervisor.stopped");
-  return 0;
+  return storeGone ? 1 : 0;
 }

@@ -1,8 +1,8 @@
 /** `queuectl purge --state completed|dead|cancelled [--older-than 7d]`: delete finished jobs. */
 import { buildCommand } from "@stricli/core";
-import { UsageError } from "../errors.ts";
+import { UsageError, UserError } from "../errors.ts";
 import type { JobState } from "../job.ts";
-import { logPath } from "../store/open.ts";
+import { removeOutput } from "../output.ts";
 import {
   type Context,
   dbFlag,
@@ -23,15 +23,15 @@ async function purge(this: Context, flags: DbFlags & { state: JobState; olderTha
     );
   }
   await withStore(flags, async (store, path) => {
-    const seqs = await store.purge(flags.state, Date.now() - flags.olderThan);
-    for (const seq of seqs) {
-      for (const p of [logPath(path, seq), logPath(path, seq) + ".1"]) {
-        try {
-          await Deno.remove(p);
-        } catch { /* no output was ever written */ }
-      }
+    const deleted = await store.purge(flags.state, Date.now() - flags.olderThan);
+    const failures = await removeOutput(path, deleted.flatMap((j) => j.outputKeys));
+    out(`purged ${deleted.length} ${flags.state} job${deleted.length === 1 ? "" : "s"}`);
+    if (failures.length > 0) {
+      throw new UserError(
+        `could not delete ${failures.length} output file${failures.length === 1 ? "" : "s"} ` +
+          `(first: ${failures[0]}); delete them by hand`,
+      );
     }
-    out(`purged ${seqs.length} ${flags.state} job${seqs.length === 1 ? "" : "s"}`);
   });
 }
 

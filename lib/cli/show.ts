@@ -2,7 +2,7 @@
 import { buildCommand } from "@stricli/core";
 import { formatDuration } from "../duration.ts";
 import { NotFoundError } from "../errors.ts";
-import { logPath } from "../store/open.ts";
+import { outputPath } from "../output.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
 import {
   attemptJson,
@@ -43,7 +43,7 @@ async function show(this: Context, flags: DbFlags & { json: boolean }, id: strin
       ["updated", `${iso(job.updatedAt)} (${relativeTime(job.updatedAt, now)})`],
       ["worker", job.workerId ?? "-"],
       ["exit code", job.exitCode === null ? "-" : String(job.exitCode)],
-      ["log", logPath(path, job.seq)],
+      ["output", job.outputKey ? outputPath(path, job.outputKey) : "-"],
     ];
     out(rows.map(([k, v]) => `${(k + ":").padEnd(11)}${v}`).join("\n"));
     if (job.error) out(`error:\n  ${job.error.split("\n").join("\n  ")}`);

@@ -32,11 +32,6 @@ export function resolveDbPath(flag?: string): string {
   return resolve(p);
 }
 
-/** Where a job's output log lives: `<db>-logs/<seq>.log`. */
-export function logPath(dbPath: string, seq: number): string {
-  return join(`${dbPath}-logs`, `${seq}.log`);
-}
-
 /** Creates the data directory (0700) and database file (0600) when missing. */
 export function ensureDataFiles(path: string): void {
   const dir = dirname(path);

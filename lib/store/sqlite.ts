@@ -13,6 +13,7 @@ import { JOB_STATES, type JobState, type Transition } from "../job.ts";
 import type {
   Attempt,
   AttemptResult,
+  DeletedJob,
   Job,
   JobCounts,
   ListOptions,
@@ -83,11 +84,29 @@ const MIGRATIONS: string[] = [
        UPDATE job_counts SET n = n - 1 WHERE state = old.state;
        UPDATE job_counts SET n = n + 1 WHERE state = new.state;
      END;`,
+  // Output named by a random key per run, never by seq (which restarts with a recreated file and
+  // is reused after a purge). Runs of an earlier version keep their seq-named file.
+  `ALTER TABLE jobs ADD COLUMN output_key TEXT;
+   ALTER TABLE attempts ADD COLUMN output_key TEXT;
+   ALTER TABLE attempts ADD COLUMN note TEXT;
+   UPDATE jobs SET output_key = CAST(seq AS TEXT) WHERE attempts > 0 OR state = 'processing';
+   UPDATE attempts SET output_key =
+     (SELECT CAST(seq AS TEXT) FROM jobs WHERE jobs.id = attempts.job_id);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 const WAKE_BYTE = new Uint8Array([10]);
+
+/** Device and inode of the file at `path` ("dev:ino"), or `null` when there is none. */
+function fileIdentity(path: string): string | null {
+  try {
+    const st = Deno.statSync(path);
+    return st.ino === null ? null : `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
+}
 
 export interface SqliteOptions {
   /** `synchronous=FULL` when true (default), `NORMAL` otherwise. */
@@ -116,6 +135,7 @@ function toJob(r: Row): Job {
     exitCode: r.exit_code as number | null,
     error: r.error as string | null,
     workerId: r.worker_id as string | null,
+    outputKey: r.output_key as string | null,
   };
 }
 
@@ -130,6 +150,8 @@ function toAttempt(r: Row): Attempt {
     exitCode: r.exit_code as number | null,
     signal: r.signal as string | null,
     error: r.error as string | null,
+    outputKey: r.output_key as string | null,
+    note: r.note as string | null,
   };
 }
 
@@ -175,6 +197,8 @@ export class SqliteStore implements Store {
   #watcher: Deno.FsWatcher | null = null;
   #waiters = new Set<() => void>();
   #dataVersion = -1;
+  /** The database file this process opened ("dev:ino"), to notice it being replaced. */
+  #identity: string | null = null;
 
   private constructor(path: string, db: DatabaseSync) {
     this.location = path;
@@ -191,6 +215,7 @@ export class SqliteStore implements Store {
     }
     const store = new SqliteStore(path, db);
     try {
+      store.#identity = fileIdentity(path);
       store.#setup(options.durable ?? true);
     } catch (e) {
       db.close();
@@ -388,7 +413,8 @@ export class SqliteStore implements Store {
   #claim(workerId: string, now: number, limit: number): Job[] {
     return this.#all(
       `UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ?,
-         started_at = ?, finished_at = NULL, updated_at = ?
+         started_at = ?, finished_at = NULL, updated_at = ?,
+         output_key = lower(hex(randomblob(8)))
        WHERE seq IN (
          SELECT seq FROM jobs INDEXED BY jobs_ready
          WHERE state IN ('pending','failed') AND run_at <= ?
@@ -454,7 +480,7 @@ export class SqliteStore implements Store {
     const job = toJob(r);
     this.#run(
       `INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
-         exit_code, signal, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         exit_code, signal, error, output_key, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       jobId,
       // An interrupted run gave its number back (transition "interrupt"); record the run's own.
       result.outcome === "interrupted" ? job.attempts + 1 : job.attempts,
@@ -465,6 +491,8 @@ export class SqliteStore implements Store {
       result.exitCode,
       result.signal,
       result.error,
+      job.outputKey,
+      result.note ?? null,
     );
     return job;
   }
@@ -519,21 +547,54 @@ export class SqliteStore implements Store {
     );
   }
 
-  purge(state: JobState, finishedBefore: number): Promise<number[]> {
+  purge(state: JobState, finishedBefore: number): Promise<DeletedJob[]> {
     return this.#do(() =>
       this.#tx(() => {
         const rows = this.#all(
           `DELETE FROM jobs WHERE state = ? AND coalesce(finished_at, updated_at) < ?
-           RETURNING seq, id`,
+           RETURNING id, output_key`,
           state,
           finishedBefore,
         );
-        const del = this.#stmt("DELETE FROM attempts WHERE job_id = ?");
-        for (const r of rows) del.run(r.id);
+        const del = this.#stmt("DELETE FROM attempts WHERE job_id = ? RETURNING output_key");
+        const deleted = rows.map((r) => {
+          const keys = new Set<string>();
+          for (const a of del.all(r.id)) {
+            if (a.output_key !== null) keys.add(a.output_key as string);
+          }
+          if (r.output_key !== null) keys.add(r.output_key as string);
+          return { id: r.id as string, outputKeys: [...keys] };
+        });
         this.#run("UPDATE job_counts SET n = n - ? WHERE state = ?", rows.length, state);
-        return rows.map((r) => r.seq as number);
+        return deleted;
       })
     );
+  }
+
+  outputKeys(jobId: string): Promise<Array<{ attempt: number; key: string }>> {
+    return this.#do(() => {
+      const out: Array<{ attempt: number; key: string }> = [];
+      const seen = new Set<string>();
+      for (
+        const r of this.#all(
+          `SELECT attempt, output_key FROM attempts WHERE job_id = ? AND output_key IS NOT NULL
+           ORDER BY finished_at, rowid`,
+          jobId,
+        )
+      ) {
+        if (seen.has(r.output_key as string)) continue;
+        seen.add(r.output_key as string);
+        out.push({ attempt: r.attempt as number, key: r.output_key as string });
+      }
+      const job = this.#get(
+        "SELECT attempts, output_key FROM jobs WHERE id = ? AND output_key IS NOT NULL",
+        jobId,
+      );
+      if (job && !seen.has(job.output_key as string)) {
+        out.push({ attempt: job.attempts as number, key: job.output_key as string });
+      }
+      return out;
+    });
   }
 
   registerWorker(w: Omit<WorkerInfo, "currentJob" | "stoppedAt">): Promise<void> {
@@ -609,6 +670,22 @@ export class SqliteStore implements Store {
         );
       }
     });
+  }
+
+  assertSameStore(): Promise<void> {
+    // stat(2) only: opening and closing the file here would drop SQLite's POSIX locks (see
+    // waitForChange).
+    const now = fileIdentity(this.location);
+    if (this.#identity !== null && now !== this.#identity) {
+      return Promise.reject(
+        new StoreError(
+          now === null
+            ? `${this.location} was deleted while this process had it open`
+            : `${this.location} was replaced by another file while this process had it open`,
+        ),
+      );
+    }
+    return Promise.resolve();
   }
 
   assertWritable(): Promise<void> {

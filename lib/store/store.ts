@@ -36,6 +36,12 @@ export interface Job {
   error: string | null;
   /** The worker that holds (processing) or last held the job. */
   workerId: string | null;
+  /**
+   * Names the output of the latest attempt: a fresh random key at every claim, so no two runs,
+   * of this job or of any job of any database at the same path, ever share output. `null` before
+   * the first claim.
+   */
+  outputKey: string | null;
 }
 
 /** A job as `enqueue` hands it to the store: validated, with every default resolved. */
@@ -56,10 +62,16 @@ export interface Attempt {
   exitCode: number | null;
   signal: string | null;
   error: string | null;
+  /** The key of this run's output (`Job.outputKey` while it ran). */
+  outputKey: string | null;
+  /** Something the run's owner noted beside its outcome, e.g. output that could not be stored. */
+  note: string | null;
 }
 
 /** What a worker reports when a run ends. */
-export type AttemptResult = Pick<Attempt, "outcome" | "exitCode" | "signal" | "error">;
+export type AttemptResult =
+  & Pick<Attempt, "outcome" | "exitCode" | "signal" | "error">
+  & Partial<Pick<Attempt, "note">>;
 
 /** A registered worker process. */
 export interface WorkerInfo {
@@ -83,6 +95,12 @@ export type JobCounts = Record<JobState, number> & { scheduled: number };
 export interface StaleJob {
   job: Job;
   workerId: string;
+}
+
+/** A job removed by `purge`, with the keys of its runs' output. */
+export interface DeletedJob {
+  id: string;
+  outputKeys: string[];
 }
 
 export interface ListOptions {
@@ -178,9 +196,15 @@ export interface Store {
 
   /**
    * Deletes jobs in `state` that finished before `finishedBefore`, with their attempts. Returns
-   * the deleted jobs' `seq`s so the caller can remove their logs.
+   * the deleted jobs' output keys (every attempt's) so the caller can remove their output.
    */
-  purge(state: JobState, finishedBefore: number): Promise<number[]>;
+  purge(state: JobState, finishedBefore: number): Promise<DeletedJob[]>;
+
+  /**
+   * The output keys of a job's runs, oldest first, the running attempt's last; each with its
+   * attempt number. Empty for an unknown job or one that never ran.
+   */
+  outputKeys(jobId: string): Promise<Array<{ attempt: number; key: string }>>;
 
   /** Registers a worker process (or refreshes it, when the id exists). */
   registerWorker(worker: Omit<WorkerInfo, "currentJob" | "stoppedAt">): Promise<void>;
@@ -211,6 +235,13 @@ export interface Store {
    * a long-running process can refuse to start instead of failing on its first write.
    */
   assertWritable(): Promise<void>;
+
+  /**
+   * Throws `StoreError` when the store this process opened is no longer the one its location
+   * names (the database file was deleted or replaced), so a long-running worker stops instead of
+   * working on data nobody else sees.
+   */
+  assertSameStore(): Promise<void>;
 
   /** Releases the connection and any watcher. */
   close(): Promise<void>;
