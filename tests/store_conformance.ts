@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import { ConflictError } from "../lib/errors.ts";
 import {
   type BackoffPolicy,
+  eventForOutcome,
   JOB_STATES,
-  type JobEvent,
   type JobState,
   transition,
 } from "../lib/job.ts";
@@ -80,15 +80,10 @@ async function finish(
   now: number,
   result: AttemptResult = OK,
 ): Promise<Job> {
-  const event: JobEvent = result.outcome === "completed"
-    ? { type: "succeed" }
-    : result.outcome === "interrupted"
-    ? { type: "interrupt" }
-    : { type: "fail", outcome: result.outcome };
   const saved = await store.finishAttempt(
     job.id,
     job.workerId!,
-    transition(job, event, now, POLICY),
+    transition(job, eventForOutcome(result.outcome), now, POLICY),
     result,
     now,
   );
