@@ -30,7 +30,7 @@ export interface RunOptions {
 
 const STDERR_TAIL_BYTES = 4096;
 /** How long output pipes may stay open after the job's shell ended (held by an escaped child). */
-const PIPE_DRAIN_MS = 500;
+const PIPE_DRAIN_MS = 2000;
 const ERROR_LINES = 5;
 const ERROR_MAX_CHARS = 500;
 
