@@ -33,6 +33,7 @@ import {
 import type { RouteMap } from "@stricli/core";
 import { QueuectlError } from "./lib/errors.ts";
 import { buildProgram } from "./lib/cli/program.ts";
+import { writeAll } from "./lib/write_all.ts";
 
 // `deno task queuectl` runs from the project root; jobs and relative paths belong to the
 // directory the user typed the command in.
@@ -157,12 +158,6 @@ const app = buildProgram({
       `; ${helpHint(before)}`;
   },
 });
-
-const encoder = new TextEncoder();
-function writeAll(file: { writeSync(p: Uint8Array): number }, text: string) {
-  const bytes = encoder.encode(text);
-  for (let off = 0; off < bytes.length;) off += file.writeSync(bytes.subarray(off));
-}
 
 // The parser reports every problem it found; one line is enough to act on, so show the first.
 let errorShown = false;

@@ -5,11 +5,10 @@
  * they may hold secrets. Short-lived commands do not import this module (start-up cost).
  */
 import { configure, getLogger, type Logger, type LogLevel, type LogRecord } from "@logtape/logtape";
+import { writeAll } from "./write_all.ts";
 
 export type { Logger };
 export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
-
-const encoder = new TextEncoder();
 
 function formatValue(v: unknown): string {
   const s = typeof v === "string" ? v : JSON.stringify(v);
@@ -41,7 +40,7 @@ export async function setupLogging(level: LogLevel): Promise<Logger> {
     sinks: {
       stderr: (record: LogRecord) => {
         try {
-          Deno.stderr.writeSync(encoder.encode(formatRecord(record)));
+          writeAll(Deno.stderr, formatRecord(record));
         } catch {
           // A closed terminal must not stop the worker.
         }

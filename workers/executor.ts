@@ -5,6 +5,7 @@
  */
 import { dirname } from "../lib/paths.ts";
 import type { AttemptResult } from "../lib/store/store.ts";
+import { writeAll } from "../lib/write_all.ts";
 
 export interface RunOptions {
   command: string;
@@ -45,8 +46,7 @@ class CappedLog {
   }
 
   #writeRaw(chunk: Uint8Array) {
-    let off = 0;
-    while (off < chunk.length) off += this.#file!.writeSync(chunk.subarray(off));
+    writeAll(this.#file!, chunk);
     this.#size += chunk.length;
   }
 

@@ -7,6 +7,7 @@ import { CONFIG_KEYS, envName, findKey } from "../config.ts";
 import { resolveConfig } from "../settings.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
 import { out, outJson, table } from "./format.ts";
+import { writeAll } from "../write_all.ts";
 
 type Flags = DbFlags & { json: boolean };
 
@@ -63,10 +64,9 @@ function noteEnvOverride(def: KeyDef) {
   const name = envName(def.name);
   const env = Deno.env.get(name);
   if (env !== undefined && env !== "") {
-    Deno.stderr.writeSync(
-      new TextEncoder().encode(
-        `note: ${name}=${env} is set and overrides the stored value; unset it to use this one\n`,
-      ),
+    writeAll(
+      Deno.stderr,
+      `note: ${name}=${env} is set and overrides the stored value; unset it to use this one\n`,
     );
   }
 }

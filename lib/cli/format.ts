@@ -5,14 +5,11 @@
 import { formatDuration } from "../duration.ts";
 import type { JobState } from "../job.ts";
 import type { Attempt, Job, WorkerInfo } from "../store/store.ts";
+import { writeAll } from "../write_all.ts";
 
-const encoder = new TextEncoder();
-
-/** Writes text to stdout, all of it. */
+/** Writes text to stdout, all of it, ending in a newline. */
 export function out(text: string) {
-  const bytes = encoder.encode(text.endsWith("\n") ? text : text + "\n");
-  let off = 0;
-  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+  writeAll(Deno.stdout, text.endsWith("\n") ? text : text + "\n");
 }
 
 /** Prints a value as pretty JSON. */

@@ -4,6 +4,7 @@ import { UserError } from "../errors.ts";
 import { logPath } from "../store/open.ts";
 import { type Context, dbFlag, type DbFlags, withStore } from "./context.ts";
 import { notFound } from "./show.ts";
+import { writeAll } from "../write_all.ts";
 
 const FOLLOW_POLL_MS = 200;
 
@@ -33,8 +34,7 @@ async function copyFrom(path: string, offset: number): Promise<number> {
     for (;;) {
       const n = await read();
       if (n === null) break;
-      let off = 0;
-      while (off < n) off += Deno.stdout.writeSync(buf.subarray(off, n));
+      writeAll(Deno.stdout, buf.subarray(0, n));
       offset += n;
     }
     return offset;
