@@ -11,8 +11,10 @@ import { showCommand } from "./show.ts";
 import { statusCommand } from "./status.ts";
 import { workerRoutes } from "./worker.ts";
 import type { ApplicationText } from "@stricli/core";
+// The version has one home, deno.json; a JSON import is bundled by `deno compile` too.
+import denoJson from "../../deno.json" with { type: "json" };
 
-export const VERSION = "0.1.0";
+export const VERSION: string = denoJson.version;
 
 export function buildProgram(text: ApplicationText) {
   const root = buildRouteMap({
