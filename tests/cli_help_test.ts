@@ -76,7 +76,6 @@ Deno.test("[errors] should match the snapshot, one line each, paths normalized",
   await cliOk(tmp.db, ["enqueue", '{"id":"job1","command":"true"}']);
   const cases: Array<{ args: string[]; db?: string }> = [
     { args: ["lst"] },
-    { args: ["help"] },
     { args: ["worker", "strat"] },
     { args: ["-x"] },
     { args: ["list", "--jsn"] },

@@ -126,7 +126,11 @@ async function init(this: Context, flags: DbFlags) {
   });
 }
 
-const keyList = CONFIG_KEYS.map((k) => k.name).join(", ");
+/** The keys, a few per line, so that help stays within 80 columns. */
+const keyList = CONFIG_KEYS.map((k) => k.name).join(", ").replace(
+  /(.{1,70})(, |$)/g,
+  (_, names, sep) => `${names}${sep.trim()}\n  `,
+).trimEnd();
 const keyParam = { brief: "Config key", parse: String, placeholder: "key" } as const;
 
 export const configRoutes = buildRouteMap({
@@ -139,7 +143,7 @@ export const configRoutes = buildRouteMap({
       },
       docs: {
         brief: "Print one config value (or all of them without a key)",
-        fullDescription: `Keys: ${keyList}.\n\nExample:\n  queuectl config get max-retries`,
+        fullDescription: `Keys:\n  ${keyList}\n\nExample:\n  queuectl config get max-retries`,
       },
     }),
     set: buildCommand({
@@ -157,7 +161,9 @@ export const configRoutes = buildRouteMap({
       },
       docs: {
         brief: "Store a config value (validated against its bounds)",
-        fullDescription: `Keys: ${keyList} (max_retries and other _ spellings work too).\n\n` +
+        fullDescription: `Keys (max_retries and other _ spellings work too):\n  ${keyList}\n\n` +
+          "max-retries counts retries after the first attempt: 3 means up to 4 attempts.\n" +
+          "Durations are seconds or 90s, 10m, 2h, 7d; sizes bytes or 512KiB, 4MiB, 1GiB.\n\n" +
           "Examples:\n  queuectl config set max-retries 5\n  queuectl config set backoff-base 3\n" +
           "  queuectl config set job-timeout 10m",
       },
