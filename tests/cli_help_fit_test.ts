@@ -124,3 +124,12 @@ Deno.test("[cli] --db and --no-color are accepted before the command", async () 
   // The default database was never touched.
   assert.equal(await Deno.stat(t.db).then(() => true, () => false), false);
 });
+
+Deno.test("[help] config set --help says max-retries counts retries after the first attempt", async () => {
+  await using t = await tempDb();
+  const help = await cliOk(t.db, ["config", "set", "--help"]);
+  assert.match(
+    help,
+    /^max-retries counts retries after the first attempt: 3 means up to 4 attempts\.$/m,
+  );
+});
