@@ -139,7 +139,8 @@ function globalInput(root: Target, raw: string[]) {
   }
   // Nothing but global flags: the root help, as for no input at all.
   if (rest.length === 0) return { args: [], noColor, incomplete: null };
-  const args = [...rest.slice(0, end), ...globals, ...rest.slice(end)];
+  // The root takes no --db (`queuectl --db x --help`): it only matters to a command.
+  const args = words.length === 0 ? rest : [...rest.slice(0, end), ...globals, ...rest.slice(end)];
   return { args, noColor, incomplete: null };
 }
 

@@ -121,6 +121,9 @@ Deno.test("[cli] --db and --no-color are accepted before the command", async () 
   assert.match(noColor, /^x\s+pending/m);
   assert.match(after, /^x\s+pending/m);
   assert.equal(JSON.parse(eq).id, "x");
+  // Before --help or --version (no command) it changes nothing.
+  assert.equal(await cliOk(t.db, ["--db", other, "--version"]), await cliOk(t.db, ["--version"]));
+  assert.match(await cliOk(t.db, ["--db", other, "--help"]), /^USAGE\n/);
   // The default database was never touched.
   assert.equal(await Deno.stat(t.db).then(() => true, () => false), false);
 });
