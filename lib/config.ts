@@ -329,7 +329,8 @@ function resolveOne(def: KeyInfo, stored: Record<string, string>, env: Env, flag
     const value = def.parse(text);
     return { ...base, value, shown: showTyped(def, text, value), source } as ResolvedValue;
   } catch (e) {
-    const why = (e as Error).message;
+    if (!(e instanceof UsageError)) throw e;
+    const why = e.message;
     const error = source === "env" ? `${envName(def.name)}: ${why}` : source === "stored"
       // Set before the bounds changed, or written by hand: say where the value comes from.
       ? `stored config ${def.name}: ${why}; change it with ` +

@@ -66,3 +66,14 @@ Deno.test("[settings] integer flags are read as config values are", async (t) =>
   }
   assert.equal(await cliOk(tmp.db, ["list", "--limit", "010"]), "no jobs\n");
 });
+
+Deno.test("[settings] config list shows a bad value's control characters escaped", async () => {
+  await using t = await tempDb();
+  const r = await runCli(t.db, ["config", "list"], {
+    env: { QUEUECTL_MAX_RETRIES: "\x1b[31mred" },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!r.stdout.includes("\x1b") && !r.stderr.includes("\x1b"), r.stdout + r.stderr);
+  assert.match(r.stdout, /^max-retries\s+\\u001b\[31mred \(invalid\)/m);
+  assert.match(r.stderr, /got "\\u001b\[31mred"; commands that use max-retries refuse to run\n$/);
+});

@@ -33,6 +33,11 @@ function valueJson(v: ListedValue) {
   };
 }
 
+/** Text from the environment or the store, with control characters shown as escapes. */
+const visible = (text: string) =>
+  // deno-lint-ignore no-control-regex -- control characters are exactly what is replaced
+  text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+
 /**
  * Lists every key. A value that does not parse is shown as given and marked invalid, with its
  * error on stderr, rather than failing the listing: this is where users look to find it.
@@ -47,14 +52,17 @@ async function list(this: Context, flags: Flags) {
       ["KEY", "VALUE", "SOURCE", "DESCRIPTION"],
       values.map((v) => [
         v.key,
-        v.value === null ? `${v.shown} (invalid)` : v.shown,
+        v.value === null ? `${visible(v.shown)} (invalid)` : v.shown,
         v.source === "env" ? `env ${envName(v.key)}` : v.source,
         v.doc,
       ]),
     ));
     for (const v of values) {
       if ("error" in v) {
-        writeAll(Deno.stderr, `note: ${v.error}; commands that use ${v.key} refuse to run\n`);
+        writeAll(
+          Deno.stderr,
+          `note: ${visible(v.error)}; commands that use ${v.key} refuse to run\n`,
+        );
       }
     }
   });
