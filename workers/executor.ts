@@ -6,6 +6,7 @@
 import { DROPPED_MARKER } from "../lib/output.ts";
 import { dirname } from "../lib/paths.ts";
 import type { AttemptResult } from "../lib/store/store.ts";
+import { writeAll } from "../lib/write_all.ts";
 import { endOrphans } from "./reaper.ts";
 
 export interface RunOptions {
@@ -68,8 +69,7 @@ class CappedLog {
   }
 
   #writeRaw(chunk: Uint8Array) {
-    let off = 0;
-    while (off < chunk.length) off += this.#file!.writeSync(chunk.subarray(off));
+    writeAll(this.#file!, chunk);
     this.#size += chunk.length;
   }
 

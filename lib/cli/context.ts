@@ -3,6 +3,7 @@
  * parsers for flag values that raise `UsageError` with a message naming the flag.
  */
 import type { CommandContext } from "@stricli/core";
+import { parseInteger } from "../config.ts";
 import { parseDurationMs } from "../duration.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { JOB_STATES, type JobState } from "../job.ts";
@@ -19,7 +20,7 @@ export const dbFlag = {
   db: {
     kind: "parsed",
     parse: String,
-    brief: "Database file [env QUEUECTL_DB; default ~/.local/share/queuectl/queue.db]",
+    brief: "Database file [env QUEUECTL_DB; default: see queuectl --help]",
     optional: true,
     placeholder: "path",
   },
@@ -59,11 +60,11 @@ function isDirectory(path: string): boolean {
   }
 }
 
-/** Parses an integer flag within bounds. */
+/** Parses an integer flag within bounds, read as config values are (`parseInteger`). */
 export function intParser(flag: string, min: number, max: number) {
   return (text: string): number => {
-    const n = Number(text);
-    if (text.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
+    const n = parseInteger(text);
+    if (n === null || n < min || n > max) {
       throw new UsageError(`--${flag} must be an integer between ${min} and ${max}, got "${text}"`);
     }
     return n;

@@ -10,6 +10,7 @@ import type { Job, Store } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, intParser, withStore } from "./context.ts";
 import { iso, outJson } from "./format.ts";
 import { notFound } from "./show.ts";
+import { writeAll } from "../write_all.ts";
 
 const FOLLOW_POLL_MS = 200;
 /** States in which a job may still print more. */
@@ -29,12 +30,11 @@ interface Run {
 }
 
 function writeOut(bytes: Uint8Array) {
-  let off = 0;
-  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+  writeAll(Deno.stdout, bytes);
 }
 
 function note(text: string) {
-  Deno.stderr.writeSync(new TextEncoder().encode(text + "\n"));
+  writeAll(Deno.stderr, text + "\n");
 }
 
 /** The runs of a job that have (or may have) output, oldest first. */

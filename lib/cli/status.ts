@@ -1,18 +1,18 @@
 /** `queuectl status`: job counts per state, scheduled jobs, and active workers. */
 import { buildCommand } from "@stricli/core";
 import { JOB_STATES } from "../job.ts";
-import { loadConfig } from "../settings.ts";
+import { loadSetting } from "../settings.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
 import { colorState, out, outJson, table } from "./format.ts";
 
 async function status(this: Context, flags: DbFlags & { json: boolean }) {
   await withStore(flags, async (store, path) => {
     const now = Date.now();
-    const config = await loadConfig(store);
+    // Only the lease decides which workers are active: another bad setting must not hide the
+    // counts, which is what a user checks when something is wrong.
+    const leaseTimeoutMs = await loadSetting(store, "lease-timeout");
     const counts = await store.counts(now);
-    const workers = (await store.listWorkers()).filter((w) =>
-      now - w.heartbeatAt < config.leaseTimeoutMs
-    );
+    const workers = (await store.listWorkers()).filter((w) => now - w.heartbeatAt < leaseTimeoutMs);
     const total = JOB_STATES.reduce((n, s) => n + counts[s], 0);
     if (flags.json) {
       return outJson({

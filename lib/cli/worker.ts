@@ -26,12 +26,9 @@ interface StartFlags extends DbFlags {
 }
 
 async function start(this: Context, flags: StartFlags) {
-  const { parseLogLevel, setupLogging } = await import("../log.ts");
+  const { resolveLogLevel, setupLogging } = await import("../log.ts");
   const { runSupervisor } = await import("../../workers/supervisor.ts");
-  let level = parseLogLevel(flags.logLevel ?? Deno.env.get("QUEUECTL_LOG")) ?? "info";
-  if (flags.logLevel !== undefined && parseLogLevel(flags.logLevel) === null) {
-    throw new UsageError(`--log-level must be debug, info, warn or error, got "${flags.logLevel}"`);
-  }
+  let level = resolveLogLevel(flags.logLevel, Deno.env.get("QUEUECTL_LOG"));
   if (flags.quiet && flags.verbose) throw new UsageError("give either --quiet or --verbose");
   if (flags.quiet) level = "warning";
   if (flags.verbose) level = "debug";
