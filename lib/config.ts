@@ -84,6 +84,9 @@ function boolean(name: string) {
 const showMs = (v: number | boolean) => `${Number(v) / 1000}s`;
 const showPlain = (v: number | boolean) => String(v);
 
+/** The longest run-time limit, of the config default and of any one job (job field timeout). */
+export const MAX_JOB_TIMEOUT_MS = 30 * 86_400_000;
+
 /** All keys, in the order `config list` shows them. */
 export const CONFIG_KEYS: readonly KeyDef[] = [
   {
@@ -123,7 +126,7 @@ export const CONFIG_KEYS: readonly KeyDef[] = [
     aliases: ["job_timeout", "timeout"],
     doc: "default run-time limit of a job; 0 means none (job field timeout)",
     default: 0,
-    parse: duration("job-timeout", 0, 30 * 86_400_000, "0 and 30d"),
+    parse: duration("job-timeout", 0, MAX_JOB_TIMEOUT_MS, "0 and 30d"),
     show: showMs,
   },
   {
