@@ -1,7 +1,7 @@
 /**
- * Job specs as users write them (JSON objects, NDJSON lines, or flags) turned into validated
- * `NewJob`s with every default resolved. Pure: the caller passes config, cwd and `now`. Every
- * problem is a `UsageError` that names the field and what to write instead.
+ * Job specs as users write them (JSON objects, NDJSON lines, JSON arrays, or flags) turned into
+ * validated `NewJob`s with every default resolved. Pure: the caller passes config, cwd and `now`.
+ * Every problem is a `UsageError` that names the field and what to write instead.
  */
 import { type Config, MAX_JOB_TIMEOUT_MS } from "./config.ts";
 import { formatDuration, parseDurationMs } from "./duration.ts";
@@ -75,11 +75,17 @@ function describeType(v: unknown): string {
   return typeof v === "object" ? "an object" : `${typeof v} ${JSON.stringify(v)}`.slice(0, 60);
 }
 
+/** What to do about JSON on the command line that does not parse. */
+export const QUOTE_HINT = `quote it in single quotes, like '{"command":"echo hi"}'`;
+/** What a job file may hold: said instead of shell advice when a file does not parse. */
+export const FILE_FORMS = "a file holds one JSON object per line (NDJSON) or a JSON array of them";
+
 /**
  * Parses JSON text. When it is not JSON, the `UsageError` says what broke and where (line and
- * column, or just the column for one-line text), on one line and without echoing the text back.
+ * column, or just the column for one-line text), on one line and without echoing the text back,
+ * and ends with `hint`.
  */
-export function parseJsonText(text: string, where = "job spec"): unknown {
+export function parseJsonText(text: string, where = "job spec", hint = QUOTE_HINT): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -91,9 +97,7 @@ export function parseJsonText(text: string, where = "job spec"): unknown {
       : found
       ? `${found.reason} at ${textPosition(text, found.at)}`
       : (e as Error).message.replace(/^JSON\.parse: /, "").replace(/\s+/g, " ").slice(0, 200);
-    throw new UsageError(
-      `${where} is not valid JSON: ${detail}; quote it in single quotes, like '{"command":"echo hi"}'`,
-    );
+    throw new UsageError(`${where} is not valid JSON: ${detail}; ${hint}`);
   }
 }
 
@@ -499,6 +503,104 @@ function checkExecSize(command: string, commandBytes: number, entries: Array<[st
 }
 
 /**
+ * Parses the text of a job file: a JSON array of specs (pretty-printed or not), one spec
+ * pretty-printed over several lines, or NDJSON (one spec per non-blank line). Errors name the
+ * line, or the array element and its line, and never give shell advice: there is no shell here.
+ */
+export function parseJobsText(text: string, ctx: SpecContext, name: string): NewJob[] {
+  const start = text.search(/\S/);
+  if (start >= 0 && text[start] === "[") {
+    return jobsFromArray(parseJsonText(text, name, FILE_FORMS) as unknown[], text, ctx, name);
+  }
+  if (start >= 0 && text[start] === "{") {
+    const end = text.indexOf("\n", start);
+    if (end !== -1 && !isJson(text.slice(start, end))) {
+      // Not NDJSON: its first line is not a whole object. One object over several lines?
+      return [toNewJob(parseJsonText(text, name, FILE_FORMS), ctx, name)];
+    }
+  }
+  return parseNdjson(text, ctx, name);
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A job spec given on the command line: a JSON object, or a JSON array of them. `hint` ends the
+ * message when the text is not JSON.
+ */
+export function parseJobArgument(text: string, ctx: SpecContext, hint = QUOTE_HINT): NewJob[] {
+  const value = parseJsonText(text, "job spec", hint);
+  if (Array.isArray(value)) return jobsFromArray(value, text, ctx, "job spec");
+  return [toNewJob(value, ctx)];
+}
+
+/**
+ * Validates each element of a JSON array of specs; messages name the element (counted from 1)
+ * and, when `text` has several lines, the line it starts on. Duplicate ids are refused.
+ */
+function jobsFromArray(specs: unknown[], text: string, ctx: SpecContext, name: string): NewJob[] {
+  if (specs.length === 0) throw new UsageError(`${name} is an empty array: it holds no job specs`);
+  const multiline = text.trimEnd().includes("\n");
+  const where = (i: number) =>
+    `${name} element ${i + 1}` + (multiline ? ` (line ${arrayElementLine(text, i)})` : "");
+  const jobs: NewJob[] = [];
+  const seen = new Map<string, number>();
+  for (let i = 0; i < specs.length; i++) {
+    let job: NewJob;
+    try {
+      job = toNewJob(specs[i], ctx);
+    } catch (e) {
+      if (e instanceof UsageError) throw new UsageError(`${where(i)}: ${e.message}`);
+      throw e;
+    }
+    const first = seen.get(job.id);
+    if (first !== undefined) {
+      throw new UsageError(
+        `${where(i)}: id "${job.id}" appears twice (first as element ${first + 1}); ids are unique`,
+      );
+    }
+    seen.set(job.id, i);
+    jobs.push(job);
+  }
+  return jobs;
+}
+
+/** The line (from 1) on which element `index` of the JSON array `text` (valid JSON) starts. */
+function arrayElementLine(text: string, index: number): number {
+  let depth = 0;
+  let line = 1;
+  let count = -1;
+  let inString = false;
+  let expectElement = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "\n") line++;
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (expectElement && c !== " " && c !== "\t" && c !== "\r" && c !== "\n") {
+      expectElement = false;
+      if (++count === index) return line;
+    }
+    if (c === '"') inString = true;
+    else if (c === "[" || c === "{") {
+      if (++depth === 1) expectElement = true;
+    } else if (c === "]" || c === "}") depth--;
+    else if (c === "," && depth === 1) expectElement = true;
+  }
+  return line;
+}
+
+/**
  * Parses NDJSON text: one spec per non-blank line. Errors name the line. Duplicate ids within
  * the text are refused here, before anything is stored.
  */
@@ -510,7 +612,7 @@ export function parseNdjson(text: string, ctx: SpecContext, name: string): NewJo
     const line = lines[i].trim();
     if (line === "") continue;
     const where = `${name} line ${i + 1}`;
-    const job = toNewJob(parseJsonText(line, where), ctx, where);
+    const job = toNewJob(parseJsonText(line, where, FILE_FORMS), ctx, where);
     const first = seen.get(job.id);
     if (first !== undefined) {
       throw new UsageError(
@@ -521,6 +623,6 @@ export function parseNdjson(text: string, ctx: SpecContext, name: string): NewJo
     seen.set(job.id, i + 1);
     jobs.push(job);
   }
-  if (jobs.length === 0) throw new UsageError(`${name} holds no job specs (one JSON per line)`);
+  if (jobs.length === 0) throw new UsageError(`${name} holds no job specs; ${FILE_FORMS}`);
   return jobs;
 }

@@ -375,7 +375,7 @@ Deno.test("spec: parseNdjson refuses text without any spec", () => {
   for (const text of ["", "\n\n", "  \r\n"]) {
     assertUsage(
       () => parseNdjson(text, CTX, "empty.ndjson"),
-      /^empty\.ndjson holds no job specs \(one JSON per line\)$/,
+      /^empty\.ndjson holds no job specs; a file holds one JSON object per line \(NDJSON\) or a JSON array of them$/,
     );
   }
 });
