@@ -299,3 +299,30 @@ Deno.test("[enqueue] a job that fits the exec limits is stored whole", async () 
     Date.UTC(2030, 0, 2, 7, 30),
   );
 });
+
+Deno.test("[enqueue] --retries and --priority take decimal integers only", async (t) => {
+  await using tmp = await tempDb();
+  const cases: Array<[string, string]> = [
+    ["--retries", "0x10"],
+    ["--retries", "1e1"],
+    ["--priority", "0b11"],
+    ["--priority", "1.0"],
+    ["--retries", " "],
+  ];
+  const results = await allDone(
+    cases.map(([flag, v]) => runCli(tmp.db, ["enqueue", flag, v, "--", "true"])),
+  );
+  for (const [i, [flag, v]] of cases.entries()) {
+    await t.step(`${flag} ${v} → exit 2`, () => {
+      assertOneLineError(
+        results[i],
+        2,
+        new RegExp(`^queuectl: ${flag} must be an integer, got "${RegExp.escape(v)}"$`),
+      );
+    });
+  }
+  assert.deepEqual(await allJobs(tmp.db), []);
+  await cliOk(tmp.db, ["enqueue", "--id", "ok", "--retries", "+2", "-p", "-7", "--", "true"]);
+  const [job] = await allJobs(tmp.db);
+  assert.deepEqual([job.maxRetries, job.priority], [2, -7]);
+});

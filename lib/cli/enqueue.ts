@@ -72,11 +72,11 @@ function specFromFlags(flags: EnqueueFlags, command: string | undefined): Record
   if (command !== undefined) spec.command = command;
   if (flags.id !== undefined) spec.id = flags.id;
   const num = (name: string, v: string) => {
-    const n = Number(v);
-    if (v.trim() === "" || !Number.isFinite(n)) {
+    // Decimal digits only, as config values: Number() would also read "0x10" as 16, "1e1" as 10.
+    if (!/^[+-]?\d+$/.test(v.trim())) {
       throw new UsageError(`--${name} must be an integer, got "${v}"`);
     }
-    return n;
+    return Number(v.trim());
   };
   if (flags.retries !== undefined) spec.max_retries = num("retries", flags.retries);
   if (flags.priority !== undefined) spec.priority = num("priority", flags.priority);
