@@ -24,6 +24,7 @@ const BOTH_FORMS = RegExp.escape(
 
 Deno.test("[enqueue] text that is not a JSON job is refused with both forms, never queued as a command", async (t) => {
   await using tmp = await tempDb();
+  await cliOk(tmp.db, ["init"]); // before the calls below run side by side
   const ndjson = join(tmp.dir, "jobs.ndjson");
   await Deno.writeTextFile(ndjson, '{"command":"echo from the file"}\n');
   const cases: Array<[string, string[], string]> = [
@@ -48,6 +49,8 @@ Deno.test("[enqueue] text that is not a JSON job is refused with both forms, nev
       "; got 2 arguments without --",
     ],
     ["words on both sides of --", ["echo", "--", "hi"], "; got 1 argument before the --"],
+    ["a brace group without --", ["{", "echo", "a;", "}"], "; got 4 arguments without --"],
+    ["a test without --", ["[", "$x", "=", "y", "]"], "; got 5 arguments without --"],
   ];
   const results = await allDone(cases.map(([, args]) => runCli(tmp.db, ["enqueue", ...args])));
   for (const [i, [name, , tail]] of cases.entries()) {
@@ -83,6 +86,7 @@ Deno.test("[enqueue] a JSON job after -- is refused: after -- comes a command", 
 
 Deno.test("[enqueue] the flags form takes every word after -- as the command", async () => {
   await using t = await tempDb();
+  await cliOk(t.db, ["init"]); // before the calls below run side by side
   await allDone([
     cliOk(t.db, ["enqueue", "--id", "a", "--retries", "2", "--", "echo", "hi"]),
     cliOk(t.db, ["enqueue", "--id", "b", "--", "{", "echo", "a;", "echo", "b;", "}"]),
@@ -227,6 +231,7 @@ Deno.test("[enqueue] a bad NDJSON line names the line and gives no quoting advic
 
 Deno.test("[enqueue] spec limits are refused at enqueue, naming the bound, nothing stored", async (t) => {
   await using tmp = await tempDb();
+  await cliOk(tmp.db, ["init"]); // before the calls below run side by side
   const big = "x".repeat(131_070);
   const cases: Array<{ name: string; args: string[]; stdin?: string; error: RegExp }> = [
     {
@@ -302,6 +307,7 @@ Deno.test("[enqueue] a job that fits the exec limits is stored whole", async () 
 
 Deno.test("[enqueue] --retries and --priority take decimal integers only", async (t) => {
   await using tmp = await tempDb();
+  await cliOk(tmp.db, ["init"]); // before the calls below run side by side
   const cases: Array<[string, string]> = [
     ["--retries", "0x10"],
     ["--retries", "1e1"],

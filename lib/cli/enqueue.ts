@@ -152,6 +152,15 @@ function startsLikeJson(word: string): boolean {
   return c === "{" || c === "[";
 }
 
+/**
+ * Whether the first of several words is the start of a JSON spec that the shell split (and took
+ * the quotes off). A lone `{` opens a shell brace group (`{ echo a; }`), `[ -f x ]` is a test.
+ */
+function looksLikeSplitJson(word: string): boolean {
+  const t = word.trimStart();
+  return /^\[\s*[{["\]]/.test(t) || (t.startsWith("{") && t !== "{");
+}
+
 /** Whether the text is JSON that holds a job spec: an object, or an array of them. */
 function isJsonSpec(text: string): boolean {
   if (!startsLikeJson(text)) return false;
@@ -236,7 +245,7 @@ function readArguments(
     }
     return { command: after.join(" ") };
   }
-  if (startsLikeJson(before[0]) && (before.length > 1 || after.length > 0)) {
+  if (looksLikeSplitJson(before[0]) && (before.length > 1 || after.length > 0)) {
     // `{"command":…}` split into several words: the shell took the quotes off.
     throw new UsageError(
       `the JSON job spec must be one argument; quote all of it in single quotes, like ` +
