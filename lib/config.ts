@@ -154,6 +154,9 @@ const key = <const N extends string, const F extends string, T extends number | 
   def: KeyDef<N, F, T>,
 ) => def;
 
+/** The longest run-time limit, of the config default and of any one job (job field timeout). */
+export const MAX_JOB_TIMEOUT_MS = 30 * 86_400_000;
+
 const KEY_TABLE = [
   key({
     name: "max-retries",
@@ -193,7 +196,7 @@ const KEY_TABLE = [
     aliases: ["job_timeout", "timeout"],
     doc: "default run-time limit of a job; 0 means none (job field timeout)",
     default: 0,
-    ...duration("job-timeout", 0, 30 * 86_400_000, "0 and 30d"),
+    ...duration("job-timeout", 0, MAX_JOB_TIMEOUT_MS, "0 and 30d"),
   }),
   key({
     name: "lease-timeout",
