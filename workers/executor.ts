@@ -3,6 +3,7 @@
  * log file (capped, keeping the tail), a timeout that kills the whole process tree, and an outcome
  * that keeps a non-zero exit, a failed spawn, a timeout and a kill apart. No store access here.
  */
+import { formatDurationExact } from "../lib/duration.ts";
 import { DROPPED_MARKER } from "../lib/output.ts";
 import { dirname } from "../lib/paths.ts";
 import type { AttemptResult } from "../lib/store/store.ts";
@@ -253,7 +254,7 @@ export async function runJob(opts: RunOptions): Promise<AttemptResult & { durati
         outcome: "timeout",
         exitCode: status.code,
         signal: status.signal,
-        error: `timed out after ${opts.timeoutMs / 1000}s` + (tail ? `\n${tail}` : ""),
+        error: `timed out after ${formatDurationExact(opts.timeoutMs)}` + (tail ? `\n${tail}` : ""),
         durationMs,
       };
     }
