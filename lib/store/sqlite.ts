@@ -100,6 +100,9 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 
 const WAKE_BYTE = new Uint8Array([10]);
 
+/** Up to this many jobs of the listed states are found by the state index and sorted. */
+const INDEX_SORT_MAX = 10_000;
+
 export interface SqliteOptions {
   /** `synchronous=FULL` when true (default), `NORMAL` otherwise. */
   durable?: boolean;
@@ -350,12 +353,17 @@ export class SqliteStore implements Store {
     return this.#do(() => {
       const where: string[] = [];
       const params: SQLInputValue[] = [];
+      // Many jobs in the wanted states: walk the primary key in order and stop once the page is
+      // full (`+state` keeps SQLite off the state index, which would sort them all: 1-2 s for a
+      // million). Few: the state index finds them and sorting them is cheap.
+      const wanted = state ? [state, ...(states ?? [])] : states;
+      const col = wanted && this.#countStates(wanted) > INDEX_SORT_MAX ? "+state" : "state";
       if (state) {
-        where.push("state = ?");
+        where.push(`${col} = ?`);
         params.push(state);
       }
       if (states) {
-        where.push(`state IN (${states.map(() => "?").join(", ") || "NULL"})`);
+        where.push(`${col} IN (${states.map(() => "?").join(", ") || "NULL"})`);
         params.push(...states);
       }
       if (search !== undefined && search !== "") {
@@ -378,14 +386,19 @@ export class SqliteStore implements Store {
       if (state === undefined) {
         return this.#get("SELECT coalesce(sum(n), 0) AS n FROM job_counts")!.n as number;
       }
-      const states = typeof state === "string" ? [state] : [...state];
-      if (states.length === 0) return 0;
-      return this.#get(
-        `SELECT coalesce(sum(n), 0) AS n FROM job_counts
-         WHERE state IN (${states.map(() => "?").join(", ")})`,
-        ...states,
-      )!.n as number;
+      return this.#countStates(typeof state === "string" ? [state] : state);
     });
+  }
+
+  /** Jobs in any of `states` (each counted once), from the kept counts. */
+  #countStates(states: readonly JobState[]): number {
+    const distinct = [...new Set(states)];
+    if (distinct.length === 0) return 0;
+    return this.#get(
+      `SELECT coalesce(sum(n), 0) AS n FROM job_counts
+       WHERE state IN (${distinct.map(() => "?").join(", ")})`,
+      ...distinct,
+    )!.n as number;
   }
 
   listAttempts(jobId: string): Promise<Attempt[]> {
