@@ -3,7 +3,7 @@
  * with NO_COLOR), relative times, and `--json` with stable field names. No store access here.
  */
 import { formatDuration } from "../duration.ts";
-import type { JobState } from "../job.ts";
+import { attemptsUsed, type JobState } from "../job.ts";
 import type { Attempt, Job, WorkerInfo } from "../store/store.ts";
 
 const encoder = new TextEncoder();
@@ -124,7 +124,7 @@ export function jobTable(jobs: Job[], now: number): string {
     jobs.map((j) => [
       j.id,
       colorState(j.state),
-      `${j.attempts}/${j.maxRetries + 1}`,
+      `${attemptsUsed(j)}/${j.maxRetries + 1}`,
       String(j.priority),
       j.state === "pending" || j.state === "failed" ? relativeTime(j.runAt, now) : "-",
       relativeTime(j.updatedAt, now),
