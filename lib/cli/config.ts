@@ -27,7 +27,7 @@ async function list(this: Context, flags: Flags) {
         v.doc,
       ]),
     ));
-  });
+  }, { create: false });
 }
 
 async function get(this: Context, flags: Flags, key?: string) {
@@ -37,7 +37,7 @@ async function get(this: Context, flags: Flags, key?: string) {
     const v = (await resolveConfig(store)).find((r) => r.key === def.name)!;
     if (flags.json) return outJson({ key: v.key, value: v.value, source: v.source });
     out(v.shown);
-  });
+  }, { create: false });
 }
 
 type KeyDef = ReturnType<typeof findKey>;

@@ -123,7 +123,7 @@ async function list(this: Context, flags: ListFlags) {
         w.currentJob ?? "-",
       ]),
     ));
-  });
+  }, { create: false });
 }
 
 export const workerRoutes = buildRouteMap({
