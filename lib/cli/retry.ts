@@ -179,7 +179,7 @@ const cancelOptions: ApplyOptions = {
   hint: (s) =>
     s === "cancelled"
       ? "nothing to do (queuectl retry runs it again)"
-      : "only pending, processing or failed jobs can be cancelled",
+      : `only ${orList(ACTIVE_STATES)} jobs can be cancelled`,
 };
 
 async function remove(this: Context, flags: DbFlags, ...ids: string[]) {
