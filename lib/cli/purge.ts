@@ -53,9 +53,11 @@ async function purge(this: Context, flags: PurgeFlags) {
       : "";
     const n = await store.countPurgeable(flags.state, cutoff);
     if (flags.dryRun) return out(`would purge ${jobs(n, flags.state)}${age}`);
-    if (n === 0) return out(`purged ${jobs(0, flags.state)}`);
+    // Nothing to ask about with none to delete; the purge still runs, as the write it is (so a
+    // read-only store still says so).
     if (
-      !flags.yes && !(await confirm(`delete ${jobs(n, flags.state)}${age}, with their output?`))
+      n > 0 && !flags.yes &&
+      !(await confirm(`delete ${jobs(n, flags.state)}${age}, with their output?`))
     ) {
       throw new UserError("nothing purged (not confirmed)");
     }
