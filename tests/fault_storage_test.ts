@@ -144,7 +144,7 @@ const WRITES: string[][] = [
   ["enqueue", "--", "echo", "hi"],
   ["config", "set", "max-retries", "5"],
   ["cancel", "j0"],
-  ["purge", "--state", "completed"],
+  ["purge", "--state", "completed", "--yes"],
 ];
 const READS: string[][] = [
   ["status"],

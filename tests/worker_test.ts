@@ -280,9 +280,10 @@ Deno.test("worker: jobs and their results persist across processes and restarts"
   w.signal("SIGTERM");
   await w.done();
   const list = JSON.parse(await cliOk(t.db, ["list", "--json"]));
+  // Newest first.
   assert.deepEqual(list.map((j: { id: string; state: string }) => [j.id, j.state]), [
-    ["a", "completed"],
     ["b", "completed"],
+    ["a", "completed"],
   ]);
 });
 

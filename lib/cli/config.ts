@@ -65,7 +65,7 @@ async function list(this: Context, flags: Flags) {
         );
       }
     }
-  });
+  }, { create: false });
 }
 
 /** Prints one key; fails (exit 2, one line) only when that key's value is invalid. */
@@ -77,7 +77,7 @@ async function get(this: Context, flags: Flags, key?: string) {
     if ("error" in v) throw new UsageError(v.error);
     if (flags.json) return outJson({ key: jsonName(v.key), ...valueJson(v) });
     out(v.shown);
-  });
+  }, { create: false });
 }
 
 /**

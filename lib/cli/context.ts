@@ -30,10 +30,14 @@ export const jsonFlag = {
   json: { kind: "boolean", brief: "Print JSON instead of a table", default: false },
 } as const;
 
-/** Opens the store named by `--db` (or the environment), runs `fn`, and always closes it. */
+/**
+ * Opens the store named by `--db` (or the environment), runs `fn`, and always closes it. Commands
+ * that only read pass `{ create: false }`: a missing database is then an error, not a new file.
+ */
 export async function withStore<T>(
   flags: DbFlags,
   fn: (store: Store, path: string) => Promise<T>,
+  options: { create?: boolean } = {},
 ): Promise<T> {
   const path = resolveDbPath(flags.db);
   if (isDirectory(path)) {
@@ -44,7 +48,7 @@ export async function withStore<T>(
       }/queue.db`,
     );
   }
-  const store = openStore(path);
+  const store = openStore(path, { create: options.create ?? true });
   try {
     return await fn(store, path);
   } finally {

@@ -4,7 +4,7 @@
  * stable field names. No store access here.
  */
 import { formatDuration } from "../duration.ts";
-import type { JobState } from "../job.ts";
+import { attemptsUsed, type JobState } from "../job.ts";
 import type { Attempt, Job, WorkerInfo } from "../store/store.ts";
 import { writeAll } from "../write_all.ts";
 import { parseInteger } from "../config.ts";
@@ -187,7 +187,7 @@ export function jobTable(jobs: Job[], now: number): string {
     jobs.map((j) => [
       truncate(j.id, TABLE_ID_WIDTH),
       colorState(j.state),
-      `${j.attempts}/${j.maxRetries + 1}`,
+      `${attemptsUsed(j)}/${j.maxRetries + 1}`,
       String(j.priority),
       j.state === "pending" || j.state === "failed" ? relativeTime(j.runAt, now) : "-",
       relativeTime(j.updatedAt, now),

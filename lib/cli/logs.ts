@@ -5,6 +5,7 @@
  */
 import { buildCommand } from "@stricli/core";
 import { UsageError, UserError } from "../errors.ts";
+import { ACTIVE_STATES, isIn } from "../job.ts";
 import { OutputFollower, outputPath, readOutput } from "../output.ts";
 import type { Job, Store } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, intParser, withStore } from "./context.ts";
@@ -13,8 +14,6 @@ import { notFound } from "./show.ts";
 import { writeAll } from "../write_all.ts";
 
 const FOLLOW_POLL_MS = 200;
-/** States in which a job may still print more. */
-const ACTIVE_STATES_FOR_LOGS = ["pending", "processing", "failed"] as const;
 
 interface LogsFlags extends DbFlags {
   follow: boolean;
@@ -115,7 +114,7 @@ async function logs(this: Context, flags: LogsFlags, id: string) {
         note(
           job.attempts === 0 && job.state !== "processing"
             ? `(${id} has not run yet, so it has no output)`
-            : (ACTIVE_STATES_FOR_LOGS as readonly string[]).includes(job.state)
+            : isIn(job.state, ACTIVE_STATES)
             ? `(no output yet from ${id})`
             : `(${id} printed no output)`,
         );
@@ -123,7 +122,7 @@ async function logs(this: Context, flags: LogsFlags, id: string) {
       return;
     }
     await follow(store, dbPath, job, runs);
-  });
+  }, { create: false });
 }
 
 /**
@@ -186,7 +185,7 @@ async function follow(store: Store, dbPath: string, job: Job, runs: Run[]) {
         });
         continue;
       }
-      if (!latest || !(ACTIVE_STATES_FOR_LOGS as readonly string[]).includes(latest.state)) break;
+      if (!latest || !isIn(latest.state, ACTIVE_STATES)) break;
       await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
     }
     const c = current as { run: Run; follower: OutputFollower } | null;

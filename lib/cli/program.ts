@@ -6,7 +6,7 @@ import { enqueueCommand } from "./enqueue.ts";
 import { listCommand } from "./list.ts";
 import { logsCommand } from "./logs.ts";
 import { purgeCommand } from "./purge.ts";
-import { cancelCommand, retryCommand } from "./retry.ts";
+import { cancelCommand, removeCommand, retryCommand } from "./retry.ts";
 import { showCommand } from "./show.ts";
 import { statusCommand } from "./status.ts";
 import { workerRoutes } from "./worker.ts";
@@ -28,6 +28,7 @@ export function buildProgram(text: ApplicationText) {
       dlq: dlqRoutes,
       retry: retryCommand,
       cancel: cancelCommand,
+      remove: removeCommand,
       purge: purgeCommand,
       config: configRoutes,
       init: initCommand,

@@ -34,7 +34,7 @@ async function status(this: Context, flags: DbFlags & { json: boolean }) {
     const busy = workers.filter((w) => w.currentJob).length;
     out(`\nactive workers: ${workers.length} (${busy} busy)`);
     out(`database: ${path}`);
-  });
+  }, { create: false });
 }
 
 export const statusCommand = buildCommand({

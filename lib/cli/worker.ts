@@ -120,7 +120,7 @@ async function list(this: Context, flags: ListFlags) {
         w.currentJob ?? "-",
       ]),
     ));
-  });
+  }, { create: false });
 }
 
 export const workerRoutes = buildRouteMap({
