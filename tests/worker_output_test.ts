@@ -266,3 +266,30 @@ Deno.test("[logs] --follow exits 1 when the job ends dead; --json and --attempt"
   const both = await runCli(t.db, ["logs", "bad", "--json", "--follow"]);
   assert.equal(both.code, 2);
 });
+
+Deno.test("[cancel] a running job's worker stops its processes at once", async () => {
+  await using t = await tempDb();
+  const m = marker();
+  await cliOk(t.db, ["enqueue", JSON.stringify({ id: "long", command: `sleep 60.${m}` })]);
+  const w = startWorkers(t.db, 1);
+  try {
+    await waitFor(async () => (await processesWith(m)).length > 0, { what: "the job running" });
+    const out = await cliOk(t.db, ["cancel", "long"]);
+    assert.match(out, /^cancelled long/);
+    await waitFor(async () => (await processesWith(m)).length === 0, {
+      timeoutMs: 10_000,
+      what: "the cancelled job's process gone",
+    });
+  } finally {
+    await stopWorkers(w);
+  }
+  const job = await jobJson(t.db, "long");
+  assert.equal(job.state, "cancelled");
+  const s = openDb(t.db);
+  try {
+    assert.deepEqual((await s.listAttempts("long")).map((a) => a.outcome), ["cancelled"]);
+  } finally {
+    await s.close();
+  }
+  assert.match(w.log(), /job\.no_longer_ours .*job=long .*state=cancelled/);
+});
