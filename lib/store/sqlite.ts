@@ -240,7 +240,17 @@ export class SqliteStore implements Store {
 
   #setup(durable: boolean) {
     const db = this.#db;
-    const version = db.prepare("PRAGMA user_version").get()!.user_version as number;
+    // Both read in one read transaction: another process creating the schema at this moment
+    // commits its tables and its user_version together, so they are seen together or not at all.
+    db.exec("BEGIN");
+    let version: number;
+    let objects: number;
+    try {
+      version = db.prepare("PRAGMA user_version").get()!.user_version as number;
+      objects = db.prepare("SELECT count(*) AS n FROM sqlite_master").get()!.n as number;
+    } finally {
+      db.exec("COMMIT");
+    }
     if (version > SCHEMA_VERSION) {
       throw new StoreError(
         `${this.location} has schema version ${version}, newer than this queuectl understands ` +
@@ -248,7 +258,6 @@ export class SqliteStore implements Store {
       );
     }
     if (version === 0) {
-      const objects = db.prepare("SELECT count(*) AS n FROM sqlite_master").get()!.n as number;
       if (objects > 0) {
         throw new StoreError(
           `${this.location} is an SQLite database of another program; ` +
