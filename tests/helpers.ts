@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { SqliteStore } from "../lib/store/sqlite.ts";
+import { openStore } from "../lib/store/open.ts";
+import type { Store } from "../lib/store/store.ts";
 
 export const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
 export const ROOT = fromFileUrl(new URL("../", import.meta.url));
@@ -139,6 +140,19 @@ export function startWorkers(
   };
 }
 
+/**
+ * A shell snippet that waits until `path` exists: a job that runs it holds its worker until the
+ * test calls `open(path)`, however slow the machine.
+ */
+export function gateCommand(path: string): string {
+  return `while [ ! -e '${path}' ]; do sleep 0.05; done`;
+}
+
+/** Opens a gate made by `gateCommand`. */
+export async function openGate(path: string): Promise<void> {
+  await Deno.writeTextFile(path, "");
+}
+
 /** Polls `condition` until it is true, failing after `timeoutMs`. */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,
@@ -153,9 +167,12 @@ export async function waitFor(
   }
 }
 
-/** Opens the test database directly, to assert on stored rows. Close it after use. */
-export function openDb(db: string): SqliteStore {
-  return SqliteStore.open(db);
+/**
+ * Opens the test database through the Store interface (as the CLI does), to assert on stored
+ * rows without SQL. Close it after use.
+ */
+export function openDb(db: string): Store {
+  return openStore(db);
 }
 
 /** The state of one job, read straight from the store. */

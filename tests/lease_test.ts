@@ -1,6 +1,15 @@
 /** Leases: heartbeats keep a long job, and a silent worker's job is rescued exactly once. */
 import assert from "node:assert/strict";
-import { cliOk, jobState, openDb, startWorkers, tempDb, waitFor } from "./helpers.ts";
+import {
+  cliOk,
+  gateCommand,
+  jobState,
+  openDb,
+  openGate,
+  startWorkers,
+  tempDb,
+  waitFor,
+} from "./helpers.ts";
 
 Deno.test("lease: a job running longer than the lease is never rescued while its worker lives", async () => {
   await using t = await tempDb();
@@ -30,11 +39,14 @@ Deno.test("lease: a frozen worker's job is rescued by another worker; its late r
   await cliOk(t.db, ["config", "set", "lease-timeout", "2s"]);
   await cliOk(t.db, ["config", "set", "backoff-base", "0"]);
   const runs = `${t.dir}/runs.txt`;
+  // The first run holds its worker until the gate opens (after the rescue); the second ends at
+  // once.
+  const gate = `${t.dir}/gate`;
   await cliOk(t.db, [
     "enqueue",
     JSON.stringify({
       id: "j",
-      command: `echo run >> ${runs}; [ "$(wc -l < ${runs})" -ge 2 ] || sleep 1`,
+      command: `echo run >> ${runs}; [ "$(wc -l < ${runs})" -ge 2 ] || { ${gateCommand(gate)}; }`,
     }),
   ]);
   const w = startWorkers(t.db, 2);
@@ -51,9 +63,11 @@ Deno.test("lease: a frozen worker's job is rescued by another worker; its late r
     });
     Deno.kill(frozen, "SIGCONT");
     frozen = 0;
+    await openGate(gate);
     await waitFor(() => /job\.lost/.test(w.log()), { what: "the late result to be dropped" });
   } finally {
     if (frozen) Deno.kill(frozen, "SIGCONT");
+    await openGate(gate);
     w.signal("SIGTERM");
   }
   assert.equal((await w.done()).code, 0, w.log());
