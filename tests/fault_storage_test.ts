@@ -57,7 +57,7 @@ function mount(args: string[]) {
 
 /** Unmounts `target`, retrying briefly while a process that just exited still holds it. */
 async function umount(target: string) {
-  await waitFor(() => run("umount", [target]).ok, { timeoutMs: 10_000, what: `umount ${target}` });
+  await waitFor(() => run("umount", [target]).ok, { timeoutMs: 30_000, what: `umount ${target}` });
 }
 
 /** A tmpfs of `size` mounted on a new directory inside `parent`; unmounted on dispose. */
@@ -106,10 +106,11 @@ function assertWorksOrFailsCleanly(r: CliResult, what: string) {
 }
 
 /**
- * `queuectl worker start --db DB` given `ms` to fail on its own. A supervisor that keeps running
- * is stopped and reported: on a database it cannot use it must exit with an error.
+ * `queuectl worker start --db DB` given `ms` (generous: a busy machine is slow) to fail on its
+ * own. A supervisor that keeps running is stopped and reported: on a database it cannot use it
+ * must exit with an error.
  */
-async function workerStart(db: string, ms = 15_000): Promise<CliResult & { timedOut: boolean }> {
+async function workerStart(db: string, ms = 60_000): Promise<CliResult & { timedOut: boolean }> {
   const [exec, ...pre] = cliCommand();
   const child = new Deno.Command(exec, {
     args: [...pre, "worker", "start", "--count", "1", "--db", db],

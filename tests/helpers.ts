@@ -156,7 +156,7 @@ export async function openGate(path: string): Promise<void> {
 /** Polls `condition` until it is true, failing after `timeoutMs`. */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,
-  { timeoutMs = 15_000, intervalMs = 25, what = "condition" } = {},
+  { timeoutMs = 30_000, intervalMs = 25, what = "condition" } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
