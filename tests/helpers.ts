@@ -153,6 +153,16 @@ export async function openGate(path: string): Promise<void> {
   await Deno.writeTextFile(path, "");
 }
 
+/** The number of non-empty lines of the file at `path` (0 while it does not exist). */
+export function lineCount(path: string): number {
+  try {
+    return Deno.readTextFileSync(path).split("\n").filter(Boolean).length;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return 0;
+    throw e;
+  }
+}
+
 /** Polls `condition` until it is true, failing after `timeoutMs`. */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,

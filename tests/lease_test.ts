@@ -4,6 +4,7 @@ import {
   cliOk,
   gateCommand,
   jobState,
+  lineCount,
   openDb,
   openGate,
   startWorkers,
@@ -18,7 +19,7 @@ Deno.test("lease: a job running longer than the lease is never rescued while its
   const w = startWorkers(t.db, 2);
   try {
     await waitFor(async () => (await jobState(t.db, "long")) === "completed", {
-      timeoutMs: 20_000,
+      timeoutMs: 60_000,
       what: "long completed",
     });
   } finally {
@@ -52,13 +53,15 @@ Deno.test("lease: a frozen worker's job is rescued by another worker; its late r
   const w = startWorkers(t.db, 2);
   let frozen = 0;
   try {
-    await waitFor(async () => (await jobState(t.db, "j")) === "processing", { what: "running" });
+    // The first run must have started before its worker freezes (a worker frozen between claim
+    // and spawn leaves nothing to hold the gate, and the rescued run would wait on it).
+    await waitFor(() => lineCount(runs) === 1, { what: "the first run" });
     const s = openDb(t.db);
     frozen = (await s.listWorkers()).find((x) => x.currentJob === "j")!.pid;
     await s.close();
     Deno.kill(frozen, "SIGSTOP");
     await waitFor(async () => (await jobState(t.db, "j")) === "completed", {
-      timeoutMs: 20_000,
+      timeoutMs: 60_000,
       what: "rescued job completed by the other worker",
     });
     Deno.kill(frozen, "SIGCONT");

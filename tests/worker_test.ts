@@ -4,6 +4,7 @@ import {
   cliOk,
   gateCommand,
   jobState,
+  lineCount,
   openDb,
   openGate,
   startWorkers,
@@ -168,20 +169,14 @@ Deno.test("worker: kill -9 of a worker mid-job puts the job back as 'worker lost
   ]);
   const w = startWorkers(t.db, 1);
   try {
-    await waitFor(async () => (await jobState(t.db, "victim")) === "processing", {
-      what: "running",
-    });
+    // Claimed is not enough: the kill must land once the job's shell runs, or the first run
+    // never appends its line.
+    await waitFor(() => lineCount(runs) === 1, { what: "the first run" });
     const s = openDb(t.db);
     const [worker] = await s.listWorkers();
     await s.close();
     Deno.kill(worker.pid, "SIGKILL");
-    await waitFor(() => {
-      try {
-        return Deno.readTextFileSync(runs).split("\n").filter(Boolean).length >= 2;
-      } catch {
-        return false;
-      }
-    }, { what: "second run" }).catch((e) => {
+    await waitFor(() => lineCount(runs) >= 2, { what: "second run" }).catch((e) => {
       throw new Error(`${e.message}\n${w.log()}`);
     });
     await Deno.writeTextFile(gate, "");
