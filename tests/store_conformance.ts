@@ -7,6 +7,7 @@
  * always passed in as `now`: nothing here sleeps or reads the clock to decide anything.
  */
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 import { ConflictError } from "../lib/errors.ts";
 import {
   type BackoffPolicy,
@@ -23,11 +24,14 @@ import type {
   NewJob,
   Store,
 } from "../lib/store/store.ts";
+import { PERMS } from "./helpers.ts";
 
 /** A fresh, empty database for one test. Disposing it removes it. */
 export interface TestDatabase extends AsyncDisposable {
   /** Opens a new connection to this database. The suite closes every connection it opens. */
   connect(): Promise<Store>;
+  /** What another process passes to `openStore` to open this database (a path or a URL). */
+  url: string;
 }
 
 /** Creates a `TestDatabase`; called once per test. */
@@ -38,6 +42,8 @@ interface Ctx {
   store: Store;
   /** Opens another connection to the same database (closed by the suite). */
   connect(): Promise<Store>;
+  /** What another process passes to `openStore` to open the same database. */
+  url: string;
 }
 
 const T0 = 1_800_000_000_000;
@@ -152,6 +158,48 @@ async function oneJobPerState(store: Store): Promise<Record<JobState, string>> {
   return ids as Record<JobState, string>;
 }
 
+const CLAIM_LOOP = fileURLToPath(new URL("./fixtures/claim_loop.ts", import.meta.url));
+
+/** A `fixtures/claim_loop.ts` process claiming from the database at `url` as `workerId`. */
+function spawnClaimer(url: string, workerId: string, now: number) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...PERMS, CLAIM_LOOP, url, workerId, String(now)],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const { promise: ready, resolve: markReady } = Promise.withResolvers<void>();
+  const stdout = (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      text += dec.decode(chunk, { stream: true });
+      if (text.startsWith("ready\n")) markReady();
+    }
+  })();
+  const output = Promise.all([
+    child.status,
+    stdout,
+    new Response(child.stderr).text(),
+  ]);
+  return {
+    /** Resolves once the claimer has opened the store; fails if it exits before. */
+    ready: Promise.race([
+      ready,
+      output.then(([status, , stderr]) => {
+        throw new Error(`claimer ${workerId} exited ${status.code} before it was ready\n${stderr}`);
+      }),
+    ]),
+    /** Opens the claimer's start gate. */
+    start: () => child.stdin.close(),
+    /** The ids it claimed. */
+    result: output.then(([status, , stderr]) => {
+      if (!status.success) throw new Error(`claimer ${workerId} exited ${status.code}\n${stderr}`);
+      return JSON.parse(text.slice("ready\n".length)) as string[];
+    }),
+  };
+}
+
 /** Registers the whole suite with `Deno.test`, against databases from `newDatabase`. */
 export function storeConformance(name: string, newDatabase: DatabaseFactory): void {
   function storeTest(title: string, fn: (ctx: Ctx) => Promise<void>) {
@@ -164,7 +212,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
         return s;
       };
       try {
-        await fn({ store: await connect(), connect });
+        await fn({ store: await connect(), connect, url: db.url });
       } finally {
         for (const s of opened) await s.close();
       }
@@ -443,24 +491,29 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
     },
   );
 
+  // node:sqlite is synchronous: claims on two connections of one process run one after another
+  // however they are awaited. Real concurrency needs processes, as workers are.
   storeTest(
-    "claims started together on two connections never share a job",
-    async ({ store, connect }) => {
-      const other = await connect();
-      const n = 30;
+    "claims started together in 4 processes never share a job, and every job is claimed",
+    async ({ store, url }) => {
+      const n = 400;
       await store.enqueue(Array.from({ length: n }, (_, i) => newJob(`j${i}`)), T0);
-      const batches = await Promise.all(
-        Array.from(
-          { length: 20 },
-          (_, i) => (i % 2 === 0 ? store : other).claimNext(`w${i % 2}`, T0 + 1, 2),
-        ),
-      );
-      const ids = batches.flat().map((j) => j.id);
-      assert.equal(new Set(ids).size, ids.length, "a job was claimed twice");
-      assert.equal(ids.length, n);
-      for (const [i, batch] of batches.entries()) {
-        for (const j of batch) assert.equal((await store.getJob(j.id))!.workerId, `w${i % 2}`);
+      const claimers = Array.from({ length: 4 }, (_, i) => spawnClaimer(url, `w${i}`, T0 + 1));
+      try {
+        // Open the start gate only once every claimer has its connection, so that they claim
+        // at the same time rather than in the order they happened to start.
+        await Promise.all(claimers.map((c) => c.ready));
+      } finally {
+        for (const c of claimers) await c.start();
       }
+      const claimed = await Promise.all(claimers.map((c) => c.result));
+      const ids = claimed.flat();
+      assert.equal(new Set(ids).size, ids.length, "a job was claimed twice");
+      assert.deepEqual([...ids].sort(), Array.from({ length: n }, (_, i) => `j${i}`).sort());
+      for (const [i, batch] of claimed.entries()) {
+        for (const id of batch) assert.equal((await store.getJob(id))!.workerId, `w${i}`);
+      }
+      assert.equal(await store.countJobs("processing"), n);
     },
   );
 
