@@ -48,12 +48,14 @@ Deno.test("[settings] a bad QUEUECTL_MAX_RETRIES should fail enqueue, not the re
 
 Deno.test("[settings] a bad QUEUECTL_* value for a key status uses should fail status", async () => {
   await using t = await tempDb();
+  await cliOk(t.db, ["init"]);
   const r = await runCli(t.db, ["status"], { env: { QUEUECTL_LEASE_TIMEOUT: "1s" } });
   assertOneLineError(r, 2, /^queuectl: QUEUECTL_LEASE_TIMEOUT: lease-timeout must be a duration/);
 });
 
 Deno.test("[settings] integer flags are read as config values are", async (t) => {
   await using tmp = await tempDb();
+  await cliOk(tmp.db, ["init"]);
   const bad = ["0x10", "1e3", "+5", " 5", "5 ", "1.0", ""];
   const runs = await allDone(bad.map((v) => runCli(tmp.db, ["list", "--limit", v])));
   for (const [i, v] of bad.entries()) {
@@ -69,6 +71,7 @@ Deno.test("[settings] integer flags are read as config values are", async (t) =>
 
 Deno.test("[settings] config list shows a bad value's control characters escaped", async () => {
   await using t = await tempDb();
+  await cliOk(t.db, ["init"]);
   const r = await runCli(t.db, ["config", "list"], {
     env: { QUEUECTL_MAX_RETRIES: "\x1b[31mred" },
   });

@@ -234,10 +234,12 @@ export async function runJob(opts: RunOptions): Promise<AttemptResult & { durati
   killGroup(child.pid, "SIGKILL");
   await endOrphans();
   let drained = false;
+  let drainTimer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([
     pumps.then(() => drained = true),
-    new Promise((r) => setTimeout(r, PIPE_DRAIN_MS)),
+    new Promise((r) => drainTimer = setTimeout(r, PIPE_DRAIN_MS)),
   ]);
+  clearTimeout(drainTimer);
   if (!drained) {
     for (const r of readers) r.cancel().catch(() => {});
     await pumps;

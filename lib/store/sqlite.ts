@@ -249,7 +249,7 @@ export class SqliteStore implements Store {
       version = db.prepare("PRAGMA user_version").get()!.user_version as number;
       objects = db.prepare("SELECT count(*) AS n FROM sqlite_master").get()!.n as number;
     } finally {
-      db.exec("COMMIT");
+      if (db.isTransaction) db.exec("COMMIT");
     }
     if (version > SCHEMA_VERSION) {
       throw new StoreError(
