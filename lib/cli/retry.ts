@@ -13,7 +13,7 @@ import {
   type JobState,
   transition,
 } from "../job.ts";
-import type { Job, Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, withStore } from "./context.ts";
 import { out } from "./format.ts";
 import { orList } from "./list.ts";
