@@ -2,6 +2,7 @@
 import { buildCommand } from "@stricli/core";
 import { JOB_STATES } from "../job.ts";
 import { loadConfig } from "../settings.ts";
+import { isWorkerLive } from "../../workers/liveness.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
 import { colorState, out, outJson, table } from "./format.ts";
 
@@ -11,7 +12,7 @@ async function status(this: Context, flags: DbFlags & { json: boolean }) {
     const config = await loadConfig(store);
     const counts = await store.counts(now);
     const workers = (await store.listWorkers()).filter((w) =>
-      now - w.heartbeatAt < config.leaseTimeoutMs
+      isWorkerLive(w, config.leaseTimeoutMs, now)
     );
     const total = JOB_STATES.reduce((n, s) => n + counts[s], 0);
     if (flags.json) {
