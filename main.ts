@@ -33,6 +33,8 @@ import {
 import type { RouteMap } from "@stricli/core";
 import { QueuectlError } from "./lib/errors.ts";
 import { buildProgram } from "./lib/cli/program.ts";
+import { disableColor, fitHelp } from "./lib/cli/format.ts";
+import { writeAll } from "./lib/write_all.ts";
 
 // `deno task queuectl` runs from the project root; jobs and relative paths belong to the
 // directory the user typed the command in.
@@ -67,20 +69,79 @@ function oneLine(message: string): string {
 
 type Target = Command<CommandContext> | RouteMap<CommandContext>;
 
-/** The command words of the input (`dlq retry`), for "see queuectl dlq retry --help". */
-function commandWords(root: Target, args: string[]): string[] {
+interface Routed {
+  /** The command words of the input (`dlq retry`). */
+  words: string[];
+  /** Index in the input just past the last command word. */
+  end: number;
+  /** What the words name: a command, or a group (route map) when no command followed. */
+  target: Target;
+}
+
+/** Follows the command words of `args` from the root, skipping flags. */
+function route(root: Target, args: string[]): Routed {
   const words: string[] = [];
-  let target: Target | undefined = root;
-  for (const arg of args) {
+  let target: Target = root;
+  let end = 0;
+  for (const [i, arg] of args.entries()) {
     if (arg === "--") break;
     if (arg.startsWith("-")) continue;
     // Past a command, the remaining words are its arguments.
-    if (!target || !("getRoutingTargetForInput" in target)) break;
-    target = target.getRoutingTargetForInput(arg);
-    if (!target) break;
+    if (!("getRoutingTargetForInput" in target)) break;
+    const next = target.getRoutingTargetForInput(arg);
+    if (!next) break;
+    target = next;
     words.push(arg);
+    end = i + 1;
   }
-  return words;
+  return { words, end, target };
+}
+
+/** The command words of the input (`dlq retry`), for "see queuectl dlq retry --help". */
+function commandWords(root: Target, args: string[]): string[] {
+  return route(root, args).words;
+}
+
+/**
+ * Reads what is global in the input before the parser sees it:
+ * - `--no-color` anywhere before `--`, removed;
+ * - `--db PATH` (or `--db=PATH`) before the command, moved after the command words, where every
+ *   command takes it (`queuectl --db x.db status`);
+ * - `queuectl help [COMMAND…]`, which becomes `queuectl [COMMAND…] --help`;
+ * - a group without its command (`queuectl worker`), which prints the group's help and, being
+ *   an incomplete command, exits 2.
+ */
+function globalInput(root: Target, raw: string[]) {
+  const dashes = raw.indexOf("--");
+  const stop = dashes === -1 ? raw.length : dashes;
+  const noColor = raw.slice(0, stop).includes("--no-color");
+  let rest = raw.filter((a, i) => i >= stop || a !== "--no-color");
+  const globals: string[] = [];
+  while (rest.length > 0) {
+    if (rest[0] === "--db" && rest.length > 1) globals.push(...rest.splice(0, 2));
+    else if (rest[0].startsWith("--db=")) globals.push(...rest.splice(0, 1));
+    else break;
+  }
+  if (rest[0] === "help") rest = [...rest.slice(1), "--help"];
+  const { words, end, target } = route(root, rest);
+  // Nothing but --db after the group's words: no command was named. (Anything else, such as an
+  // unknown flag, is the parser's to report.)
+  const group = words.length > 0 && "getAllEntries" in target ? target : null;
+  const incomplete = group !== null &&
+    rest.every((a, i) =>
+      i < end || a === "--db" || a.startsWith("--db=") || (rest[i - 1] === "--db" && i - 1 >= end)
+    );
+  if (incomplete) {
+    const commands = group.getAllEntries().filter((e) => !e.hidden).map((e) => e.name.original);
+    const missing = `"${words.join(" ")}" needs a command: ${orList(commands)}; ` +
+      `see queuectl ${words.join(" ")} --help`;
+    return { args: [...words, "--help"], noColor, incomplete: missing };
+  }
+  // Nothing but global flags: the root help, as for no input at all.
+  if (rest.length === 0) return { args: [], noColor, incomplete: null };
+  // The root takes no --db (`queuectl --db x --help`): it only matters to a command.
+  const args = words.length === 0 ? rest : [...rest.slice(0, end), ...globals, ...rest.slice(end)];
+  return { args, noColor, incomplete: null };
 }
 
 const orList = (items: string[]) =>
@@ -103,7 +164,7 @@ const scannerMessages = {
   UnsatisfiedFlagError: (e: UnsatisfiedFlagError) => {
     // The same error means "given without its value" (the flag, or its -x alias, came last or
     // right before another flag) and "required but not given".
-    const last = Deno.args.at(-1) ?? "";
+    const last = args.at(-1) ?? "";
     const dangling = e.nextFlagName !== undefined || last === `--${e.externalFlagName}` ||
       /^-[a-zA-Z]$/.test(last);
     if (!dangling) return `--${e.externalFlagName} is required`;
@@ -140,34 +201,30 @@ const app = buildProgram({
         e as ArgumentScannerError,
         scannerMessages as never,
       );
-      return `queuectl: ${msg}; ${helpHint(Deno.args)}`;
+      return `queuectl: ${msg}; ${helpHint(args)}`;
     }
     return describe(e);
   },
   noCommandRegisteredForInput: ({ input, corrections }) => {
-    const before = Deno.args.slice(0, Math.max(0, Deno.args.indexOf(input)));
+    const before = args.slice(0, Math.max(0, args.indexOf(input)));
     const what = input.startsWith("-") ? "flag" : "command";
-    // Corrections are command names: no help for a mistyped flag, and "help" is not a typo of
-    // "dlq" but a request that --help answers.
-    const fixes = what === "flag" || input === "help"
-      ? []
-      : corrections.map((c) => `"${c.replaceAll("`", "")}"`);
+    // Corrections are command names: none for a mistyped flag.
+    const fixes = what === "flag" ? [] : corrections.map((c) => `"${c.replaceAll("`", "")}"`);
     return `queuectl: unknown ${what} "${input}"` +
       (fixes.length > 0 ? `; did you mean ${orList(fixes)}?` : "") +
       `; ${helpHint(before)}`;
   },
 });
 
-const encoder = new TextEncoder();
-function writeAll(file: { writeSync(p: Uint8Array): number }, text: string) {
-  const bytes = encoder.encode(text);
-  for (let off = 0; off < bytes.length;) off += file.writeSync(bytes.subarray(off));
-}
+const input = globalInput(app.root, Deno.args);
+const args = input.args;
+if (input.noColor) disableColor();
 
 // The parser reports every problem it found; one line is enough to act on, so show the first.
 let errorShown = false;
 const proc = {
-  stdout: { write: (s: string) => writeAll(Deno.stdout, s) },
+  // Help comes from the parser with columns as wide as its longest line: fit it in 80.
+  stdout: { write: (s: string) => writeAll(Deno.stdout, s.startsWith("USAGE\n") ? fitHelp(s) : s) },
   stderr: {
     write: (s: string) => {
       if (errorShown || s.trim() === "") return; // "" is a closed pipe: nothing to say
@@ -178,7 +235,11 @@ const proc = {
   },
   exitCode: undefined as number | string | null | undefined,
 };
-await run(app, Deno.args, { process: proc });
-const code = Number(proc.exitCode ?? 0);
+await run(app, args, { process: proc });
+// A group without its command printed its help: still a usage mistake, said in one line.
+if (input.incomplete !== null && proc.exitCode === 0) {
+  proc.stderr.write(`queuectl: ${input.incomplete}\n`);
+}
+const code = input.incomplete !== null && proc.exitCode === 0 ? 2 : Number(proc.exitCode ?? 0);
 // Stricli's own codes are negative: unknown command (-5) and bad arguments (-4) are usage mistakes.
 Deno.exit(code === -4 || code === -5 ? 2 : code < 0 ? 1 : code);

@@ -53,6 +53,23 @@ export function formatDuration(ms: number): string {
 }
 
 /**
+ * Formats milliseconds exactly, largest units first, every non-zero unit kept: `1h`, 90 s is
+ * `1m30s`, `1h0m1s` is `1h1s`, `1500ms` is `1s500ms`, 0 is `0s`. For values people set (config),
+ * where `formatDuration`'s rounding would misstate them. Parses back to the same value.
+ */
+export function formatDurationExact(ms: number): string {
+  let rest = Math.max(0, Math.round(ms));
+  if (rest === 0) return "0s";
+  const parts: string[] = [];
+  for (const unit of ["d", "h", "m", "s", "ms"]) {
+    const n = Math.floor(rest / UNIT_MS[unit]);
+    if (n > 0) parts.push(`${n}${unit}`);
+    rest -= n * UNIT_MS[unit];
+  }
+  return parts.join("");
+}
+
+/**
  * Parses an ISO 8601 instant (`2026-11-25T10:00:00Z`, `2026-11-25 10:00`, with or without offset)
  * into ms since the epoch; without an offset it is local time. Returns `null` when it is not one
  * (including dates and times that are not on the calendar or the clock, like `2026-02-30`).

@@ -5,11 +5,11 @@
  * they may hold secrets. Short-lived commands do not import this module (start-up cost).
  */
 import { configure, getLogger, type Logger, type LogLevel, type LogRecord } from "@logtape/logtape";
+import { UsageError } from "./errors.ts";
+import { writeAll } from "./write_all.ts";
 
 export type { Logger };
 export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
-
-const encoder = new TextEncoder();
 
 function formatValue(v: unknown): string {
   const s = typeof v === "string" ? v : JSON.stringify(v);
@@ -34,6 +34,22 @@ export function parseLogLevel(text: string | undefined): LogLevel | null {
   return (LOG_LEVELS as readonly string[]).includes(t) ? t as LogLevel : null;
 }
 
+/**
+ * The level from `--log-level`, else `QUEUECTL_LOG`, else `info`. An invalid value in either is
+ * a one-line `UsageError`, never ignored: a set but unusable level would hide what was asked for.
+ * `QUEUECTL_LOG` is checked whenever it is set, even when a flag overrides it.
+ */
+export function resolveLogLevel(flag: string | undefined, env: string | undefined): LogLevel {
+  const refuse = (what: string, text: string) =>
+    new UsageError(`${what} must be debug, info, warn or error, got "${text}"`);
+  const fromEnv = env === undefined || env === "" ? null : parseLogLevel(env);
+  if (fromEnv === null && env !== undefined && env !== "") throw refuse("QUEUECTL_LOG", env);
+  if (flag === undefined) return fromEnv ?? "info";
+  const fromFlag = parseLogLevel(flag);
+  if (fromFlag === null) throw refuse("--log-level", flag);
+  return fromFlag;
+}
+
 /** Sets up the `queuectl` logger once per process, writing to stderr. */
 export async function setupLogging(level: LogLevel): Promise<Logger> {
   await configure({
@@ -41,7 +57,7 @@ export async function setupLogging(level: LogLevel): Promise<Logger> {
     sinks: {
       stderr: (record: LogRecord) => {
         try {
-          Deno.stderr.writeSync(encoder.encode(formatRecord(record)));
+          writeAll(Deno.stderr, formatRecord(record));
         } catch {
           // A closed terminal must not stop the worker.
         }

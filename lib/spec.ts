@@ -1,10 +1,10 @@
 /**
- * Job specs as users write them (JSON objects, NDJSON lines, or flags) turned into validated
- * `NewJob`s with every default resolved. Pure: the caller passes config, cwd and `now`. Every
- * problem is a `UsageError` that names the field and what to write instead.
+ * Job specs as users write them (JSON objects, NDJSON lines, JSON arrays, or flags) turned into
+ * validated `NewJob`s with every default resolved. Pure: the caller passes config, cwd and `now`.
+ * Every problem is a `UsageError` that names the field and what to write instead.
  */
-import type { Config } from "./config.ts";
-import { parseDurationMs, parseInstant } from "./duration.ts";
+import { type Config, MAX_JOB_TIMEOUT_MS } from "./config.ts";
+import { formatDuration, parseDurationMs } from "./duration.ts";
 import { UsageError } from "./errors.ts";
 import type { NewJob } from "./store/store.ts";
 
@@ -23,8 +23,19 @@ export const SPEC_FIELDS = [
 
 const ALIASES: Record<string, string> = { cmd: "command", retries: "max_retries" };
 
-/** Linux refuses a single argument longer than this (MAX_ARG_STRLEN), and `sh -c` takes one. */
-export const MAX_COMMAND_BYTES = 131_072;
+/**
+ * Linux refuses an argument or environment string of MAX_ARG_STRLEN (131,072) bytes or more, its
+ * terminating NUL included (E2BIG); `sh -c` takes the command as one argument.
+ */
+export const MAX_COMMAND_BYTES = 131_071;
+/** The most one `env` variable may hold, as `NAME=VALUE` in bytes: MAX_ARG_STRLEN, as above. */
+export const MAX_ENV_VAR_BYTES = 131_071;
+/**
+ * The most a job's command and `env` may hold together, in bytes (each string with its NUL).
+ * Everything passed to exec shares ARG_MAX: 1 MiB on macOS, usually 2 MiB on Linux. The worker's
+ * own environment comes on top, so a job keeps to half of the smaller one.
+ */
+export const MAX_EXEC_BYTES = 512 * 1024;
 export const MAX_ID_LENGTH = 200;
 const PRIORITY_LIMIT = 1_000_000;
 
@@ -35,23 +46,28 @@ export interface SpecContext {
   now: number;
 }
 
-/** A random id: 12 characters of [0-9a-z]. */
+/** A random id: 12 characters of [0-9a-z], each equally likely. */
 export function generateId(): string {
-  // Random bytes come in pages: one getRandomValues call per 1,365 ids, not one per id.
-  if (randomAt + ID_LENGTH > randomPool.length) {
-    crypto.getRandomValues(randomPool);
-    randomAt = 0;
-  }
   let id = "";
-  for (let i = 0; i < ID_LENGTH; i++) id += ID_ALPHABET[randomPool[randomAt++] % 36];
+  while (id.length < ID_LENGTH) {
+    // Random bytes come in pages: one getRandomValues call per ~1,300 ids, not one per id.
+    if (randomAt === randomPool.length) {
+      crypto.getRandomValues(randomPool);
+      randomAt = 0;
+    }
+    const byte = randomPool[randomAt++];
+    // 256 is not a multiple of 36: `byte % 36` would draw 0-3 more often than the rest. Bytes
+    // from 252 (7 × 36) up are skipped instead, so each character has 7 bytes of 252.
+    if (byte < ID_UNBIASED_BYTES) id += ID_ALPHABET[byte % ID_ALPHABET.length];
+  }
   return id;
 }
 
 const ID_LENGTH = 12;
 const ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";
-const randomPool = new Uint8Array(16_380);
+const ID_UNBIASED_BYTES = 256 - (256 % ID_ALPHABET.length);
+const randomPool = new Uint8Array(16_384);
 let randomAt = randomPool.length;
-const encoder = new TextEncoder();
 
 function describeType(v: unknown): string {
   if (v === null) return "null";
@@ -59,11 +75,17 @@ function describeType(v: unknown): string {
   return typeof v === "object" ? "an object" : `${typeof v} ${JSON.stringify(v)}`.slice(0, 60);
 }
 
+/** What to do about JSON on the command line that does not parse. */
+export const QUOTE_HINT = `quote it in single quotes, like '{"command":"echo hi"}'`;
+/** What a job file may hold: said instead of shell advice when a file does not parse. */
+export const FILE_FORMS = "a file holds one JSON object per line (NDJSON) or a JSON array of them";
+
 /**
  * Parses JSON text. When it is not JSON, the `UsageError` says what broke and where (line and
- * column, or just the column for one-line text), on one line and without echoing the text back.
+ * column, or just the column for one-line text), on one line and without echoing the text back,
+ * and ends with `hint`.
  */
-export function parseJsonText(text: string, where = "job spec"): unknown {
+export function parseJsonText(text: string, where = "job spec", hint = QUOTE_HINT): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -75,9 +97,7 @@ export function parseJsonText(text: string, where = "job spec"): unknown {
       : found
       ? `${found.reason} at ${textPosition(text, found.at)}`
       : (e as Error).message.replace(/^JSON\.parse: /, "").replace(/\s+/g, " ").slice(0, 200);
-    throw new UsageError(
-      `${where} is not valid JSON: ${detail}; quote it in single quotes, like '{"command":"echo hi"}'`,
-    );
+    throw new UsageError(`${where} is not valid JSON: ${detail}; ${hint}`);
   }
 }
 
@@ -213,15 +233,79 @@ function integerField(name: string, v: unknown, min: number, max: number): numbe
   return v;
 }
 
-function durationField(name: string, v: unknown): number {
+/** A duration up to `maxMs`; a longer one is refused with its own message when `overMax` is set. */
+function durationField(
+  name: string,
+  v: unknown,
+  maxMs: number,
+  overMax?: (max: string) => string,
+): number {
   const ms = typeof v === "number" || typeof v === "string" ? parseDurationMs(v) : null;
-  if (ms === null || ms > 365 * 86_400_000) {
+  if (ms !== null && ms > maxMs && overMax) {
+    throw new UsageError(`${overMax(formatDuration(maxMs))}; got ${describeType(v)}`);
+  }
+  if (ms === null || ms > maxMs) {
     throw new UsageError(
       `"${name}" must be seconds (a number ≥ 0) or a duration like "90s", "5m", "2h", ` +
-        `up to 365d; got ${describeType(v)}`,
+        `up to ${formatDuration(maxMs)}; got ${describeType(v)}`,
     );
   }
   return Math.round(ms);
+}
+
+const MAX_DELAY_MS = 365 * 86_400_000;
+
+/**
+ * Reads an ISO 8601 instant with its UTC offset (`2026-12-01T09:30:00Z`, `…+02:00`) through the
+ * built-in `Temporal`, which refuses dates and times that are not on the calendar or the clock
+ * (`2026-02-30`, `24:00`). A date and time without an offset is refused with its own message: on
+ * which machine's clock it means is not something to guess for a job that runs elsewhere later.
+ */
+function instantField(name: string, v: unknown): number {
+  if (typeof v === "string") {
+    try {
+      return Temporal.Instant.from(v.trim()).epochMilliseconds;
+    } catch {
+      // Said below.
+    }
+    let local = false;
+    try {
+      Temporal.PlainDateTime.from(v.trim());
+      local = true;
+    } catch {
+      // Not a date either: said below.
+    }
+    if (local) {
+      throw new UsageError(
+        `"${name}" ${JSON.stringify(v.slice(0, 60))} has no UTC offset; add Z for UTC or the ` +
+          `offset of the time zone you mean, like "2026-12-01T09:30:00Z" or ` +
+          `"2026-12-01T09:30:00+02:00"`,
+      );
+    }
+  }
+  throw new UsageError(
+    `"${name}" must be an ISO 8601 instant like "2026-12-01T09:30:00Z", got ${describeType(v)}`,
+  );
+}
+
+/**
+ * Characters an id may not hold: controls (C0, DEL, C1), the line and paragraph separators, and
+ * invisible format characters (category Cf: U+202E and the other bidirectional overrides and
+ * isolates, U+200B, U+FEFF, …), which hide or reorder text where ids are shown. The one exception
+ * is U+200D between two emoji, where it joins them into one (👩‍💻).
+ */
+const ID_FORBIDDEN =
+  /(?!(?<=\p{Extended_Pictographic}[\u{FE0F}\u{1F3FB}-\u{1F3FF}]?)\u200D(?=\p{Extended_Pictographic}))[\p{Cc}\p{Cf}\u2028\u2029]/u;
+
+/** UTF-8 length of a string, without encoding it. */
+function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // 1 unit → 2 or 3 bytes; a surrogate pair (2 units) → 4 bytes.
+    if (c >= 0x80) n += c >= 0x800 && (c < 0xd800 || c > 0xdfff) ? 2 : 1;
+  }
+  return n;
 }
 
 /**
@@ -294,11 +378,13 @@ function resolveSpec(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
   }
   if (command.trim() === "") throw new UsageError(`"command" is empty; give a shell command`);
   if (command.includes("\0")) throw new UsageError(`"command" contains a NUL byte`);
-  // A UTF-16 unit is at most 3 UTF-8 bytes: encode only a command that might be too long.
-  if (
-    command.length * 3 > MAX_COMMAND_BYTES && encoder.encode(command).length > MAX_COMMAND_BYTES
-  ) {
-    throw new UsageError(`"command" is longer than ${MAX_COMMAND_BYTES} bytes`);
+  // A UTF-16 unit is at most 3 UTF-8 bytes: count only a command that might be too long.
+  const commandBytes = command.length * 3 > MAX_COMMAND_BYTES ? utf8Length(command) : 0;
+  if (commandBytes > MAX_COMMAND_BYTES) {
+    throw new UsageError(
+      `"command" is longer than ${MAX_COMMAND_BYTES} bytes, the most one argument to exec may ` +
+        `hold; put it in a script and run that`,
+    );
   }
 
   let id: string;
@@ -307,10 +393,22 @@ function resolveSpec(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
   else if (typeof spec.id !== "string") {
     throw new UsageError(`"id" must be a string, got ${describeType(spec.id)}`);
   } else id = spec.id;
-  // deno-lint-ignore no-control-regex -- ids are printed in tables: control characters are refused
-  if (id.trim() === "" || id.length > MAX_ID_LENGTH || /[\x00-\x1f\x7f]/.test(id)) {
+  if (id.trim() === "" || id.length > MAX_ID_LENGTH) {
     throw new UsageError(
       `"id" must be 1 to ${MAX_ID_LENGTH} printable characters, got ${describeType(spec.id)}`,
+    );
+  }
+  // Ids are printed in tables: a control or invisible character is named, never shown.
+  const hidden = ID_FORBIDDEN.exec(id);
+  if (hidden) {
+    const c = hidden[0];
+    const format = /\p{Cf}/u.test(c);
+    throw new UsageError(
+      `"id" must be 1 to ${MAX_ID_LENGTH} printable characters; it holds the ` +
+        `${format ? "invisible format" : "control"} character ` +
+        `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")} at position ` +
+        `${Array.from(id.slice(0, hidden.index)).length + 1}` +
+        (format ? ", which can hide or reorder text where ids are shown" : ""),
     );
   }
 
@@ -326,22 +424,17 @@ function resolveSpec(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
   }
   let runAt = ctx.now;
   if (spec.run_at !== undefined) {
-    const t = typeof spec.run_at === "string" ? parseInstant(spec.run_at) : null;
-    if (t === null) {
-      throw new UsageError(
-        `"run_at" must be an ISO 8601 instant like "2026-12-01T09:30:00Z", got ${
-          describeType(spec.run_at)
-        }`,
-      );
-    }
-    runAt = t;
+    runAt = instantField("run_at", spec.run_at);
   } else if (spec.delay !== undefined) {
-    runAt = ctx.now + durationField("delay", spec.delay);
+    runAt = ctx.now + durationField("delay", spec.delay, MAX_DELAY_MS);
   }
 
-  const timeoutMs = spec.timeout === undefined
-    ? ctx.config.jobTimeoutMs
-    : durationField("timeout", spec.timeout);
+  const timeoutMs = spec.timeout === undefined ? ctx.config.jobTimeoutMs : durationField(
+    "timeout",
+    spec.timeout,
+    MAX_JOB_TIMEOUT_MS,
+    (max) => `"timeout" may be at most ${max}, the cap of config job-timeout too`,
+  );
 
   let cwd = ctx.cwd;
   if (spec.cwd !== undefined) {
@@ -366,14 +459,145 @@ function resolveSpec(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
       if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
         throw new UsageError(`"env.${k}" must be a string, got ${describeType(v)}`);
       }
-      if (String(v).includes("\0")) throw new UsageError(`"env.${k}" contains a NUL byte`);
-      entries.push([k, String(v)]);
+      const value = String(v);
+      if (value.includes("\0")) throw new UsageError(`"env.${k}" contains a NUL byte`);
+      entries.push([k, value]);
     }
+    checkExecSize(command, commandBytes, entries);
     // fromEntries defines own properties: a variable named __proto__ is kept, not swallowed.
     env = Object.fromEntries(entries);
   }
 
   return { id, command, maxRetries, priority, runAt, timeoutMs, cwd, env };
+}
+
+/**
+ * Refuses an `env` that exec would refuse (E2BIG) when the job starts: one variable over
+ * MAX_ENV_VAR_BYTES, or the command and all variables together over MAX_EXEC_BYTES. Counted in
+ * UTF-8 bytes, each string with its NUL; the byte count is only taken when the text is long.
+ */
+function checkExecSize(command: string, commandBytes: number, entries: Array<[string, string]>) {
+  let units = command.length + 1;
+  for (const [k, v] of entries) units += k.length + v.length + 2;
+  // A UTF-16 unit is at most 3 bytes: most envs are far below both bounds.
+  if (units * 3 <= MAX_ENV_VAR_BYTES) return;
+  let total = (commandBytes || utf8Length(command)) + 1;
+  for (const [k, v] of entries) {
+    const bytes = utf8Length(k) + 1 + utf8Length(v);
+    if (bytes > MAX_ENV_VAR_BYTES) {
+      throw new UsageError(
+        `"env.${k}" is ${bytes} bytes as NAME=VALUE; one variable may hold at most ` +
+          `${MAX_ENV_VAR_BYTES} bytes (128 KiB), or the job could not start; put the value in a ` +
+          `file and pass its path`,
+      );
+    }
+    total += bytes + 1;
+  }
+  if (total > MAX_EXEC_BYTES) {
+    throw new UsageError(
+      `"command" and "env" hold ${total} bytes together; a job may pass at most ${MAX_EXEC_BYTES} ` +
+        `bytes (512 KiB) to exec, or it could not start; put large values in files and pass ` +
+        `their paths`,
+    );
+  }
+}
+
+/**
+ * Parses the text of a job file: a JSON array of specs (pretty-printed or not), one spec
+ * pretty-printed over several lines, or NDJSON (one spec per non-blank line). Errors name the
+ * line, or the array element and its line, and never give shell advice: there is no shell here.
+ */
+export function parseJobsText(text: string, ctx: SpecContext, name: string): NewJob[] {
+  const start = text.search(/\S/);
+  if (start >= 0 && text[start] === "[") {
+    return jobsFromArray(parseJsonText(text, name, FILE_FORMS) as unknown[], text, ctx, name);
+  }
+  if (start >= 0 && text[start] === "{") {
+    const end = text.indexOf("\n", start);
+    if (end !== -1 && !isJson(text.slice(start, end))) {
+      // Not NDJSON: its first line is not a whole object. One object over several lines?
+      return [toNewJob(parseJsonText(text, name, FILE_FORMS), ctx, name)];
+    }
+  }
+  return parseNdjson(text, ctx, name);
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A job spec given on the command line: a JSON object, or a JSON array of them. `hint` ends the
+ * message when the text is not JSON.
+ */
+export function parseJobArgument(text: string, ctx: SpecContext, hint = QUOTE_HINT): NewJob[] {
+  const value = parseJsonText(text, "job spec", hint);
+  if (Array.isArray(value)) return jobsFromArray(value, text, ctx, "job spec");
+  return [toNewJob(value, ctx)];
+}
+
+/**
+ * Validates each element of a JSON array of specs; messages name the element (counted from 1)
+ * and, when `text` has several lines, the line it starts on. Duplicate ids are refused.
+ */
+function jobsFromArray(specs: unknown[], text: string, ctx: SpecContext, name: string): NewJob[] {
+  if (specs.length === 0) throw new UsageError(`${name} is an empty array: it holds no job specs`);
+  const multiline = text.trimEnd().includes("\n");
+  const where = (i: number) =>
+    `${name} element ${i + 1}` + (multiline ? ` (line ${arrayElementLine(text, i)})` : "");
+  const jobs: NewJob[] = [];
+  const seen = new Map<string, number>();
+  for (let i = 0; i < specs.length; i++) {
+    let job: NewJob;
+    try {
+      job = toNewJob(specs[i], ctx);
+    } catch (e) {
+      if (e instanceof UsageError) throw new UsageError(`${where(i)}: ${e.message}`);
+      throw e;
+    }
+    const first = seen.get(job.id);
+    if (first !== undefined) {
+      throw new UsageError(
+        `${where(i)}: id "${job.id}" appears twice (first as element ${first + 1}); ids are unique`,
+      );
+    }
+    seen.set(job.id, i);
+    jobs.push(job);
+  }
+  return jobs;
+}
+
+/** The line (from 1) on which element `index` of the JSON array `text` (valid JSON) starts. */
+function arrayElementLine(text: string, index: number): number {
+  let depth = 0;
+  let line = 1;
+  let count = -1;
+  let inString = false;
+  let expectElement = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "\n") line++;
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (expectElement && c !== " " && c !== "\t" && c !== "\r" && c !== "\n") {
+      expectElement = false;
+      if (++count === index) return line;
+    }
+    if (c === '"') inString = true;
+    else if (c === "[" || c === "{") {
+      if (++depth === 1) expectElement = true;
+    } else if (c === "]" || c === "}") depth--;
+    else if (c === "," && depth === 1) expectElement = true;
+  }
+  return line;
 }
 
 /**
@@ -388,7 +612,7 @@ export function parseNdjson(text: string, ctx: SpecContext, name: string): NewJo
     const line = lines[i].trim();
     if (line === "") continue;
     const where = `${name} line ${i + 1}`;
-    const job = toNewJob(parseJsonText(line, where), ctx, where);
+    const job = toNewJob(parseJsonText(line, where, FILE_FORMS), ctx, where);
     const first = seen.get(job.id);
     if (first !== undefined) {
       throw new UsageError(
@@ -399,6 +623,6 @@ export function parseNdjson(text: string, ctx: SpecContext, name: string): NewJo
     seen.set(job.id, i + 1);
     jobs.push(job);
   }
-  if (jobs.length === 0) throw new UsageError(`${name} holds no job specs (one JSON per line)`);
+  if (jobs.length === 0) throw new UsageError(`${name} holds no job specs; ${FILE_FORMS}`);
   return jobs;
 }

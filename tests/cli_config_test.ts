@@ -15,7 +15,10 @@ async function storedConfig(db: string): Promise<Record<string, string>> {
   }
 }
 
-type Listed = Record<string, { value: number | boolean; source: string }>;
+type Listed = Record<
+  string,
+  { value: number | boolean | null; unit?: string; text: string; source: string; error?: string }
+>;
 
 Deno.test("[config] set should store a value that get, list and unset then report", async () => {
   await using t = await tempDb();
@@ -26,10 +29,10 @@ Deno.test("[config] set should store a value that get, list and unset then repor
     cliOk(t.db, ["config", "list", "--json"]),
   ]);
   assert.equal(text, "5\n");
-  assert.deepEqual(JSON.parse(json), { key: "max-retries", value: 5, source: "stored" });
+  assert.deepEqual(JSON.parse(json), { key: "max_retries", value: 5, text: "5", source: "stored" });
   const listed: Listed = JSON.parse(list);
-  assert.deepEqual(listed["max-retries"], { value: 5, source: "stored" });
-  assert.deepEqual(listed["backoff-base"], { value: 2, source: "default" });
+  assert.deepEqual(listed["max_retries"], { value: 5, text: "5", source: "stored" });
+  assert.deepEqual(listed["backoff_base"], { value: 2, text: "2", source: "default" });
 
   assert.equal(
     await cliOk(t.db, ["config", "unset", "max-retries"]),
@@ -37,21 +40,23 @@ Deno.test("[config] set should store a value that get, list and unset then repor
   );
   assert.deepEqual(await storedConfig(t.db), {});
   assert.deepEqual(JSON.parse(await cliOk(t.db, ["config", "get", "max-retries", "--json"])), {
-    key: "max-retries",
+    key: "max_retries",
     value: 3,
+    text: "3",
     source: "default",
   });
 });
 
 Deno.test("[config] durations, sizes and switches should read back as they were set", async () => {
   await using t = await tempDb();
+  // Shown in the units typed (never 3600s or a byte count); --json in seconds and bytes.
   const sets: Array<[string, string, string]> = [
-    ["job-timeout", "10m", "job-timeout = 600s"],
+    ["job-timeout", "10m", "job-timeout = 10m"],
     ["kill-grace", "5s", "kill-grace = 5s"],
-    ["lease-timeout", "2m", "lease-timeout = 120s"],
-    ["backoff-max", "1h", "backoff-max = 3600s"],
+    ["lease-timeout", "120", "lease-timeout = 2m"],
+    ["backoff-max", "1h", "backoff-max = 1h"],
     ["backoff-base", "0.5", "backoff-base = 0.5"],
-    ["log-max-bytes", "4MiB", "log-max-bytes = 4194304"],
+    ["log-max-bytes", "4mb", "log-max-bytes = 4MiB"],
     ["backoff-jitter", "yes", "backoff-jitter = true"],
   ];
   // One at a time: each set is its own write.
@@ -59,19 +64,19 @@ Deno.test("[config] durations, sizes and switches should read back as they were 
     assert.equal(await cliOk(t.db, ["config", "set", key, value]), printed + "\n");
   }
   const listed: Listed = JSON.parse(await cliOk(t.db, ["config", "list", "--json"]));
-  assert.deepEqual(
-    Object.fromEntries(sets.map(([key]) => [key, listed[key]])),
-    {
-      "job-timeout": { value: 600_000, source: "stored" },
-      "kill-grace": { value: 5_000, source: "stored" },
-      "lease-timeout": { value: 120_000, source: "stored" },
-      "backoff-max": { value: 3_600_000, source: "stored" },
-      "backoff-base": { value: 0.5, source: "stored" },
-      "log-max-bytes": { value: 4_194_304, source: "stored" },
-      "backoff-jitter": { value: true, source: "stored" },
-    },
-  );
-  assert.equal(await cliOk(t.db, ["config", "get", "job-timeout"]), "600s\n");
+  const seconds = { unit: "seconds", source: "stored" };
+  assert.deepEqual(listed, {
+    max_retries: { value: 3, text: "3", source: "default" },
+    backoff_base: { value: 0.5, text: "0.5", source: "stored" },
+    backoff_max: { value: 3600, text: "1h", ...seconds },
+    backoff_jitter: { value: true, text: "true", source: "stored" },
+    job_timeout: { value: 600, text: "10m", ...seconds },
+    lease_timeout: { value: 120, text: "2m", ...seconds },
+    kill_grace: { value: 5, text: "5s", ...seconds },
+    log_max_bytes: { value: 4_194_304, unit: "bytes", text: "4MiB", source: "stored" },
+  });
+  assert.equal(await cliOk(t.db, ["config", "get", "job-timeout"]), "10m\n");
+  assert.match(await cliOk(t.db, ["config", "list"]), /^backoff-max\s+1h\s+stored\s/m);
   // Commands that load the whole config still work with these values stored.
   await cliOk(t.db, ["status"]);
   await cliOk(t.db, ["enqueue", "--id", "j", "--", "true"]);
@@ -88,7 +93,11 @@ Deno.test("[config] a QUEUECTL_* variable should override the stored value and s
     runCli(t.db, ["config", "set", "max-retries", "6"], { env }),
   ]);
   assert.equal(get, "7\n");
-  assert.deepEqual((JSON.parse(json) as Listed)["max-retries"], { value: 7, source: "env" });
+  assert.deepEqual((JSON.parse(json) as Listed)["max_retries"], {
+    value: 7,
+    text: "7",
+    source: "env",
+  });
   assert.match(text, /^max-retries\s+7\s+env QUEUECTL_MAX_RETRIES\s+\S/m);
   assert.match(text, /^backoff-base\s+2\s+default\s+\S/m);
   assert.equal(set.code, 0, set.stderr);
@@ -166,10 +175,12 @@ Deno.test("[config] should refuse bad keys and values with exit 2 and change not
     [["get", "a", "b"], /^queuectl: unexpected argument "b"/],
     [["bogus"], /^queuectl: unknown command "bogus"; .*see queuectl config --help$/],
     [
-      ["list"],
+      ["get", "max-retries"],
       /^queuectl: QUEUECTL_MAX_RETRIES: max-retries must be an integer between 0 and 100, got "abc"$/,
       { QUEUECTL_MAX_RETRIES: "abc" },
     ],
+    [["set", "max-retries", "0x10"], /max-retries must be an integer between 0 and 100/],
+    [["set", "max-retries", "+5"], /max-retries must be an integer between 0 and 100/],
   ];
   const results = await allDone(
     cases.map(([args, , env]) => runCli(tmp.db, ["config", ...args], { env })),

@@ -264,7 +264,11 @@ Deno.test("[enqueue] should refuse bad specs and flags with exit 2 and store not
     ["a missing command", ['{"id":"x"}'], /missing "command"/],
     ["an empty command", ['{"command":"  "}'], /"command" is empty/],
     ["a command of the wrong type", ['{"command":5}'], /"command" must be a string, got number 5/],
-    ["a spec that is not an object", ['[{"command":"x"}]'], /must be a JSON object.*got an array/],
+    [
+      "an array holding something else than objects",
+      ['[{"command":"x"},[]]'],
+      /^queuectl: job spec element 2: a job spec must be a JSON object.*got an array/,
+    ],
     [
       "negative retries",
       ['{"command":"x","max_retries":-1}'],

@@ -17,7 +17,7 @@ import {
   waitFor,
 } from "./helpers.ts";
 import { type JobState, transition } from "../lib/job.ts";
-import { logPath } from "../lib/store/open.ts";
+import { outputPath } from "../lib/output.ts";
 import type { AttemptResult } from "../lib/store/store.ts";
 
 const WORKER = "testhost:1";
@@ -152,7 +152,7 @@ Deno.test("[status] should count every state, scheduled jobs and active workers"
   assert.match(text, new RegExp(`^database: ${t.db}$`, "m"));
 });
 
-Deno.test("[list] should list oldest first, by --state, a page at a time", async () => {
+Deno.test("[list] should list newest first, by --state, a page at a time", async () => {
   await using t = await tempDb();
   await seed(t.db, [
     { id: "c1", state: "completed" },
@@ -182,20 +182,20 @@ Deno.test("[list] should list oldest first, by --state, a page at a time", async
     "LAST ERROR",
   ]);
   assert.deepEqual(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 3)), [
-    ["c1", "completed", "1/3"],
-    ["d1", "dead", "1/1"],
-    ["p1", "pending", "0/3"],
-    ["p2", "pending", "0/3"],
     ["p3", "pending", "0/3"],
+    ["p2", "pending", "0/3"],
+    ["p1", "pending", "0/3"],
+    ["d1", "dead", "1/1"],
+    ["c1", "completed", "1/3"],
   ]);
-  assert.match(lines[2], /echo d1\s+nope$/);
-  assert.deepEqual(ids(pending), ["p1", "p2", "p3"]);
+  assert.match(lines[4], /echo d1\s+nope$/);
+  assert.deepEqual(ids(pending), ["p3", "p2", "p1"]);
   // Rows on stdout, the hint about the rest on stderr, so a pipe gets only rows.
   assert.equal(page1.code, 0);
   const page1Lines = page1.stdout.trimEnd().split("\n");
-  assert.deepEqual(page1Lines.slice(1).map((l) => l.split(" ")[0]), ["c1", "d1"]);
-  assert.equal(page1.stderr, "… 3 more; use --limit or --offset 2\n");
-  assert.deepEqual(ids(page2), ["p1", "p2"]);
+  assert.deepEqual(page1Lines.slice(1).map((l) => l.split(" ")[0]), ["p3", "p2"]);
+  assert.equal(page1.stderr, "… 3 more (older); see them with --offset 2, or --all\n");
+  assert.deepEqual(ids(page2), ["p1", "d1"]);
   assert.equal(none, "no cancelled jobs\n");
   assert.deepEqual(ids(upper), ["d1"]);
   assert.equal(past, "nothing after --offset 3: there are 3 pending jobs in all\n");
@@ -203,6 +203,7 @@ Deno.test("[list] should list oldest first, by --state, a page at a time", async
 
 Deno.test("[list] should say so when there is nothing to list", async () => {
   await using t = await tempDb();
+  await cliOk(t.db, ["init"]);
   const out = await allDone([
     cliOk(t.db, ["list"]),
     cliOk(t.db, ["list", "--json"]),
@@ -242,8 +243,8 @@ Deno.test("[list] --json should keep the same field names in list, dlq list and 
   assert.deepEqual(Object.keys(JSON.parse(list)[0]), fields);
   assert.deepEqual(JSON.parse(dlq), JSON.parse(list));
   const shown = JSON.parse(show);
-  assert.deepEqual(Object.keys(shown), [...fields, "attempt_history"]);
-  const { attempt_history: _, ...job } = shown;
+  assert.deepEqual(Object.keys(shown), [...fields, "attempt_history", "retry_history"]);
+  const { attempt_history: _, retry_history: __, ...job } = shown;
   assert.deepEqual(job, JSON.parse(list)[0]);
   assert.equal(job.attempts, 1);
   assert.equal(job.state, "dead");
@@ -259,9 +260,9 @@ Deno.test("[show] should print a job with every attempt it made", async () => {
   assert.match(text, /^id:\s+f$/m);
   assert.match(text, /^state:\s+failed$/m);
   assert.match(text, /^command:\s+echo f$/m);
-  assert.match(text, /^attempts:\s+1 of at most 3$/m);
+  assert.match(text, /^attempt:\s+1 of 3$/m);
   assert.match(text, /^exit code: 3$/m);
-  assert.match(text, new RegExp(`^log:\\s+${t.db}-logs/1\\.log$`, "m"));
+  assert.match(text, new RegExp(`^output:\\s+${t.db}-logs/[0-9a-f]{16}\\.log$`, "m"));
   assert.match(text, /^error:\n {2}disk full\n {2}second line$/m);
   assert.match(text, /^#\s+OUTCOME\s+EXIT\s+DURATION\s+FINISHED\s+WORKER\s+ERROR$/m);
   assert.match(
@@ -345,14 +346,15 @@ Deno.test("[dlq] retry ID should move one dead job back to pending with a fresh 
     { id: "d1", state: "dead" },
     { id: "d2", state: "dead" },
   ]);
-  assert.deepEqual(ids(await cliOk(t.db, ["dlq", "list", "--json"])), ["d1", "d2"]);
+  assert.deepEqual(ids(await cliOk(t.db, ["dlq", "list", "--json"])), ["d2", "d1"]);
   const before = Date.now();
   assert.equal(await cliOk(t.db, ["dlq", "retry", "d1"]), "moved to pending: d1\n");
   const s = openDb(t.db);
   try {
     const d1 = (await s.getJob("d1"))!;
     assert.equal(d1.state, "pending");
-    assert.equal(d1.attempts, 0);
+    assert.equal(d1.attempts, 1, "the next run is attempt 2");
+    assert.equal(d1.retryBase, 1, "with a fresh budget");
     assert.ok(d1.runAt >= before && d1.runAt <= Date.now(), "runs now");
   } finally {
     await s.close();
@@ -389,7 +391,7 @@ Deno.test("[retry] should queue failed, dead and cancelled jobs again", async ()
     const jobs = await s.listJobs({ limit: 10 });
     assert.deepEqual(jobs.map((j) => [j.id, j.state, j.attempts]), [
       ["f", "pending", 1], // keeps its count: it just runs sooner
-      ["d", "pending", 0],
+      ["d", "pending", 1], // a fresh budget, but attempt numbers go on
       ["x", "pending", 0],
     ]);
     for (const j of jobs) assert.ok(j.runAt >= before && j.runAt <= Date.now(), `${j.id} runs now`);
@@ -408,16 +410,18 @@ Deno.test("[cancel] should report each id, and exit 1 naming every id that faile
   ]);
   const r = await runCli(t.db, ["cancel", "a", "c", "f", "p", "nope"]);
   assert.equal(r.code, 1, r.stderr);
-  assert.equal(r.stdout, "cancelled a, f\n");
+  assert.equal(
+    r.stdout,
+    "cancelled a, f, p (p was running; the worker stops it within a second)\n",
+  );
   assert.equal(
     r.stderr,
-    'queuectl: 3 of 5 failed: job "c" is completed; only pending or failed jobs can be cancelled; ' +
-      'job "p" is processing; it is running now; wait for it, or stop its worker; ' +
-      'not found: "nope" (see queuectl list)\n',
+    'queuectl: 2 of 5 failed: job "c" is completed; only pending, processing or failed jobs ' +
+      'can be cancelled; not found: "nope" (see queuectl list)\n',
   );
   assert.deepEqual(
     await Promise.all(["c", "p", "f", "a"].map((id) => jobState(t.db, id))),
-    ["completed", "processing", "cancelled", "cancelled"],
+    ["completed", "cancelled", "cancelled", "cancelled"],
   );
   // All of them fine: exit 0.
   await seed(t.db, [{ id: "b", state: "pending" }]);
@@ -437,19 +441,21 @@ Deno.test("[purge] should delete finished jobs of one state older than --older-t
   // Output logs as a worker leaves them, for every job.
   const s = openDb(t.db);
   const jobs = await s.listJobs({ limit: 10 }).finally(() => s.close());
-  const logs = Object.fromEntries(jobs.map((j) => [j.id, logPath(t.db, j.seq)]));
+  const logs = Object.fromEntries(
+    jobs.map((j) => [j.id, outputPath(t.db, j.outputKey ?? `never-ran-${j.id}`)]),
+  );
   await Deno.mkdir(dirname(logs.p), { recursive: true });
   for (const path of Object.values(logs)) await Deno.writeTextFile(path, "output\n");
 
   assert.equal(
-    await cliOk(t.db, ["purge", "--state", "completed", "--older-than", "7d"]),
+    await cliOk(t.db, ["purge", "--state", "completed", "--older-than", "7d", "--yes"]),
     "purged 1 completed job\n",
   );
   assert.equal(
-    await cliOk(t.db, ["purge", "--state", "cancelled", "--older-than", "30d"]),
+    await cliOk(t.db, ["purge", "--state", "cancelled", "--older-than", "30d", "-y"]),
     "purged 0 cancelled jobs\n",
   );
-  assert.equal(await cliOk(t.db, ["purge", "--state", "dead"]), "purged 1 dead job\n");
+  assert.equal(await cliOk(t.db, ["purge", "--state", "dead", "--yes"]), "purged 1 dead job\n");
   const after = await dump(t.db);
   assert.deepEqual(after.jobs.map((j) => j.id), ["c-new", "x-old", "p"]);
   const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
@@ -506,6 +512,12 @@ Deno.test("[cli] should refuse bad input with a one-line error and change nothin
     ],
     [2, ["purge", "--state", "bogus"], /unknown state "bogus"/],
     [2, ["purge", "--state", "dead", "--older-than", "soon"], /--older-than must be seconds or /],
+    [2, ["purge", "--state", "dead"], /^queuectl: purge deletes jobs for good: pass --yes to /],
+    [2, ["purge", "--state", "dead", "--yes", "--dry-run"], /give --yes or --dry-run, not both/],
+    [2, ["list", "--all", "--limit", "5"], /^queuectl: give --limit or --all, not both$/],
+    [2, ["list", "--state", ","], /--state needs a state, e\.g\. --state dead,failed/],
+    [2, ["list", "--state", "dead,bogus"], /unknown state "bogus"/],
+    [2, ["remove"], /^queuectl: give at least one job id, e\.g\. queuectl remove job1$/],
     // Well formed, but not possible: exit 1.
     [1, ["show", "nope"], /^queuectl: job "nope" not found; see queuectl list$/],
     [1, ["logs", "nope"], /^queuectl: job "nope" not found/],
@@ -516,8 +528,10 @@ Deno.test("[cli] should refuse bad input with a one-line error and change nothin
     [1, ["dlq", "retry", "a"], /^queuectl: job "a" is pending; only dead jobs are in the DLQ/],
     [1, ["dlq", "retry", "f"], /^queuectl: job "f" is failed; only dead jobs are in the DLQ/],
     [1, ["dlq", "retry", "nope"], /job "nope" not found/],
-    [1, ["cancel", "c"], /^queuectl: job "c" is completed; only pending or failed jobs can be/],
-    [1, ["cancel", "p"], /^queuectl: job "p" is processing; it is running now; wait for it/],
+    [1, ["remove", "a"], /^queuectl: job "a" is still pending; only completed, dead or cancelled /],
+    [1, ["remove", "nope"], /^queuectl: job "nope" not found; see queuectl list$/],
+    [1, ["remove", "p", "f"], /^queuectl: 2 of 2 failed: still processing: "p"; still failed: "f"/],
+    [1, ["cancel", "c"], /^queuectl: job "c" is completed; only pending, processing or failed/],
     [
       1,
       ["cancel", "x"],

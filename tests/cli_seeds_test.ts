@@ -108,10 +108,11 @@ Deno.test("[seeds] the README walkthrough should work as spelled, workers includ
   ]);
   assert.match(status, /^completed\s+3$/m);
   assert.match(status, /^dead\s+1$/m);
+  // Newest first.
   assert.deepEqual(completed.trimEnd().split("\n").slice(1).map((l) => l.split(" ")[0]), [
-    "job1",
-    "job2",
     "job3",
+    "job2",
+    "job1",
   ]);
   assert.equal(pending, "no pending jobs\n");
   assert.match(dlq, /^failjob\s+dead\s+3\/3\s/m);

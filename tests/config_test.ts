@@ -5,12 +5,18 @@
 import assert from "node:assert/strict";
 import {
   backoffPolicy,
+  type Config,
   CONFIG_KEYS,
+  describeAll,
   envName,
   findKey,
+  formatSize,
   heartbeatIntervalMs,
+  type InvalidValue,
+  parseInteger,
   resolveAll,
   type ResolvedValue,
+  resolveKey,
   toConfig,
 } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
@@ -87,9 +93,12 @@ Deno.test("config: no two keys share a spelling", () => {
 Deno.test("config: max-retries must be an integer between 0 and 100", () => {
   const def = findKey("max-retries");
   assert.equal(def.parse("0"), 0);
-  assert.equal(def.parse(" 100 "), 100);
-  assert.equal(def.parse("+7"), 7);
-  for (const bad of ["-1", "101", "1.5", "abc", "", "  ", "0x10", "1e1", "Infinity", "3 4"]) {
+  assert.equal(def.parse("100"), 100);
+  assert.equal(def.parse("07"), 7);
+  // One integer syntax everywhere (flags too): digits with an optional minus, nothing around.
+  const refused = ["-1", "101", "1.5", "abc", "", "  ", "0x10", "1e1", "1e3", "Infinity", "3 4"];
+  refused.push(" 100 ", " 5", "5 ", "+7", "+5", "0b1", "0o7", "5_0");
+  for (const bad of refused) {
     assertUsage(
       () => def.parse(bad),
       `max-retries must be an integer between 0 and 100, got "${bad}"`,
@@ -166,11 +175,9 @@ Deno.test("config: backoff-jitter takes true/false and their usual spellings", (
 });
 
 Deno.test("config: every default is within the key's own bounds", () => {
+  // Shown in its own units, each default reads back as itself.
   for (const def of CONFIG_KEYS) {
-    const text = typeof def.default === "boolean" || def.show === findKey("max-retries").show
-      ? String(def.default)
-      : `${def.default}ms`;
-    assert.equal(def.parse(text), def.default, def.name);
+    assert.equal(def.parse(def.show(def.default)), def.default, def.name);
   }
 });
 
@@ -285,7 +292,7 @@ Deno.test("config: an invalid stored value says it is stored and how to change i
 Deno.test("config: stored durations in ms read back as the same value", () => {
   const v = byKey(resolveAll({ "lease-timeout": "600000ms" }, noEnv), "lease-timeout");
   assert.equal(v.value, 600_000);
-  assert.equal(v.shown, "600s");
+  assert.equal(v.shown, "10m");
 });
 
 Deno.test("config: backoffPolicy turns the config into seconds for lib/job.ts", () => {
@@ -301,4 +308,71 @@ Deno.test("config: the heartbeat is a quarter of the lease, at least 500ms", () 
   assert.equal(heartbeatIntervalMs({ leaseTimeoutMs: 30_000 }), 7_500);
   assert.equal(heartbeatIntervalMs({ leaseTimeoutMs: 2_001 }), 500);
   assert.equal(heartbeatIntervalMs({ leaseTimeoutMs: 10_001 }), 2_500);
+});
+
+Deno.test("config: parseInteger reads optional minus and digits only", () => {
+  const good: Array<[string, number]> = [["0", 0], ["5", 5], ["-3", -3], ["0010", 10]];
+  for (const [text, n] of good) assert.equal(parseInteger(text), n, text);
+  const bad = ["", " 5", "5 ", "+5", "0x10", "1e3", "1.0", "1_000", "٣", "9007199254740993"];
+  for (const text of bad) assert.equal(parseInteger(text), null, JSON.stringify(text));
+});
+
+Deno.test("config: values are shown in the units typed, defaults in whole units", () => {
+  const values = resolveAll(
+    { "backoff-max": "90m", "job-timeout": "600000ms", "kill-grace": "1500ms" },
+    envOf({ QUEUECTL_LEASE_TIMEOUT: "120", QUEUECTL_LOG_MAX_BYTES: "4mb" }),
+  );
+  const shown = Object.fromEntries(values.map((v) => [v.key, v.shown]));
+  assert.deepEqual(shown, {
+    "max-retries": "3",
+    "backoff-base": "2",
+    "backoff-max": "90m", // as typed
+    "backoff-jitter": "false",
+    "job-timeout": "10m", // the ms form earlier versions stored
+    "lease-timeout": "2m", // a bare number is seconds
+    "kill-grace": "1500ms",
+    "log-max-bytes": "4MiB",
+  });
+  // Defaults: never `3600s` or a byte count.
+  const defaults = Object.fromEntries(resolveAll({}, noEnv).map((v) => [v.key, v.shown]));
+  assert.equal(defaults["backoff-max"], "1h");
+  assert.equal(defaults["log-max-bytes"], "1MiB");
+  assert.equal(formatSize(1536 * 1024), "1536KiB");
+  assert.equal(formatSize(1500), "1500B");
+});
+
+Deno.test("config: describeAll marks an invalid value instead of throwing", () => {
+  const values = describeAll(
+    { "backoff-base": "-1" },
+    envOf({ QUEUECTL_MAX_RETRIES: "abc", QUEUECTL_KILL_GRACE: "1m" }),
+  );
+  const bad = values.filter((v) => v.value === null);
+  assert.deepEqual(bad.map((v) => [v.key, v.shown, v.source]), [
+    ["max-retries", "abc", "env"],
+    ["backoff-base", "-1", "stored"],
+  ]);
+  assert.equal(
+    (bad[0] as InvalidValue).error,
+    'QUEUECTL_MAX_RETRIES: max-retries must be an integer between 0 and 100, got "abc"',
+  );
+  assert.match((bad[1] as InvalidValue).error, /^stored config backoff-base: .*config unset/);
+  assert.equal(byKey(values as ResolvedValue[], "kill-grace").value, 60_000);
+});
+
+Deno.test("config: resolveKey fails for its own key only", () => {
+  const env = envOf({ QUEUECTL_MAX_RETRIES: "abc" });
+  assert.equal(resolveKey("lease-timeout", {}, env).value, 30_000);
+  assertUsage(
+    () => resolveKey("max-retries", {}, env),
+    'QUEUECTL_MAX_RETRIES: max-retries must be an integer between 0 and 100, got "abc"',
+  );
+  // The whole config needs every key.
+  assertUsage(() => resolveAll({}, env), /^QUEUECTL_MAX_RETRIES: /);
+});
+
+Deno.test("config: the typed Config has one field per key, named in the key table", () => {
+  const config: Config = toConfig(resolveAll({}, noEnv));
+  assert.deepEqual(Object.keys(config), CONFIG_KEYS.map((k) => k.field));
+  // Each field has its key's value type (checked by deno check as well).
+  for (const def of CONFIG_KEYS) assert.equal(typeof config[def.field], typeof def.default);
 });

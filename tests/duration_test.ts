@@ -1,6 +1,11 @@
 /** Durations and instants as users type them (`lib/duration.ts`). Pure: no clock. */
 import assert from "node:assert/strict";
-import { formatDuration, parseDurationMs, parseInstant } from "../lib/duration.ts";
+import {
+  formatDuration,
+  formatDurationExact,
+  parseDurationMs,
+  parseInstant,
+} from "../lib/duration.ts";
 
 Deno.test("duration: parseDurationMs reads bare numbers as seconds and every unit", () => {
   const cases: Array<[string | number, number]> = [
@@ -153,4 +158,22 @@ Deno.test("duration: parseInstant returns null for text and for dates not on the
     "2026-11-25T10:00+25:00",
   ];
   for (const text of bad) assert.equal(parseInstant(text), null, JSON.stringify(text));
+});
+
+Deno.test("duration: formatDurationExact keeps every unit and parses back", () => {
+  const cases: Array<[number, string]> = [
+    [0, "0s"],
+    [250, "250ms"],
+    [1_500, "1s500ms"],
+    [30_000, "30s"],
+    [90_000, "1m30s"],
+    [3_600_000, "1h"],
+    [3_601_000, "1h1s"],
+    [5_400_000, "1h30m"],
+    [30 * 86_400_000, "30d"],
+  ];
+  for (const [ms, text] of cases) {
+    assert.equal(formatDurationExact(ms), text, String(ms));
+    assert.equal(parseDurationMs(text), ms, text);
+  }
 });

@@ -42,13 +42,17 @@ Deno.test("chaos: 2,000 jobs while workers and supervisors are SIGKILLed → 0 l
   assert.deepEqual(await procsMentioning(dir), []);
 });
 
-// A worker killed from outside is replaced within 0.5s, however many others died before: restart
-// backoff is kept per slot and applies only to workers that keep failing as they start.
+// A worker killed from outside is replaced after the base delay (0.5s), however many others died
+// before: restart backoff is kept per slot and applies only to workers that keep failing as they
+// start. The delay is read from the supervisor's own `worker.died … restart_in=` lines rather than
+// timed, so a busy machine cannot fail the test.
 Deno.test({
-  name: "supervisor: each SIGKILLed worker is back within 2.5s, however many others died before",
+  name:
+    "supervisor: each SIGKILLed worker is restarted after the base delay, however many others died before",
   async fn() {
     await using t = await tempDb();
     const w = startWorkers(t.db, 4);
+    const rounds = 8;
     try {
       const firstSeen = new Map<number, number>();
       const mine = async () => {
@@ -58,32 +62,32 @@ Deno.test({
         return live;
       };
       await waitFor(async () => (await mine()).length === 4, { what: "4 workers" });
-      for (let round = 1; round <= 8; round++) {
-        // Kill the oldest worker once it has run a second, so the kills go round the slots and
-        // none of them looks like a worker that crashes as it starts.
+      for (let round = 1; round <= rounds; round++) {
+        // Kill the oldest worker, so the kills go round the slots.
         const live = await mine();
         const oldest = live.reduce((
           a,
           b,
         ) => (firstSeen.get(a.pid)! <= firstSeen.get(b.pid)! ? a : b));
-        await waitFor(() => Date.now() - firstSeen.get(oldest.pid)! >= 1000, {
-          what: "the oldest worker to have run 1s",
-        });
         Deno.kill(oldest.pid, "SIGKILL");
-        const killedAt = Date.now();
         await waitFor(
           async () => {
             const now = await mine();
             return now.length === 4 && !now.some((p) => p.pid === oldest.pid);
           },
-          { timeoutMs: 2500, intervalMs: 50, what: `worker restart after kill ${round}` },
+          { timeoutMs: 60_000, intervalMs: 50, what: `worker restart after kill ${round}` },
         );
-        assert.ok(Date.now() - killedAt <= 2500);
       }
     } finally {
       w.signal("SIGTERM");
       const status = await w.done();
       assert.equal(status.code, 0, w.log());
+    }
+    const died = w.log().split("\n").filter((l) => /worker\.died /.test(l));
+    assert.equal(died.length, rounds, w.log());
+    for (const line of died) {
+      assert.match(line, /signal=SIGKILL/, line);
+      assert.match(line, /restart_in=500ms\b/, line);
     }
   },
 });

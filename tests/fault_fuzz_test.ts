@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "../lib/settings.ts";
-import { parseNdjson, type SpecContext } from "../lib/spec.ts";
+import { parseJobsText, type SpecContext } from "../lib/spec.ts";
 import { UsageError } from "../lib/errors.ts";
 import { dumpDb, Prng, queryDb, seedFromEnv } from "./chaos.ts";
 import { cliCommand, cliOk, type CliResult, openDb, tempDb } from "./helpers.ts";
@@ -299,7 +299,7 @@ Deno.test("fuzz: thousands of generated job specs → accepted, or refused with 
     // Blank text is refused alone ("holds no job specs") but skipped inside a file: neither.
     if (line.split("\n").every((l) => l.trim() === "")) continue;
     try {
-      parseNdjson(line, ctx, "fuzz");
+      parseJobsText(line, ctx, "fuzz");
       good.push(line);
     } catch (e) {
       if (!(e instanceof UsageError)) {
@@ -351,14 +351,14 @@ Deno.test("fuzz: thousands of generated job specs → accepted, or refused with 
     while (specs.length < rng.int(1, 30)) {
       const line = JSON.stringify(gen.valid(`odd-${n++}-${gen.text(8, false)}`, true));
       try {
-        parseNdjson(line, ctx, "odd");
+        parseJobsText(line, ctx, "odd");
         specs.push(line);
       } catch {
         // An odd value the validator refuses (say, a tab in the id): not for this part.
       }
     }
     const text = specs.join("\n");
-    const expected = parseNdjson(text, ctx, "odd");
+    const expected = parseJobsText(text, ctx, "odd");
     const r = await runRaw(t.db, ["enqueue", "--json", "--file", "-"], {
       stdin: new TextEncoder().encode(text),
     });
@@ -390,8 +390,26 @@ Deno.test("fuzz: thousands of generated job specs → accepted, or refused with 
   assert.equal(queryDb(t.db, "PRAGMA integrity_check")[0].integrity_check, "ok");
 });
 
+interface ArgvCase {
+  args: string[];
+  env?: Record<string, string>;
+  /** An `enqueue` argument that is not a JSON job and not after `--`: it must never be stored. */
+  notAJob?: boolean;
+}
+
+/** Whether `text` is JSON that can be a job: an object, or an array of objects. */
+function isJsonJob(text: string): boolean {
+  try {
+    const v = JSON.parse(text);
+    const isObject = (x: unknown) => typeof x === "object" && x !== null && !Array.isArray(x);
+    return isObject(v) || (Array.isArray(v) && v.length > 0 && v.every(isObject));
+  } catch {
+    return false;
+  }
+}
+
 /** A random command line for any command but `worker start` (which would run until stopped). */
-function argvCase(gen: Gen, ids: string[]): { args: string[]; env?: Record<string, string> } {
+function argvCase(gen: Gen, ids: string[]): ArgvCase {
   const rng = gen.rng;
   const word = () =>
     rng.pick([
@@ -462,6 +480,22 @@ function argvCase(gen: Gen, ids: string[]): { args: string[]; env?: Record<strin
     () => ["--db", rng.pick(["", "   ", "postgres://x/y", "/"]), "status"],
     () => ["status", "--db", rng.pick(["", "mysql://h", "/", "sqlite:"])],
   ];
+  // Text that is not a JSON job, as one argument without `--`: refused, never run as a command.
+  const notJson = () =>
+    rng.pick([
+      gen.text(20, false),
+      JSON.stringify(gen.value(2)),
+      rng.pick(["not json at all", "null", '"x"', "42", "-", "jobs.ndjson", "echo hi", "{", "[]"]),
+    ]);
+  const notAJob = rng.chance(0.1);
+  if (notAJob) {
+    // Linux refuses one argument over 128 KiB: keep it under that, as below.
+    const word = notJson().slice(0, 30_000);
+    // A word starting with `-` is a flag to the parser (or --help): not this case.
+    if (!word.startsWith("-") || word === "-") {
+      return { args: ["enqueue", word], notAJob: !isJsonJob(word) };
+    }
+  }
   // Linux refuses one argument over 128 KiB: keep each under that (4 bytes a character at most).
   const args = rng.pick(cases)().map((a) => (a.length > 30_000 ? a.slice(0, 30_000) : a));
   const env = rng.chance(0.1)
@@ -491,7 +525,7 @@ Deno.test("fuzz: a few hundred generated command lines → exit 0, 1 or 2 with a
   let before = dumpDb(t.db);
   const counts = { 0: 0, 1: 0, 2: 0 } as Record<number, number>;
   for (let i = 0; i < ARGV_CASES; i++) {
-    const { args, env } = argvCase(gen, ids);
+    const { args, env, notAJob } = argvCase(gen, ids);
     // A job spec of another test's database would not be ours to compare: QUEUECTL_DB points
     // elsewhere only for the commands that must refuse it.
     if (env?.QUEUECTL_DB !== undefined && env.QUEUECTL_DB.trim() !== "") continue;
@@ -502,6 +536,10 @@ Deno.test("fuzz: a few hundred generated command lines → exit 0, 1 or 2 with a
     });
     // A JSON spec can smuggle control characters in through escapes; they are shown escaped.
     assertNoCrash(seed, what, r);
+    if (notAJob) {
+      assert.equal(r.code, 2, context(seed, `${what} is not a JSON job and came without --`, r));
+      assert.match(r.stderr, /a command after --/, context(seed, what, r));
+    }
     counts[r.code]++;
     const after = dumpDb(t.db);
     // retry, cancel and dlq retry report per id: those they did are done even when others fail.

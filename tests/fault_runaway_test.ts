@@ -9,12 +9,12 @@ import {
   isLive,
   listProcs,
   procsMentioning,
-  queryDb,
   reapMentioning,
   statusWithin,
   workerProcs,
 } from "./chaos.ts";
-import { cliOk, FIXTURES, runCli, startWorkers, tempDb, waitFor } from "./helpers.ts";
+import { cliOk, FIXTURES, openDb, runCli, startWorkers, tempDb, waitFor } from "./helpers.ts";
+import type { Attempt, Job } from "../lib/store/store.ts";
 
 const LOG_MAX = 64 * 1024;
 
@@ -52,12 +52,16 @@ Deno.test("runaway: 1 GB of output, orphaned children, an ignored SIGTERM and st
     await waitFor(async () => (await workerPids(t.db)).length === 2, { what: "2 workers" });
     workersBefore = await workerPids(t.db);
     await waitFor(
-      () =>
-        queryDb(
-          t.db,
-          "SELECT count(*) AS n FROM jobs WHERE state IN ('completed', 'dead')",
-        )[0].n === Object.keys(jobs).length,
-      { timeoutMs: 90_000, intervalMs: 200, what: "every job finished" },
+      async () => {
+        const s = openDb(t.db);
+        try {
+          const c = await s.counts(Date.now());
+          return c.completed + c.dead === Object.keys(jobs).length;
+        } finally {
+          await s.close();
+        }
+      },
+      { timeoutMs: 180_000, intervalMs: 200, what: "every job finished" },
     ).catch((e) => {
       throw new Error(`${e.message}\n${w.log()}`);
     });
@@ -73,34 +77,43 @@ Deno.test("runaway: 1 GB of output, orphaned children, an ignored SIGTERM and st
   assert.doesNotMatch(log, /worker\.died|internal error|Uncaught/, log);
   assert.equal(log.match(/worker\.started/g)?.length, 2, log);
 
-  const rows = new Map(
-    queryDb(t.db, "SELECT * FROM jobs").map((r) => [r.id as string, r]),
-  );
+  const rows = new Map<string, Job>();
+  let trapAttempts: Attempt[] = [];
+  const s = openDb(t.db);
+  try {
+    for (const j of await s.listJobs({ limit: 100 })) rows.set(j.id, j);
+    trapAttempts = await s.listAttempts("trap");
+  } finally {
+    await s.close();
+  }
   const state = (id: string) => rows.get(id)!.state;
-  const seconds = (id: string) =>
-    ((rows.get(id)!.finished_at as number) - (rows.get(id)!.started_at as number)) / 1000;
+  const seconds = (id: string) => (rows.get(id)!.finishedAt! - rows.get(id)!.startedAt!) / 1000;
 
   // 1 GB: completed, and its log holds at most the cap: the tail, after a note.
   assert.equal(state("big"), "completed", log);
   const logDir = `${t.db}-logs`;
-  const bigLog = `${logDir}/${rows.get("big")!.seq}.log`;
-  const size = (await Deno.stat(bigLog)).size;
+  const bigLog = `${logDir}/${rows.get("big")!.outputKey}.log`;
+  const size = (await Deno.stat(bigLog)).size + (await Deno.stat(bigLog + ".1")).size;
   assert.ok(size <= LOG_MAX && size > LOG_MAX / 2, `log of big is ${size} bytes`);
   const shown = await runCli(t.db, ["logs", "big"]);
   assert.equal(shown.code, 0, shown.stderr);
   assert.match(
     shown.stdout,
-    /^\[queuectl: earlier output dropped; log capped at 65536 bytes\]\n\0+$/,
+    /^\[queuectl: earlier output dropped; output is capped per attempt, keeping the tail\]\n\0+$/,
   );
-  // Every log is within the cap, and no rotated half is left over.
+  // Every run's output (both halves) is within the cap.
+  const perRun = new Map<string, number>();
   for (const e of Deno.readDirSync(logDir)) {
-    assert.ok(!e.name.endsWith(".1"), `left over: ${e.name}`);
-    assert.ok((await Deno.stat(`${logDir}/${e.name}`)).size <= LOG_MAX, e.name);
+    const run = e.name.replace(/\.1$/, "");
+    perRun.set(run, (perRun.get(run) ?? 0) + (await Deno.stat(`${logDir}/${e.name}`)).size);
   }
+  for (const [run, bytes] of perRun) assert.ok(bytes <= LOG_MAX, `${run}: ${bytes} bytes`);
 
   // Orphaned children: the job is completed at once, and none of its processes survives it.
   assert.equal(state("forks"), "completed");
-  assert.ok(seconds("forks") < 10, `forks took ${seconds("forks")}s`);
+  // Its children sleep 100s: well under that means the job did not wait for them (generous, so a
+  // busy machine cannot fail it).
+  assert.ok(seconds("forks") < 60, `forks took ${seconds("forks")}s`);
   const leftPids = (await Deno.readTextFile(pids)).split(/\s+/).filter((p) => p !== "").map(
     Number,
   );
@@ -109,14 +122,10 @@ Deno.test("runaway: 1 GB of output, orphaned children, an ignored SIGTERM and st
 
   // Ignored SIGTERM: killed after timeout + grace, dead (no retries), outcome timeout.
   assert.equal(state("trap"), "dead");
-  const trapAttempts = queryDb(
-    t.db,
-    "SELECT outcome, signal, error FROM attempts WHERE job_id = 'trap'",
-  );
   assert.equal(trapAttempts.length, 1);
   assert.equal(trapAttempts[0].outcome, "timeout");
-  assert.match(trapAttempts[0].error as string, /^timed out after 1s/);
-  assert.ok(seconds("trap") >= 1.9 && seconds("trap") < 10, `trap took ${seconds("trap")}s`);
+  assert.match(trapAttempts[0].error ?? "", /^timed out after 1s/);
+  assert.ok(seconds("trap") >= 1.9 && seconds("trap") < 60, `trap took ${seconds("trap")}s`);
   const trapped = Number((await Deno.readTextFile(trapPid)).trim());
   assert.ok(!(await isLive(trapped)), `trap_term.sh (${trapped}) still runs`);
 
@@ -124,7 +133,8 @@ Deno.test("runaway: 1 GB of output, orphaned children, an ignored SIGTERM and st
   assert.equal(state("cat"), "completed");
   assert.equal(state("read"), "completed");
   assert.equal((await runCli(t.db, ["logs", "read"])).stdout, "end of input\n");
-  assert.ok(seconds("cat") < 5 && seconds("read") < 5);
+  // Reading the worker's stdin would hang for ever; 60s tells the two apart on any machine.
+  assert.ok(seconds("cat") < 60 && seconds("read") < 60);
   assert.equal(state("after"), "completed");
 
   // Nothing of the test is left: no worker, no job process, no sleep from the forks job.

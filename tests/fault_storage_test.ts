@@ -15,6 +15,10 @@ import {
   cliCommand,
   cliOk,
   type CliResult,
+  gateCommand,
+  jobState,
+  openDb,
+  openGate,
   runCli,
   startWorkers,
   tempDb,
@@ -43,6 +47,9 @@ const canMount = (() => {
   }
 })();
 
+/** Appended to the name of a test that needs a mount, where it is skipped. */
+const MOUNT = canMount ? "" : " (skipped: mounting a tmpfs is not allowed here)";
+
 function mount(args: string[]) {
   const r = run("mount", args);
   if (!r.ok) throw new Error(`mount ${args.join(" ")} failed: ${r.text}`);
@@ -50,7 +57,7 @@ function mount(args: string[]) {
 
 /** Unmounts `target`, retrying briefly while a process that just exited still holds it. */
 async function umount(target: string) {
-  await waitFor(() => run("umount", [target]).ok, { timeoutMs: 10_000, what: `umount ${target}` });
+  await waitFor(() => run("umount", [target]).ok, { timeoutMs: 30_000, what: `umount ${target}` });
 }
 
 /** A tmpfs of `size` mounted on a new directory inside `parent`; unmounted on dispose. */
@@ -99,10 +106,11 @@ function assertWorksOrFailsCleanly(r: CliResult, what: string) {
 }
 
 /**
- * `queuectl worker start --db DB` given `ms` to fail on its own. A supervisor that keeps running
- * is stopped and reported: on a database it cannot use it must exit with an error.
+ * `queuectl worker start --db DB` given `ms` (generous: a busy machine is slow) to fail on its
+ * own. A supervisor that keeps running is stopped and reported: on a database it cannot use it
+ * must exit with an error.
  */
-async function workerStart(db: string, ms = 15_000): Promise<CliResult & { timedOut: boolean }> {
+async function workerStart(db: string, ms = 60_000): Promise<CliResult & { timedOut: boolean }> {
   const [exec, ...pre] = cliCommand();
   const child = new Deno.Command(exec, {
     args: [...pre, "worker", "start", "--count", "1", "--db", db],
@@ -144,7 +152,7 @@ const WRITES: string[][] = [
   ["enqueue", "--", "echo", "hi"],
   ["config", "set", "max-retries", "5"],
   ["cancel", "j0"],
-  ["purge", "--state", "completed"],
+  ["purge", "--state", "completed", "--yes"],
 ];
 const READS: string[][] = [
   ["status"],
@@ -156,7 +164,8 @@ const READS: string[][] = [
 ];
 
 Deno.test({
-  name: "storage: read-only directory (ro tmpfs) → writes fail in one line, file bytes unchanged",
+  name: "storage: read-only directory (ro tmpfs) → writes fail in one line, file bytes unchanged" +
+    MOUNT,
   ignore: !canMount,
   async fn() {
     await using t = await tempDb();
@@ -174,13 +183,14 @@ Deno.test({
     fs.readWrite();
     // Writable again: the same database works as before.
     await cliOk(db, ["enqueue", '{"id":"after","command":"true"}']);
-    assert.equal(queryDb(db, "SELECT count(*) AS n FROM jobs")[0].n, 4);
+    assert.equal(JSON.parse(await cliOk(db, ["list", "--json"])).length, 4);
   },
 });
 
 Deno.test({
   name:
-    "storage: read-only database file (ro bind mount) → writes fail in one line, bytes unchanged",
+    "storage: read-only database file (ro bind mount) → writes fail in one line, bytes unchanged" +
+    MOUNT,
   ignore: !canMount,
   async fn() {
     await using t = await tempDb();
@@ -201,14 +211,14 @@ Deno.test({
     } finally {
       await umount(t.db);
     }
-    assert.equal(queryDb(t.db, "SELECT count(*) AS n FROM jobs")[0].n, 3);
+    assert.equal(JSON.parse(await cliOk(t.db, ["list", "--json"])).length, 3);
   },
 });
 
 // worker start checks that it can write before it starts any worker: on a read-only file it
 // exits with one line instead of workers that fail on their first write.
 Deno.test({
-  name: "storage: worker start on a read-only database file → exits with a one-line error",
+  name: "storage: worker start on a read-only database file → exits with a one-line error" + MOUNT,
   ignore: !canMount,
   async fn() {
     await using t = await tempDb();
@@ -241,7 +251,8 @@ function fill(dir: string): string {
 }
 
 Deno.test({
-  name: "storage: full disk → enqueue fails in one line, nothing stored, the database intact",
+  name: "storage: full disk → enqueue fails in one line, nothing stored, the database intact" +
+    MOUNT,
   ignore: !canMount,
   async fn() {
     await using t = await tempDb();
@@ -270,7 +281,7 @@ Deno.test({
     Deno.removeSync(filler);
     await cliOk(db, ["enqueue", '{"id":"one","command":"true"}']);
     assert.deepEqual(
-      queryDb(db, "SELECT id FROM jobs ORDER BY id").map((r) => r.id),
+      JSON.parse(await cliOk(db, ["list", "--json"])).map((j: { id: string }) => j.id).sort(),
       ["j0", "j1", "j2", "one"],
     );
     assert.equal(queryDb(db, "PRAGMA integrity_check")[0].integrity_check, "ok");
@@ -279,27 +290,34 @@ Deno.test({
 
 Deno.test({
   name:
-    "storage: full disk under a running worker → it backs off, logs it, and finishes the jobs later",
+    "storage: full disk under a running worker → it backs off, logs it, and finishes the jobs later" +
+    MOUNT,
   ignore: !canMount,
   async fn() {
     await using t = await tempDb();
     await using fs = tmpfs(t.dir, "2m");
     const db = `${fs.dir}/queue.db`;
-    // Due in 2s: by then the disk is full. They write outside the full file system.
-    const specs = Array.from(
-      { length: 20 },
-      (_, i) =>
-        JSON.stringify({ id: `f${i}`, command: `echo f${i} >> ${t.dir}/runs.txt`, delay: "2s" }),
-    );
+    // The first job holds the only worker until the gate opens, which happens once the disk is
+    // full: recording it and claiming the next then hit the full disk, however slow the machine.
+    // The jobs and the gate live outside the full file system.
+    const gate = `${t.dir}/gate`;
+    const specs = Array.from({ length: 20 }, (_, i) =>
+      JSON.stringify({
+        id: `f${i}`,
+        command: `echo f${i} >> ${t.dir}/runs.txt` + (i === 0 ? `; ${gateCommand(gate)}` : ""),
+        priority: i === 0 ? 1 : 0,
+      }));
     await cliOk(db, ["enqueue", "--file", "-"], { stdin: specs.join("\n") + "\n" });
     await cliOk(db, ["config", "set", "lease-timeout", "2s"]);
     const w = startWorkers(db, 1);
     let filler: string | null = null;
     try {
-      await waitFor(() => w.log().includes("worker.started"), { what: "worker started" });
+      await waitFor(() => w.log().includes("job.started"), { what: "the first job started" });
+      assert.equal(await jobState(db, "f0"), "processing");
       filler = fill(fs.dir);
+      await openGate(gate);
       await waitFor(() => /worker\.store_unavailable|job\.record_failed/.test(w.log()), {
-        timeoutMs: 20_000,
+        timeoutMs: 60_000,
         what: "the worker to report the full disk",
       });
       // It stays up through the errors: still running, no restart.
@@ -307,15 +325,17 @@ Deno.test({
       assert.equal(w.log().match(/worker\.started/g)?.length, 1, w.log());
       Deno.removeSync(filler);
       filler = null;
-      await waitFor(
-        () => queryDb(db, "SELECT count(*) AS n FROM jobs WHERE state = 'completed'")[0].n === 20,
-        { timeoutMs: 60_000, intervalMs: 200, what: "all jobs completed after space came back" },
-      );
+      await waitFor(async () => (await completedCount(db)) === 20, {
+        timeoutMs: 120_000,
+        intervalMs: 200,
+        what: "all jobs completed after space came back",
+      });
     } finally {
       if (filler) Deno.removeSync(filler);
+      await openGate(gate);
       w.signal("SIGTERM");
-      if ((await statusWithin(w.process, 20_000)) === null) w.signal("SIGKILL");
-      await reapMentioning(db, 10_000);
+      if ((await statusWithin(w.process, 60_000)) === null) w.signal("SIGKILL");
+      await reapMentioning(db, 30_000);
       await w.done();
     }
     const log = w.log();
@@ -323,10 +343,20 @@ Deno.test({
     assert.match(log, /retry_in=/, log);
     assert.equal(log.match(/worker\.started/g)?.length, 1, log);
     assert.doesNotMatch(log, /worker\.died|internal error/, log);
-    assert.equal(queryDb(db, "SELECT count(*) AS n FROM jobs WHERE state != 'completed'")[0].n, 0);
+    assert.equal(await completedCount(db), 20);
     assert.deepEqual(await procsMentioning(db), []);
   },
 });
+
+/** Number of completed jobs, read through the Store. */
+async function completedCount(db: string): Promise<number> {
+  const s = openDb(db);
+  try {
+    return await s.countJobs("completed");
+  } finally {
+    await s.close();
+  }
+}
 
 /** Runs every command against a damaged `db` and checks it fails cleanly and changes nothing. */
 async function assertRefusedEverywhere(db: string, message: RegExp) {
@@ -425,7 +455,7 @@ Deno.test("storage: the data directory is 0700 and every file in it 0600, after 
   let whileRunning = { actual: [] as string[], expected: [] as string[] };
   try {
     await waitFor(
-      () => queryDb(db, "SELECT state FROM jobs WHERE id = 'j'")[0].state === "completed",
+      async () => (await jobState(db, "j")) === "completed",
       { what: "j completed" },
     );
     // The supervisor's pid file, the -wal/-shm files and the job's log all exist now.

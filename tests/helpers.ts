@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { SqliteStore } from "../lib/store/sqlite.ts";
+import { openStore } from "../lib/store/open.ts";
+import type { Store } from "../lib/store/store.ts";
 
 export const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
 export const ROOT = fromFileUrl(new URL("../", import.meta.url));
@@ -139,10 +140,33 @@ export function startWorkers(
   };
 }
 
+/**
+ * A shell snippet that waits until `path` exists: a job that runs it holds its worker until the
+ * test calls `open(path)`, however slow the machine.
+ */
+export function gateCommand(path: string): string {
+  return `while [ ! -e '${path}' ]; do sleep 0.05; done`;
+}
+
+/** Opens a gate made by `gateCommand`. */
+export async function openGate(path: string): Promise<void> {
+  await Deno.writeTextFile(path, "");
+}
+
+/** The number of non-empty lines of the file at `path` (0 while it does not exist). */
+export function lineCount(path: string): number {
+  try {
+    return Deno.readTextFileSync(path).split("\n").filter(Boolean).length;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return 0;
+    throw e;
+  }
+}
+
 /** Polls `condition` until it is true, failing after `timeoutMs`. */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,
-  { timeoutMs = 15_000, intervalMs = 25, what = "condition" } = {},
+  { timeoutMs = 30_000, intervalMs = 25, what = "condition" } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
@@ -153,9 +177,12 @@ export async function waitFor(
   }
 }
 
-/** Opens the test database directly, to assert on stored rows. Close it after use. */
-export function openDb(db: string): SqliteStore {
-  return SqliteStore.open(db);
+/**
+ * Opens the test database through the Store interface (as the CLI does), to assert on stored
+ * rows without SQL. Close it after use.
+ */
+export function openDb(db: string): Store {
+  return openStore(db);
 }
 
 /** The state of one job, read straight from the store. */

@@ -4,10 +4,13 @@
  */
 import assert from "node:assert/strict";
 import {
+  ACTIVE_STATES,
   type AttemptOutcome,
+  attemptsUsed,
   type BackoffPolicy,
   backoffSeconds,
   DEFAULT_BACKOFF,
+  FINISHED_STATES,
   IllegalTransition,
   isLastAttempt,
   JOB_STATES,
@@ -15,6 +18,7 @@ import {
   type JobEvent,
   type JobState,
   nextRunAt,
+  READY_STATES,
   type Transition,
   transition,
 } from "../lib/job.ts";
@@ -70,7 +74,8 @@ const TABLE: Record<JobState, Record<JobEvent["type"], Expected>> = {
     fail: { state: "failed", attempts: 2, runAt: NOW + 4_000 },
     interrupt: { state: "pending", attempts: 1, runAt: NOW },
     retry: illegal,
-    cancel: illegal,
+    // The run is stopped by its worker and recorded as an attempt with outcome "cancelled".
+    cancel: { state: "cancelled", attempts: 2, runAt: null },
   },
   completed: {
     claim: illegal,
@@ -93,7 +98,7 @@ const TABLE: Record<JobState, Record<JobEvent["type"], Expected>> = {
     succeed: illegal,
     fail: illegal,
     interrupt: illegal,
-    retry: { state: "pending", attempts: 0, runAt: NOW },
+    retry: { state: "pending", attempts: 4, runAt: NOW, retryBase: 4 },
     cancel: illegal,
   },
   cancelled: {
@@ -101,21 +106,22 @@ const TABLE: Record<JobState, Record<JobEvent["type"], Expected>> = {
     succeed: illegal,
     fail: illegal,
     interrupt: illegal,
-    retry: { state: "pending", attempts: 0, runAt: NOW },
+    retry: { state: "pending", attempts: 1, runAt: NOW, retryBase: 1 },
     cancel: illegal,
   },
 };
 
 /** Applies `event` and keeps only the fields the state machine reads. */
 function apply(job: JobCore, event: JobEvent, now = NOW): JobCore {
-  const { state, attempts } = transition(job, event, now);
-  return { state, attempts, maxRetries: job.maxRetries };
+  const { state, attempts, retryBase = job.retryBase } = transition(job, event, now);
+  return { state, attempts, maxRetries: job.maxRetries, retryBase };
 }
 
 function describe(e: Expected): string {
   if (e === "illegal") return "IllegalTransition";
   const runAt = e.runAt === null ? "run_at unchanged" : `run_at now+${(e.runAt - NOW) / 1000}s`;
-  return `${e.state} (attempts ${e.attempts}, ${runAt})`;
+  const base = e.retryBase === undefined ? "" : `, retry_base ${e.retryBase}`;
+  return `${e.state} (attempts ${e.attempts}${base}, ${runAt})`;
 }
 
 Deno.test("job: the transition table names every state and every event", () => {
@@ -228,18 +234,53 @@ Deno.test("job: processing + interrupt never makes attempts negative", () => {
   );
 });
 
-Deno.test("job: retry of a dead or cancelled job gives a fresh retry budget", () => {
+Deno.test("job: retry of a dead or cancelled job gives a fresh retry budget, numbers continue", () => {
   for (const state of ["dead", "cancelled"] as const) {
     let job: JobCore = { state, attempts: 7, maxRetries: 2 };
     job = apply(job, EVENTS.retry);
-    assert.deepEqual(job, { state: "pending", attempts: 0, maxRetries: 2 });
-    let runs = 0;
+    assert.deepEqual(job, { state: "pending", attempts: 7, maxRetries: 2, retryBase: 7 });
+    assert.equal(attemptsUsed(job), 0);
+    const numbers: number[] = [];
+    const delays: number[] = [];
     while (job.state !== "dead") {
       job = apply(job, EVENTS.claim);
-      runs++;
+      numbers.push(job.attempts);
+      const next = transition(job, EVENTS.fail, NOW);
+      if (next.runAt !== null) delays.push(next.runAt - NOW);
       job = apply(job, EVENTS.fail);
     }
-    assert.equal(runs, 3, state);
+    assert.deepEqual(numbers, [8, 9, 10], `${state}: attempt 8 follows attempt 7`);
+    // The backoff restarts with the budget: 2^1, 2^2 seconds, not 2^8.
+    assert.deepEqual(delays, [2_000, 4_000], state);
+    // A second retry starts another budget after the tenth run.
+    job = apply(job, EVENTS.retry);
+    assert.deepEqual(job, { state: "pending", attempts: 10, maxRetries: 2, retryBase: 10 });
+  }
+});
+
+Deno.test("job: an interrupt after a retry gives the run back without touching the budget", () => {
+  let job: JobCore = { state: "dead", attempts: 4, maxRetries: 0 };
+  job = apply(apply(job, EVENTS.retry), EVENTS.claim);
+  assert.equal(attemptsUsed(job), 1);
+  job = apply(job, EVENTS.interrupt);
+  assert.deepEqual(job, { state: "pending", attempts: 4, maxRetries: 0, retryBase: 4 });
+  assert.equal(isLastAttempt(job), false);
+});
+
+Deno.test("job: the state sets split every state into active and finished, once each", () => {
+  assert.deepEqual([...ACTIVE_STATES, ...FINISHED_STATES].sort(), [...JOB_STATES].sort());
+  for (const s of READY_STATES) assert.ok(ACTIVE_STATES.includes(s), s);
+  // Exactly the states a job cannot leave on its own: the ones only a person's retry moves.
+  for (const s of JOB_STATES) {
+    const selfLeaving = (["claim", "succeed", "fail", "interrupt"] as const).some((type) => {
+      try {
+        transition(JOBS[s], EVENTS[type], NOW);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(FINISHED_STATES.includes(s), !selfLeaving, s);
   }
 });
 

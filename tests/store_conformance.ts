@@ -7,20 +7,31 @@
  * always passed in as `now`: nothing here sleeps or reads the clock to decide anything.
  */
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 import { ConflictError } from "../lib/errors.ts";
 import {
   type BackoffPolicy,
+  eventForOutcome,
   JOB_STATES,
-  type JobEvent,
   type JobState,
   transition,
 } from "../lib/job.ts";
-import type { AttemptResult, Job, JobCounts, NewJob, Store } from "../lib/store/store.ts";
+import type {
+  AttemptResult,
+  Job,
+  JobCounts,
+  ListOptions,
+  NewJob,
+  Store,
+} from "../lib/store/store.ts";
+import { PERMS } from "./helpers.ts";
 
 /** A fresh, empty database for one test. Disposing it removes it. */
 export interface TestDatabase extends AsyncDisposable {
   /** Opens a new connection to this database. The suite closes every connection it opens. */
   connect(): Promise<Store>;
+  /** What another process passes to `openStore` to open this database (a path or a URL). */
+  url: string;
 }
 
 /** Creates a `TestDatabase`; called once per test. */
@@ -31,6 +42,8 @@ interface Ctx {
   store: Store;
   /** Opens another connection to the same database (closed by the suite). */
   connect(): Promise<Store>;
+  /** What another process passes to `openStore` to open the same database. */
+  url: string;
 }
 
 const T0 = 1_800_000_000_000;
@@ -80,15 +93,10 @@ async function finish(
   now: number,
   result: AttemptResult = OK,
 ): Promise<Job> {
-  const event: JobEvent = result.outcome === "completed"
-    ? { type: "succeed" }
-    : result.outcome === "interrupted"
-    ? { type: "interrupt" }
-    : { type: "fail", outcome: result.outcome };
   const saved = await store.finishAttempt(
     job.id,
     job.workerId!,
-    transition(job, event, now, POLICY),
+    transition(job, eventForOutcome(result.outcome), now, POLICY),
     result,
     now,
   );
@@ -150,6 +158,48 @@ async function oneJobPerState(store: Store): Promise<Record<JobState, string>> {
   return ids as Record<JobState, string>;
 }
 
+const CLAIM_LOOP = fileURLToPath(new URL("./fixtures/claim_loop.ts", import.meta.url));
+
+/** A `fixtures/claim_loop.ts` process claiming from the database at `url` as `workerId`. */
+function spawnClaimer(url: string, workerId: string, now: number) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...PERMS, CLAIM_LOOP, url, workerId, String(now)],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const { promise: ready, resolve: markReady } = Promise.withResolvers<void>();
+  const stdout = (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      text += dec.decode(chunk, { stream: true });
+      if (text.startsWith("ready\n")) markReady();
+    }
+  })();
+  const output = Promise.all([
+    child.status,
+    stdout,
+    new Response(child.stderr).text(),
+  ]);
+  return {
+    /** Resolves once the claimer has opened the store; fails if it exits before. */
+    ready: Promise.race([
+      ready,
+      output.then(([status, , stderr]) => {
+        throw new Error(`claimer ${workerId} exited ${status.code} before it was ready\n${stderr}`);
+      }),
+    ]),
+    /** Opens the claimer's start gate. */
+    start: () => child.stdin.close(),
+    /** The ids it claimed. */
+    result: output.then(([status, , stderr]) => {
+      if (!status.success) throw new Error(`claimer ${workerId} exited ${status.code}\n${stderr}`);
+      return JSON.parse(text.slice("ready\n".length)) as string[];
+    }),
+  };
+}
+
 /** Registers the whole suite with `Deno.test`, against databases from `newDatabase`. */
 export function storeConformance(name: string, newDatabase: DatabaseFactory): void {
   function storeTest(title: string, fn: (ctx: Ctx) => Promise<void>) {
@@ -162,7 +212,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
         return s;
       };
       try {
-        await fn({ store: await connect(), connect });
+        await fn({ store: await connect(), connect, url: db.url });
       } finally {
         for (const s of opened) await s.close();
       }
@@ -193,6 +243,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       ...spec,
       state: "pending",
       attempts: 0,
+      retryBase: 0,
       createdAt: T0 - 5,
       updatedAt: T0 - 5,
       startedAt: null,
@@ -200,6 +251,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       exitCode: null,
       error: null,
       workerId: null,
+      outputKey: null,
     });
   });
 
@@ -371,7 +423,9 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
         workerId: "w1",
         startedAt: T0,
         updatedAt: T0,
+        outputKey: claimed.outputKey,
       });
+      assert.match(claimed.outputKey ?? "", /^[0-9a-f]{16}$/);
       assert.deepEqual(await store.getJob("a"), claimed);
     },
   );
@@ -437,24 +491,29 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
     },
   );
 
+  // node:sqlite is synchronous: claims on two connections of one process run one after another
+  // however they are awaited. Real concurrency needs processes, as workers are.
   storeTest(
-    "claims started together on two connections never share a job",
-    async ({ store, connect }) => {
-      const other = await connect();
-      const n = 30;
+    "claims started together in 4 processes never share a job, and every job is claimed",
+    async ({ store, url }) => {
+      const n = 400;
       await store.enqueue(Array.from({ length: n }, (_, i) => newJob(`j${i}`)), T0);
-      const batches = await Promise.all(
-        Array.from(
-          { length: 20 },
-          (_, i) => (i % 2 === 0 ? store : other).claimNext(`w${i % 2}`, T0 + 1, 2),
-        ),
-      );
-      const ids = batches.flat().map((j) => j.id);
-      assert.equal(new Set(ids).size, ids.length, "a job was claimed twice");
-      assert.equal(ids.length, n);
-      for (const [i, batch] of batches.entries()) {
-        for (const j of batch) assert.equal((await store.getJob(j.id))!.workerId, `w${i % 2}`);
+      const claimers = Array.from({ length: 4 }, (_, i) => spawnClaimer(url, `w${i}`, T0 + 1));
+      try {
+        // Open the start gate only once every claimer has its connection, so that they claim
+        // at the same time rather than in the order they happened to start.
+        await Promise.all(claimers.map((c) => c.ready));
+      } finally {
+        for (const c of claimers) await c.start();
       }
+      const claimed = await Promise.all(claimers.map((c) => c.result));
+      const ids = claimed.flat();
+      assert.equal(new Set(ids).size, ids.length, "a job was claimed twice");
+      assert.deepEqual([...ids].sort(), Array.from({ length: n }, (_, i) => `j${i}`).sort());
+      for (const [i, batch] of claimed.entries()) {
+        for (const id of batch) assert.equal((await store.getJob(id))!.workerId, `w${i}`);
+      }
+      assert.equal(await store.countJobs("processing"), n);
     },
   );
 
@@ -483,6 +542,8 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       exitCode: 0,
       signal: null,
       error: null,
+      outputKey: claimed.outputKey,
+      note: null,
     }]);
   });
 
@@ -511,6 +572,8 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
         exitCode: 3,
         signal: null,
         error: "boom",
+        outputKey: claimed.outputKey,
+        note: null,
       }]);
     },
   );
@@ -636,7 +699,8 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       assert.equal((await store.getJob("b"))!.state, "dead");
       const retried = await apply(store, "b", "retry", T0 + 30);
       assert.equal(retried.state, "pending");
-      assert.equal(retried.attempts, 0);
+      assert.equal(retried.attempts, 1, "attempt numbers continue after a retry");
+      assert.equal(retried.retryBase, 1, "with a fresh budget");
       assert.equal(retried.runAt, T0 + 30);
       assert.equal(retried.updatedAt, T0 + 30);
       assert.deepEqual(await store.listAttempts("a"), [], "a person's change is not an attempt");
@@ -853,13 +917,13 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
         ),
         T0,
       );
-      const old = await finish(store, await claimOne(store, "w1", T0), T0 + 10);
+      await finish(store, await claimOne(store, "w1", T0), T0 + 10);
       await finish(store, await claimOne(store, "w1", T0), T0 + 20);
       await finish(store, await claimOne(store, "w1", T0), T0 + 10, EXIT3);
       assert.equal((await store.getJob("dead"))!.state, "dead");
 
       assert.deepEqual(await store.purge("completed", T0 + 10), [], "finished at the cutoff: kept");
-      assert.deepEqual(await store.purge("completed", T0 + 11), [old.seq]);
+      assert.deepEqual((await store.purge("completed", T0 + 11)).map((j) => j.id), ["old"]);
       assert.equal(await store.getJob("old"), null);
       assert.deepEqual(await store.listAttempts("old"), [], "its attempts went with it");
       assert.equal((await store.getJob("new"))?.state, "completed");
@@ -871,11 +935,15 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
     },
   );
 
-  storeTest("purge returns the seq of every deleted job", async ({ store }) => {
+  storeTest("purge returns every deleted job with its runs' output keys", async ({ store }) => {
     await store.enqueue([newJob("a", { maxRetries: 0 }), newJob("b", { maxRetries: 0 })], T0);
     const a = await finish(store, await claimOne(store, "w1", T0), T0 + 1, EXIT3);
     const b = await finish(store, await claimOne(store, "w1", T0), T0 + 2, EXIT3);
-    assert.deepEqual((await store.purge("dead", T0 + 100)).sort((x, y) => x - y), [a.seq, b.seq]);
+    const deleted = (await store.purge("dead", T0 + 100)).sort((x, y) => x.id < y.id ? -1 : 1);
+    assert.deepEqual(deleted, [
+      { id: "a", outputKeys: [a.outputKey] },
+      { id: "b", outputKeys: [b.outputKey] },
+    ]);
     assert.equal(await store.countJobs(), 0);
     assert.deepEqual(await store.purge("dead", T0 + 100), []);
   });
@@ -886,8 +954,46 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       await store.enqueue([newJob("a"), newJob("b")], T0);
       const a = await apply(store, "a", "cancel", T0 + 10);
       await apply(store, "b", "cancel", T0 + 30);
-      assert.deepEqual(await store.purge("cancelled", T0 + 20), [a.seq]);
+      assert.deepEqual(await store.purge("cancelled", T0 + 20), [{ id: a.id, outputKeys: [] }]);
       assert.equal((await store.getJob("b"))?.state, "cancelled");
+    },
+  );
+
+  storeTest("every claim names its run's output with a fresh key", async ({ store }) => {
+    await store.enqueue([newJob("a", { maxRetries: 2 }), newJob("b", { runAt: T0 + 5_000 })], T0);
+    const first = await claimOne(store, "w1", T0);
+    assert.equal(first.id, "a");
+    assert.match(first.outputKey ?? "", /^[0-9a-f]{16}$/);
+    assert.deepEqual(await store.outputKeys("a"), [{ attempt: 1, key: first.outputKey }]);
+    const noted = { ...EXIT3, note: "output not stored: disk full" };
+    const failed = await store.finishAttempt(
+      "a",
+      "w1",
+      transition(first, { type: "fail", outcome: "exited" }, T0 + 1, POLICY),
+      noted,
+      T0 + 1,
+    );
+    assert.equal(failed?.outputKey, first.outputKey, "the key stays with the job after the run");
+    const [attempt1] = await store.listAttempts("a");
+    assert.equal(attempt1.outputKey, first.outputKey);
+    assert.equal(attempt1.note, "output not stored: disk full");
+    const second = (await store.claimNext("w2", T0 + 10_000))[0];
+    assert.equal(second.id, "a", "a's retry was due before b");
+    assert.notEqual(second.outputKey, first.outputKey, "a new run never shares its output");
+    assert.deepEqual(await store.outputKeys("a"), [
+      { attempt: 1, key: first.outputKey },
+      { attempt: 2, key: second.outputKey },
+    ]);
+    const other = await claimOne(store, "w3", T0 + 10_000);
+    assert.notEqual(other.outputKey, second.outputKey);
+    assert.deepEqual(await store.outputKeys("nope"), []);
+    assert.equal((await store.getJob("b"))?.outputKey, other.outputKey);
+  });
+
+  storeTest(
+    "a store that is still where it was opened passes assertSameStore",
+    async ({ store }) => {
+      await store.assertSameStore();
     },
   );
 
@@ -1081,6 +1187,237 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
     assert.deepEqual(await store.getJob("a"), before);
     assert.equal(await store.countJobs(), 1);
   });
+
+  // --- cancelling a running job, removing one, finding jobs ------------------------------------
+
+  storeTest(
+    "cancelRunning moves the run's job to cancelled and records the run as cancelled",
+    async ({ store }) => {
+      await store.enqueue([newJob("a", { maxRetries: 1 })], T0);
+      await finish(store, await claimOne(store, "w1", T0 + 1), T0 + 2, EXIT3);
+      const running = await claimOne(store, "w1", T0 + 5000);
+      assert.equal(running.attempts, 2);
+      const next = transition(running, { type: "cancel" }, T0 + 5010);
+      const saved = await store.cancelRunning("a", "w1", 2, next, "stopped by hand", T0 + 5010);
+      assert.ok(saved);
+      assert.equal(saved.state, "cancelled");
+      assert.equal(saved.attempts, 2);
+      assert.equal(saved.finishedAt, T0 + 5010);
+      assert.equal(saved.updatedAt, T0 + 5010);
+      assert.equal(saved.exitCode, null);
+      assert.equal(saved.error, "stopped by hand");
+      assert.deepEqual(await store.getJob("a"), saved);
+      assert.deepEqual(
+        (await store.listAttempts("a")).map((x) => [x.attempt, x.outcome, x.workerId, x.error]),
+        [[1, "exited", "w1", "boom"], [2, "cancelled", "w1", "stopped by hand"]],
+      );
+      const [, cancelled] = await store.listAttempts("a");
+      assert.equal(cancelled.startedAt, T0 + 5000);
+      assert.equal(cancelled.finishedAt, T0 + 5010);
+      assert.equal(cancelled.exitCode, null);
+      assert.equal(cancelled.signal, null);
+      assert.equal((await store.counts(T0 + 5010)).cancelled, 1);
+      assert.equal((await store.counts(T0 + 5010)).processing, 0);
+      // The worker's own report comes later and loses: its guard no longer matches.
+      const late = transition(running, { type: "succeed" }, T0 + 5020);
+      assert.equal(await store.finishAttempt("a", "w1", late, OK, T0 + 5020), null);
+      assert.deepEqual(await store.getJob("a"), saved);
+      assert.equal((await store.listAttempts("a")).length, 2);
+      assert.deepEqual(await store.claimNext("w1", T0 + 99_999), [], "a cancelled job never runs");
+    },
+  );
+
+  storeTest(
+    "cancelRunning whose guard fails (other worker, other run, not processing) writes nothing",
+    async ({ store }) => {
+      await store.enqueue([newJob("a", { maxRetries: 3 }), newJob("p", { runAt: T0 + 1e9 })], T0);
+      const first = await claimOne(store, "w1", T0 + 1);
+      const cancel = transition(first, { type: "cancel" }, T0 + 2);
+      // Another worker's id, or a run number the job is not on: no match.
+      assert.equal(await store.cancelRunning("a", "w2", 1, cancel, "x", T0 + 2), null);
+      assert.equal(await store.cancelRunning("a", "w1", 2, cancel, "x", T0 + 2), null);
+      assert.deepEqual(await store.getJob("a"), first);
+      // The run the caller read ended and the same worker runs the job again: a different run.
+      await finish(store, first, T0 + 3, EXIT3);
+      const second = await claimOne(store, "w1", T0 + 10_000);
+      assert.equal(await store.cancelRunning("a", "w1", 1, cancel, "x", T0 + 10_001), null);
+      assert.deepEqual(await store.getJob("a"), second);
+      // Not processing at all, and no such job.
+      const pending = (await store.getJob("p"))!;
+      const p = { ...transition(pending, { type: "cancel" }, T0 + 5) };
+      assert.equal(await store.cancelRunning("p", "w1", 0, p, "x", T0 + 5), null);
+      assert.equal((await store.getJob("p"))!.state, "pending");
+      assert.equal(await store.cancelRunning("nope", "w1", 1, p, "x", T0 + 5), null);
+      assert.deepEqual((await store.listAttempts("a")).map((x) => x.outcome), ["exited"]);
+      assert.deepEqual(await store.listAttempts("p"), []);
+    },
+  );
+
+  storeTest(
+    "two cancelRunning calls for one run: exactly one wins, one attempt is recorded",
+    async ({ store, connect }) => {
+      const other = await connect();
+      await store.enqueue([newJob("a")], T0);
+      const job = await claimOne(store, "w1", T0 + 1);
+      const next = transition(job, { type: "cancel" }, T0 + 2);
+      const results = await Promise.all([
+        store.cancelRunning("a", "w1", 1, next, "one", T0 + 2),
+        other.cancelRunning("a", "w1", 1, next, "two", T0 + 2),
+      ]);
+      assert.equal(results.filter((r) => r !== null).length, 1);
+      assert.equal((await store.listAttempts("a")).length, 1);
+    },
+  );
+
+  storeTest("removeJob deletes a job in one of the given states, with its history", async (
+    { store },
+  ) => {
+    const ids = await oneJobPerState(store);
+    await apply(store, ids.dead, "retry", T0 + 30);
+    await finish(store, await claimOne(store, "w1", T0 + 40), T0 + 50, EXIT3);
+    assert.equal((await store.getJob(ids.dead))!.state, "dead");
+    const finished = ["completed", "dead", "cancelled"] as const;
+    for (const state of ["pending", "processing", "failed"] as const) {
+      assert.equal(await store.removeJob(ids[state], finished), null, state);
+      assert.equal((await store.getJob(ids[state]))?.state, state, `${state} kept`);
+    }
+    assert.equal(await store.removeJob("nope", finished), null);
+    const before = await store.getJob(ids.dead);
+    const removed = await store.removeJob(ids.dead, finished);
+    assert.deepEqual(removed, before, "returns the deleted job");
+    assert.equal(await store.getJob(ids.dead), null);
+    assert.deepEqual(await store.listAttempts(ids.dead), []);
+    assert.deepEqual(await store.listRetries(ids.dead), []);
+    assert.equal(await store.removeJob(ids.dead, finished), null, "only once");
+    assert.ok(await store.removeJob(ids.completed, ["completed"]));
+    assert.equal(await store.removeJob(ids.cancelled, []), null, "no state allowed: nothing");
+    const counts = await store.counts(T0 + 60);
+    assert.equal(counts.dead, 0);
+    assert.equal(counts.completed, 0);
+    assert.equal(counts.cancelled, 1);
+    assert.equal(await store.countJobs(), JOB_STATES.length - 2);
+    // The id is free again.
+    await store.enqueue([newJob(ids.dead)], T0 + 70);
+    assert.equal((await store.getJob(ids.dead))!.attempts, 0);
+  });
+
+  storeTest(
+    "a retry from dead or cancelled keeps attempt numbers going and is kept as a retry mark",
+    async ({ store }) => {
+      await store.enqueue([
+        newJob("d", { maxRetries: 1, priority: 1 }),
+        newJob("x", { runAt: T0 + 1e9 }),
+      ], T0);
+      for (const t of [T0 + 1, T0 + 10_000]) {
+        await finish(store, await claimOne(store, "w1", t), t + 1, EXIT3);
+      }
+      assert.equal((await store.getJob("d"))!.state, "dead");
+      await apply(store, "d", "retry", T0 + 20_000);
+      await apply(store, "x", "cancel", T0 + 20_001);
+      await apply(store, "x", "retry", T0 + 20_002);
+      // Runs 3 and 4 use the fresh budget of two; the backoff restarts at 2^1 s.
+      const third = await claimOne(store, "w1", T0 + 20_010);
+      assert.equal(third.attempts, 3);
+      const failed = await finish(store, third, T0 + 20_011, EXIT3);
+      assert.equal(failed.state, "failed");
+      assert.equal(failed.runAt, T0 + 20_011 + 2_000);
+      const fourth = await claimOne(store, "w1", T0 + 30_000);
+      assert.equal(fourth.attempts, 4);
+      assert.equal((await finish(store, fourth, T0 + 30_001, EXIT3)).state, "dead");
+      assert.deepEqual((await store.listAttempts("d")).map((a) => a.attempt), [1, 2, 3, 4]);
+      assert.deepEqual(await store.listRetries("d"), [
+        { jobId: "d", afterAttempt: 2, fromState: "dead", retriedAt: T0 + 20_000 },
+      ]);
+      assert.deepEqual(await store.listRetries("x"), [
+        { jobId: "x", afterAttempt: 0, fromState: "cancelled", retriedAt: T0 + 20_002 },
+      ]);
+      assert.deepEqual(await store.listRetries("nope"), []);
+      // A failed job's retry keeps its budget: no mark.
+      await store.enqueue([newJob("f")], T0);
+      await finish(store, await claimOne(store, "w1", T0 + 40_000), T0 + 40_001, EXIT3);
+      const f = await apply(store, "f", "retry", T0 + 40_002);
+      assert.equal(f.retryBase, 0);
+      assert.deepEqual(await store.listRetries("f"), []);
+      // Purging removes the marks with the job.
+      assert.equal(await store.countPurgeable("dead", T0 + 40_000), 1);
+      await store.purge("dead", T0 + 40_000);
+      assert.deepEqual(await store.listRetries("d"), []);
+    },
+  );
+
+  storeTest("countPurgeable counts what purge would delete, and deletes nothing", async (
+    { store },
+  ) => {
+    await store.enqueue([newJob("old"), newJob("new"), newJob("p", { runAt: T0 + 1e9 })], T0);
+    await finish(store, await claimOne(store, "w1", T0 + 1), T0 + 10);
+    await finish(store, await claimOne(store, "w1", T0 + 11), T0 + 20);
+    assert.equal(await store.countPurgeable("completed", T0 + 10), 0, "at the cutoff: kept");
+    assert.equal(await store.countPurgeable("completed", T0 + 11), 1);
+    assert.equal(await store.countPurgeable("completed", T0 + 21), 2);
+    assert.equal(await store.countPurgeable("pending", T0 + 21), 1);
+    assert.equal(await store.countPurgeable("dead", T0 + 21), 0);
+    assert.equal(await store.countJobs(), 3);
+    assert.equal(
+      (await store.purge("completed", T0 + 11)).length,
+      1,
+      "purge with the same cutoff deletes as many",
+    );
+  });
+
+  storeTest("listJobs newest first, by several states, and countJobs of several", async (
+    { store },
+  ) => {
+    const ids = await oneJobPerState(store);
+    const all = await store.listJobs({ limit: 100 });
+    const newest = await store.listJobs({ limit: 100, newestFirst: true });
+    assert.deepEqual(newest.map((j) => j.id), all.map((j) => j.id).reverse());
+    assert.deepEqual(
+      (await store.listJobs({ limit: 2, offset: 1, newestFirst: true })).map((j) => j.id),
+      newest.slice(1, 3).map((j) => j.id),
+    );
+    const dl = await store.listJobs({ states: ["dead", "failed"], limit: 100, newestFirst: true });
+    assert.deepEqual(dl.map((j) => j.id), [ids.dead, ids.failed]);
+    assert.deepEqual(await store.listJobs({ states: [], limit: 100 }), []);
+    assert.deepEqual(
+      (await store.listJobs({ state: "dead", states: ["dead", "failed"], limit: 9 })).map((j) =>
+        j.id
+      ),
+      [ids.dead],
+    );
+    assert.equal(await store.countJobs(["dead", "failed"]), 2);
+    assert.equal(await store.countJobs([]), 0);
+    assert.equal(await store.countJobs([...JOB_STATES]), JOB_STATES.length);
+  });
+
+  storeTest(
+    "listJobs search finds text in id, command or error, in any ASCII case, % and _ literal",
+    async ({ store }) => {
+      await store.enqueue([
+        newJob("backup-nightly", { command: "tar cf /x" }),
+        newJob("b2", { command: "./BackUp.sh --full" }),
+        newJob("b3", { command: "echo 100% done_ok", maxRetries: 0 }),
+        newJob("b4", { command: "echo plain", runAt: T0 + 1e9 }),
+      ], T0);
+      await finish(store, await claimOne(store, "w1", T0 + 1), T0 + 2);
+      await finish(store, await claimOne(store, "w1", T0 + 3), T0 + 4);
+      const b3 = await claimOne(store, "w1", T0 + 5);
+      await finish(store, b3, T0 + 6, { ...EXIT3, error: "Disk FULL on /backup" });
+      const find = async (search: string, more: Partial<ListOptions> = {}) =>
+        (await store.listJobs({ search, limit: 100, ...more })).map((j) => j.id);
+      assert.deepEqual(await find("backup"), ["backup-nightly", "b2", "b3"]);
+      assert.deepEqual(await find("BACKUP", { newestFirst: true }), ["b3", "b2", "backup-nightly"]);
+      assert.deepEqual(await find("disk full"), ["b3"]);
+      assert.deepEqual(await find("100%"), ["b3"]);
+      assert.deepEqual(await find("%"), ["b3"], "% is a character, not a wildcard");
+      assert.deepEqual(await find("d_ne"), [], "_ is a character, not a wildcard");
+      assert.deepEqual(await find("done_"), ["b3"]);
+      assert.deepEqual(await find("\\"), []);
+      assert.deepEqual(await find("backup", { states: ["completed"] }), ["backup-nightly", "b2"]);
+      assert.deepEqual(await find("backup", { limit: 1, offset: 1 }), ["b2"]);
+      assert.deepEqual(await find("nothing like it"), []);
+      assert.deepEqual(await find(""), ["backup-nightly", "b2", "b3", "b4"], "empty: no filter");
+    },
+  );
 
   storeTest(
     "markWorkerStopping records the first graceful stop; registering again clears it",

@@ -11,6 +11,7 @@ storeConformance("sqlite", async () => {
   const path = `${dir}/queue.db`;
   return {
     connect: () => Promise.resolve(SqliteStore.open(path)),
+    url: path,
     async [Symbol.asyncDispose]() {
       await Deno.remove(dir, { recursive: true });
     },

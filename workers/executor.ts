@@ -3,8 +3,12 @@
  * log file (capped, keeping the tail), a timeout that kills the whole process tree, and an outcome
  * that keeps a non-zero exit, a failed spawn, a timeout and a kill apart. No store access here.
  */
+import { formatDurationExact } from "../lib/duration.ts";
+import { DROPPED_MARKER } from "../lib/output.ts";
 import { dirname } from "../lib/paths.ts";
 import type { AttemptResult } from "../lib/store/store.ts";
+import { writeAll } from "../lib/write_all.ts";
+import { endOrphans } from "./reaper.ts";
 
 export interface RunOptions {
   command: string;
@@ -14,81 +18,99 @@ export interface RunOptions {
   timeoutMs: number;
   /** After SIGTERM (timeout or forced stop), wait this long before SIGKILL. */
   killGraceMs: number;
+  /** This run's own output file (lib/output.ts); created on the first output. */
   logFile: string;
   logMaxBytes: number;
-  /** Written before this attempt's first output line when the log already has content. */
-  logHeader: string;
   /** Aborting it kills the job (forced shutdown): the outcome is `interrupted`. */
   interrupt: AbortSignal;
+  /**
+   * Aborting it kills the job because it is no longer this worker's (cancelled, or rescued after
+   * a lost lease): the outcome is `interrupted`, and the store's guard drops it.
+   */
+  lost?: AbortSignal;
 }
 
 const STDERR_TAIL_BYTES = 4096;
+/** How long output pipes may stay open after the job's shell ended (held by an escaped child). */
+const PIPE_DRAIN_MS = 2000;
 const ERROR_LINES = 5;
 const ERROR_MAX_CHARS = 500;
 
 /**
- * A log file capped at `maxBytes` that keeps the newest output: it writes into `path` until that
- * holds half the cap, then moves it to `path.1` and starts again, so the two never hold more than
- * the cap. `close()` joins them into `path`, trimmed to the cap.
+ * A run's output file capped at `maxBytes` that keeps the newest output: it writes into `path`
+ * until that holds half the cap, then renames it to `path.1` and starts a new `path`, which opens
+ * with `DROPPED_MARKER` (lib/output.ts); the two never hold more than the cap. Files are never
+ * rewritten, so `logs --follow` can track them. A write that fails (a full disk) drops that
+ * output and every later chunk, and is reported once by `lost`; it never fails the job.
  */
 class CappedLog {
   #file: Deno.FsFile | null = null;
   #size = 0;
-  #rotated = false;
-  constructor(readonly path: string, readonly maxBytes: number, readonly header: string) {}
+  #generation = 0;
+  /** Why output stopped being stored, once it did. */
+  lost: string | null = null;
+  #lostBytes = 0;
+  constructor(readonly path: string, readonly maxBytes: number) {}
 
-  #open() {
-    Deno.mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    this.#file = Deno.openSync(this.path, { append: true, create: true, mode: 0o600 });
-    this.#size = this.#file.statSync().size;
-    if (this.#size > 0 && this.header) this.#writeRaw(new TextEncoder().encode(this.header));
+  #start() {
+    if (this.#generation === 0) {
+      Deno.mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    } else {
+      this.#file!.close();
+      this.#file = null;
+      Deno.renameSync(this.path, this.path + ".1");
+    }
+    // createNew: the key is fresh for this run, so a file already there is not ours to extend.
+    this.#file = this.#generation === 0
+      ? Deno.openSync(this.path, { write: true, createNew: true, mode: 0o600 })
+      : Deno.openSync(this.path, { write: true, create: true, truncate: true, mode: 0o600 });
+    this.#generation++;
+    this.#size = 0;
+    if (this.#generation > 1) this.#writeRaw(DROPPED_MARKER);
   }
 
   #writeRaw(chunk: Uint8Array) {
-    let off = 0;
-    while (off < chunk.length) off += this.#file!.writeSync(chunk.subarray(off));
+    writeAll(this.#file!, chunk);
     this.#size += chunk.length;
   }
 
   write(chunk: Uint8Array) {
-    if (!this.#file) this.#open();
-    const half = Math.max(1, Math.floor(this.maxBytes / 2));
-    if (chunk.length > half) chunk = chunk.subarray(chunk.length - half);
-    if (this.#size + chunk.length > half) {
-      this.#file!.close();
-      Deno.renameSync(this.path, this.path + ".1");
-      this.#rotated = true;
-      this.#file = Deno.openSync(this.path, {
-        write: true,
-        create: true,
-        truncate: true,
-        mode: 0o600,
-      });
-      this.#size = 0;
+    if (this.lost) {
+      this.#lostBytes += chunk.length;
+      return;
     }
-    this.#writeRaw(chunk);
+    try {
+      const half = Math.max(2 * DROPPED_MARKER.length, Math.floor(this.maxBytes / 2));
+      // Room for a chunk in a fresh file after its marker, so each half stays within half.
+      const room = half - DROPPED_MARKER.length;
+      if (chunk.length > room) chunk = chunk.subarray(chunk.length - room);
+      if (!this.#file || this.#size + chunk.length > half) this.#start();
+      this.#writeRaw(chunk);
+    } catch (e) {
+      this.lost = (e as Error).message;
+      this.#lostBytes += chunk.length;
+    }
   }
 
-  close() {
-    if (!this.#file) return;
-    this.#file.close();
+  /** Closes the file; returns a note when output could not be stored. */
+  close(): string | null {
+    try {
+      this.#file?.close();
+    } catch { /* closing a file that failed a write */ }
     this.#file = null;
-    if (!this.#rotated) return;
-    const old = Deno.readFileSync(this.path + ".1");
-    const cur = Deno.readFileSync(this.path);
-    const keep = Math.max(0, this.maxBytes - cur.length);
-    const note = new TextEncoder().encode(
-      `[queuectl: earlier output dropped; log capped at ${this.maxBytes} bytes]\n`,
-    );
-    const head = old.subarray(Math.max(0, old.length - Math.max(0, keep - note.length)));
-    const out = new Uint8Array(note.length + head.length + cur.length);
-    out.set(note);
-    out.set(head, note.length);
-    out.set(cur, note.length + head.length);
-    Deno.writeFileSync(this.path, out.subarray(Math.max(0, out.length - this.maxBytes)), {
-      mode: 0o600,
-    });
-    Deno.removeSync(this.path + ".1");
+    if (!this.lost) return null;
+    const note = `output not stored from byte ${this.#size} on (${this.#lostBytes} bytes ` +
+      `dropped): ${this.lost}`;
+    try {
+      // One line in the log itself where there is room for it now.
+      const f = Deno.openSync(this.path, { append: true, create: true, mode: 0o600 });
+      try {
+        f.writeSync(new TextEncoder().encode(`\n[queuectl: ${note}]\n`));
+      } finally {
+        f.close();
+      }
+    } catch { /* still no room: the attempt's note says it */ }
+    return note;
   }
 }
 
@@ -133,7 +155,7 @@ function killGroup(pid: number, signal: Deno.Signal) {
 /** Runs the command to its end and says how it ended. Never throws for a job's own failure. */
 export async function runJob(opts: RunOptions): Promise<AttemptResult & { durationMs: number }> {
   const started = performance.now();
-  const log = new CappedLog(opts.logFile, opts.logMaxBytes, opts.logHeader);
+  const log = new CappedLog(opts.logFile, opts.logMaxBytes);
   let child: Deno.ChildProcess;
   try {
     // Its own session and process group, so a timeout can kill the whole tree and a Ctrl+C in
@@ -164,8 +186,11 @@ export async function runJob(opts: RunOptions): Promise<AttemptResult & { durati
   }
 
   let stderrTail = new Uint8Array(0);
-  const pump = async (stream: ReadableStream<Uint8Array>, isErr: boolean) => {
-    for await (const chunk of stream) {
+  const readers = [child.stdout.getReader(), child.stderr.getReader()];
+  const pump = async (reader: ReadableStreamDefaultReader<Uint8Array>, isErr: boolean) => {
+    for (;;) {
+      const { value: chunk, done } = await reader.read();
+      if (done) return;
       log.write(chunk);
       if (isErr) {
         const joined = new Uint8Array(
@@ -179,11 +204,11 @@ export async function runJob(opts: RunOptions): Promise<AttemptResult & { durati
       }
     }
   };
-  const pumps = Promise.allSettled([pump(child.stdout, false), pump(child.stderr, true)]);
+  const pumps = Promise.allSettled([pump(readers[0], false), pump(readers[1], true)]);
 
-  let ended: "timeout" | "interrupted" | null = null;
+  let ended: "timeout" | "interrupted" | "lost" | null = null;
   let graceTimer: ReturnType<typeof setTimeout> | undefined;
-  const stop = (why: "timeout" | "interrupted") => {
+  const stop = (why: "timeout" | "interrupted" | "lost") => {
     if (ended) return;
     ended = why;
     killGroup(child.pid, "SIGTERM");
@@ -191,60 +216,86 @@ export async function runJob(opts: RunOptions): Promise<AttemptResult & { durati
   };
   const timer = opts.timeoutMs > 0 ? setTimeout(() => stop("timeout"), opts.timeoutMs) : undefined;
   const onInterrupt = () => stop("interrupted");
+  const onLost = () => stop("lost");
   if (opts.interrupt.aborted) onInterrupt();
   else opts.interrupt.addEventListener("abort", onInterrupt);
+  if (opts.lost?.aborted) onLost();
+  else opts.lost?.addEventListener("abort", onLost);
 
   const status = await child.status;
   clearTimeout(timer);
   clearTimeout(graceTimer);
   opts.interrupt.removeEventListener("abort", onInterrupt);
-  // The shell is gone; whatever it left behind in its group goes too, so nothing outlives the job
-  // and the output pipes close.
+  opts.lost?.removeEventListener("abort", onLost);
+  // !!! The shell is gone; nothing it started may outlive it or hold this worker. Its process
+  // group goes first; then whatever left the group (setsid, a double fork) and was re-parented
+  // to this worker, the subreaper; then the output pipes get a bounded wait, since a process
+  // that escaped even that (no subreaper here) may still hold them open. !!!
   killGroup(child.pid, "SIGKILL");
-  await pumps;
-  try {
-    log.close();
-  } catch {
-    // A log that cannot be written must not lose the job's result.
+  await endOrphans();
+  let drained = false;
+  let drainTimer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    pumps.then(() => drained = true),
+    new Promise((r) => drainTimer = setTimeout(r, PIPE_DRAIN_MS)),
+  ]);
+  clearTimeout(drainTimer);
+  if (!drained) {
+    for (const r of readers) r.cancel().catch(() => {});
+    await pumps;
   }
+  const note = log.close();
   const durationMs = performance.now() - started;
   const tail = tailText(stderrTail);
+  const result = outcomeOf();
+  return note ? { ...result, note } : result;
 
-  if (ended === "timeout") {
+  function outcomeOf(): AttemptResult & { durationMs: number } {
+    if (ended === "timeout") {
+      return {
+        outcome: "timeout",
+        exitCode: status.code,
+        signal: status.signal,
+        error: `timed out after ${formatDurationExact(opts.timeoutMs)}` + (tail ? `\n${tail}` : ""),
+        durationMs,
+      };
+    }
+    if (ended === "lost") {
+      return {
+        outcome: "interrupted",
+        exitCode: status.code,
+        signal: status.signal,
+        error: "stopped: the job was cancelled or rescued while it ran",
+        durationMs,
+      };
+    }
+    if (ended === "interrupted") {
+      return {
+        outcome: "interrupted",
+        exitCode: status.code,
+        signal: status.signal,
+        error: "interrupted by a forced worker stop",
+        durationMs,
+      };
+    }
+    if (status.success) {
+      return { outcome: "completed", exitCode: 0, signal: null, error: null, durationMs };
+    }
+    if (status.signal) {
+      return {
+        outcome: "signalled",
+        exitCode: status.code,
+        signal: status.signal,
+        error: `killed by ${status.signal}` + (tail ? `\n${tail}` : ""),
+        durationMs,
+      };
+    }
     return {
-      outcome: "timeout",
+      outcome: "exited",
       exitCode: status.code,
-      signal: status.signal,
-      error: `timed out after ${opts.timeoutMs / 1000}s` + (tail ? `\n${tail}` : ""),
+      signal: null,
+      error: tail ?? `exited with code ${status.code}`,
       durationMs,
     };
   }
-  if (ended === "interrupted") {
-    return {
-      outcome: "interrupted",
-      exitCode: status.code,
-      signal: status.signal,
-      error: "interrupted by a forced worker stop",
-      durationMs,
-    };
-  }
-  if (status.success) {
-    return { outcome: "completed", exitCode: 0, signal: null, error: null, durationMs };
-  }
-  if (status.signal) {
-    return {
-      outcome: "signalled",
-      exitCode: status.code,
-      signal: status.signal,
-      error: `killed by ${status.signal}` + (tail ? `\n${tail}` : ""),
-      durationMs,
-    };
-  }
-  return {
-    outcome: "exited",
-    exitCode: status.code,
-    signal: null,
-    error: tail ?? `exited with code ${status.code}`,
-    durationMs,
-  };
 }

@@ -4,6 +4,7 @@
  * the guarded `finishAttempt`, so a job that its worker finished meanwhile is never overwritten.
  */
 import { backoffPolicy, type Config } from "../lib/config.ts";
+import { formatDurationExact } from "../lib/duration.ts";
 import { transition } from "../lib/job.ts";
 import type { Job, Store } from "../lib/store/store.ts";
 
@@ -47,7 +48,7 @@ export async function rescueStaleJobs(store: Store, config: Config, now: number)
   return await failLostJobs(
     store,
     stale,
-    `worker lost: no heartbeat for ${config.leaseTimeoutMs / 1000}s`,
+    `worker lost: no heartbeat for ${formatDurationExact(config.leaseTimeoutMs)}`,
     config,
     now,
   );

@@ -18,8 +18,10 @@ import type { Logger } from "../lib/log.ts";
 import { loadConfig } from "../lib/settings.ts";
 import { openStore } from "../lib/store/open.ts";
 import type { Store } from "../lib/store/store.ts";
+import { libcPaths } from "./reaper.ts";
 import { failLostJobs } from "./rescue.ts";
 import { FORCE_SIGNAL, GRACEFUL_SIGNAL, pidDir, writePidFile } from "./stop.ts";
+import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { workerIdOf } from "./worker_id.ts";
 
 export interface SupervisorOptions {
@@ -65,6 +67,9 @@ export function workerCommand(db: string, host: string, logLevel: string, nonce 
     "--allow-run",
     `--allow-env=${CONFIG_KEYS.map((k) => envName(k.name)).join(",")}`,
   ];
+  // libc alone, for the subreaper that ends what a job leaves behind (reaper.ts).
+  const libc = libcPaths();
+  if (libc.length > 0) args.push(`--allow-ffi=${libc.join(",")}`);
   let cwd: string | undefined;
   if (main.startsWith("file:")) {
     // Run from the project directory so its deno.json (import map) and lock file apply.
@@ -265,6 +270,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
 
   let phase = "running" as Phase;
   let interrupts = 0;
+  let storeGone = false;
   const children = new Map<number, Child>();
   const exits: Promise<void>[] = [];
   /** Per worker slot: the next restart delay of a worker that keeps failing as it starts. */
@@ -297,6 +303,19 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
       await child.process.stdin.close();
     } catch { /* already closed */ }
     children.delete(child.index);
+    if (status.code === EXIT_STORE_REPLACED) {
+      // The database file was deleted or replaced: no worker can do anything useful here, and a
+      // restart would open a new, empty file. Stop them all, gracefully.
+      if (!storeGone) {
+        storeGone = true;
+        log.error("supervisor.store_replaced", {
+          db: opts.db,
+          action: "stopping all workers; start them again once the database is in place",
+        });
+        drain("the database file was replaced");
+      }
+      return;
+    }
     if (status.success && phase !== "running") return;
     // Died on its own (crash, kill -9, OOM): its job's processes outlived it in their own
     // session, so end them before the job goes back to the queue (now, not after the lease runs
@@ -416,5 +435,5 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
   }
   const forced = phase === "forced" || phase === "killed";
   log.info("supervisor.stopped", forced ? { forced: true } : undefined);
-  return forced ? FORCED_EXIT_CODE : 0;
+  return forced ? FORCED_EXIT_CODE : storeGone ? 1 : 0;
 }

@@ -12,13 +12,15 @@
 import { type Config, heartbeatIntervalMs } from "../lib/config.ts";
 import { backoffPolicy } from "../lib/config.ts";
 import { formatDuration } from "../lib/duration.ts";
-import { transition } from "../lib/job.ts";
+import { eventForOutcome, transition } from "../lib/job.ts";
 import { type Logger, parseLogLevel, setupLogging } from "../lib/log.ts";
 import { loadConfig } from "../lib/settings.ts";
-import { logPath } from "../lib/store/open.ts";
+import { outputPath } from "../lib/output.ts";
 import { SqliteStore } from "../lib/store/sqlite.ts";
 import type { Job, Store } from "../lib/store/store.ts";
+import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { runJob } from "./executor.ts";
+import { enableSubreaper } from "./reaper.ts";
 import { rescueStaleJobs } from "./rescue.ts";
 import { FORCE_SIGNAL, GRACEFUL_SIGNAL } from "./stop.ts";
 import { workerIdOf } from "./worker_id.ts";
@@ -49,6 +51,9 @@ export function parseWorkerArgs(args: string[]): WorkerArgs {
 }
 
 const IDLE_MAX_WAIT_MS = 1000;
+/** How often a worker checks that the job it runs is still its own (not cancelled or rescued). */
+const OWNERSHIP_CHECK_MS = 1000;
+
 const TRANSIENT_BACKOFF_MAX_MS = 30_000;
 
 function isTransient(e: unknown): boolean {
@@ -66,13 +71,19 @@ export async function workerMain(argv: string[]): Promise<number> {
   try {
     return await runWorker(args, wlog);
   } catch (e) {
+    if (e instanceof StoreReplaced) return EXIT_STORE_REPLACED;
     wlog.error("worker.failed", { error: (e as Error).message });
     return 1;
   }
 }
 
+/** Thrown out of the worker loop when its database file is no longer the one at its path. */
+class StoreReplaced extends Error {}
+
 async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   const workerId = workerIdOf(args.host, Deno.pid, args.nonce);
+  // Whatever a job starts and abandons comes back to this process, which ends it (reaper.ts).
+  const subreaper = enableSubreaper();
   const store: Store = SqliteStore.open(args.db, { durable: false });
 
   const stopping = new AbortController();
@@ -123,7 +134,29 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   });
   registered = true;
   if (stopping.signal.aborted) await markStopping();
-  wlog.info("worker.started");
+  wlog.info("worker.started", { subreaper });
+
+  /** The job running now, checked against the store on each heartbeat and every second. */
+  let running: { job: Job; lost: AbortController } | null = null;
+  const checkOwnership = async () => {
+    const r = running;
+    if (!r || r.lost.signal.aborted) return;
+    const now = await store.getJob(r.job.id);
+    if (
+      running === r &&
+      (!now || now.state !== "processing" || now.workerId !== workerId ||
+        now.outputKey !== r.job.outputKey)
+    ) {
+      wlog.warn("job.no_longer_ours", {
+        job: r.job.id,
+        attempt: r.job.attempts,
+        state: now?.state ?? "deleted",
+        action: "stopping its processes",
+      });
+      r.lost.abort();
+    }
+  };
+  let storeReplaced: string | null = null;
 
   // Heartbeats keep this worker's lease while a job runs for hours; the same tick re-reads config
   // and rescues jobs of workers whose lease ran out.
@@ -131,7 +164,21 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   const tick = async () => {
     try {
       const t = Date.now();
+      try {
+        await store.assertSameStore();
+      } catch (e) {
+        if (!storeReplaced) {
+          storeReplaced = (e as Error).message;
+          wlog.error("worker.store_replaced", {
+            error: storeReplaced,
+            action: "stopping after the current job; start workers again on the new file",
+          });
+          stopping.abort();
+        }
+        return;
+      }
       await store.heartbeat(workerId, t);
+      await checkOwnership();
       config = await loadConfig(store);
       if (t - lastRescue >= config.leaseTimeoutMs / 2) {
         lastRescue = t;
@@ -188,7 +235,21 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
         if (wait > 0) await store.waitForChange(wait, stopping.signal);
         continue;
       }
-      claimed = await runOne(store, job, workerId, config, forced.signal, stopping.signal, wlog);
+      const lost = new AbortController();
+      running = { job, lost };
+      const check = setInterval(() => {
+        checkOwnership().catch((e) =>
+          wlog.warn("worker.check_failed", { error: (e as Error).message })
+        );
+      }, OWNERSHIP_CHECK_MS);
+      try {
+        claimed = await runOne(store, job, workerId, config, forced.signal, stopping.signal, wlog, {
+          lost: lost.signal,
+        });
+      } finally {
+        clearInterval(check);
+        running = null;
+      }
     }
   } finally {
     clearInterval(beat);
@@ -203,6 +264,7 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
     await store.close();
     wlog.info("worker.stopped");
   }
+  if (storeReplaced) throw new StoreReplaced(storeReplaced);
   return 0;
 }
 
@@ -222,6 +284,7 @@ async function runOne(
   interrupt: AbortSignal,
   stopping: AbortSignal,
   log: Logger,
+  { lost }: { lost: AbortSignal },
 ): Promise<Job | null> {
   log.info("job.started", { job: job.id, attempt: job.attempts });
   log.debug("job.command", { job: job.id, command: job.command, cwd: job.cwd });
@@ -237,17 +300,15 @@ async function runOne(
     },
     timeoutMs: job.timeoutMs,
     killGraceMs: config.killGraceMs,
-    logFile: logPath(store.location, job.seq),
+    // Claims always set a fresh key; a job claimed by an older version falls back to its seq.
+    logFile: outputPath(store.location, job.outputKey ?? String(job.seq)),
     logMaxBytes: config.logMaxBytes,
-    logHeader: `--- attempt ${job.attempts} at ${new Date().toISOString()} ---\n`,
     interrupt,
+    lost,
   });
+  if (result.note) log.warn("job.output_lost", { job: job.id, note: result.note });
   const now = Date.now();
-  const next = result.outcome === "completed"
-    ? transition(job, { type: "succeed" }, now)
-    : result.outcome === "interrupted"
-    ? transition(job, { type: "interrupt" }, now)
-    : transition(job, { type: "fail", outcome: result.outcome }, now, backoffPolicy(config));
+  const next = transition(job, eventForOutcome(result.outcome), now, backoffPolicy(config));
 
   let delay = 100;
   for (let first = true;; first = false) {
@@ -302,11 +363,27 @@ async function runOne(
         error: (e as Error).message,
         retry_in: formatDuration(delay),
       });
-      await new Promise((r) => setTimeout(r, delay));
+      // A forced stop ends the wait at once: the job then stays processing until its lease runs
+      // out or the supervisor rescues it.
+      await sleepUnless(delay, interrupt);
+      if (interrupt.aborted) throw e;
       delay = Math.min(TRANSIENT_BACKOFF_MAX_MS, delay * 2);
-      if (interrupt.aborted && delay >= TRANSIENT_BACKOFF_MAX_MS) throw e;
     }
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (signal.aborted) done();
+    else signal.addEventListener("abort", done);
+  });
 }
 
 function firstLine(text: string | null): string | undefined {

@@ -3,6 +3,7 @@
  * parsers for flag values that raise `UsageError` with a message naming the flag.
  */
 import type { CommandContext } from "@stricli/core";
+import { parseInteger } from "../config.ts";
 import { parseDurationMs } from "../duration.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { JOB_STATES, type JobState } from "../job.ts";
@@ -19,7 +20,7 @@ export const dbFlag = {
   db: {
     kind: "parsed",
     parse: String,
-    brief: "Database file [env QUEUECTL_DB; default ~/.local/share/queuectl/queue.db]",
+    brief: "Database file [env QUEUECTL_DB; default: see queuectl --help]",
     optional: true,
     placeholder: "path",
   },
@@ -29,10 +30,14 @@ export const jsonFlag = {
   json: { kind: "boolean", brief: "Print JSON instead of a table", default: false },
 } as const;
 
-/** Opens the store named by `--db` (or the environment), runs `fn`, and always closes it. */
+/**
+ * Opens the store named by `--db` (or the environment), runs `fn`, and always closes it. Commands
+ * that only read pass `{ create: false }`: a missing database is then an error, not a new file.
+ */
 export async function withStore<T>(
   flags: DbFlags,
   fn: (store: Store, path: string) => Promise<T>,
+  options: { create?: boolean } = {},
 ): Promise<T> {
   const path = resolveDbPath(flags.db);
   if (isDirectory(path)) {
@@ -43,7 +48,7 @@ export async function withStore<T>(
       }/queue.db`,
     );
   }
-  const store = openStore(path);
+  const store = openStore(path, { create: options.create ?? true });
   try {
     return await fn(store, path);
   } finally {
@@ -59,11 +64,11 @@ function isDirectory(path: string): boolean {
   }
 }
 
-/** Parses an integer flag within bounds. */
+/** Parses an integer flag within bounds, read as config values are (`parseInteger`). */
 export function intParser(flag: string, min: number, max: number) {
   return (text: string): number => {
-    const n = Number(text);
-    if (text.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
+    const n = parseInteger(text);
+    if (n === null || n < min || n > max) {
       throw new UsageError(`--${flag} must be an integer between ${min} and ${max}, got "${text}"`);
     }
     return n;

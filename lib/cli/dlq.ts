@@ -3,16 +3,15 @@ import { buildCommand, buildRouteMap } from "@stricli/core";
 import { UsageError } from "../errors.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
 import { out } from "./format.ts";
-import { pageFlags, printJobs } from "./list.ts";
+import { checkPageFlags, type PageFlags, pageFlags, printJobs } from "./list.ts";
 import { applyToIds, type Outcome, report } from "./retry.ts";
 
-async function list(
-  this: Context,
-  flags: DbFlags & { limit: number; offset: number; json: boolean },
-) {
+async function list(this: Context, flags: DbFlags & PageFlags) {
+  checkPageFlags(flags);
   await withStore(
     flags,
-    (store) => printJobs(store, { ...flags, state: "dead" }, "the dead letter queue is empty"),
+    (store) => printJobs(store, { states: ["dead"] }, flags, "the dead letter queue is empty"),
+    { create: false },
   );
 }
 
@@ -52,7 +51,10 @@ export const dlqRoutes = buildRouteMap({
     list: buildCommand({
       func: list,
       parameters: { flags: { ...dbFlag, ...pageFlags, ...jsonFlag } },
-      docs: { brief: "List dead jobs", fullDescription: "Example:\n  queuectl dlq list" },
+      docs: {
+        brief: "List dead jobs, newest first",
+        fullDescription: "Example:\n  queuectl dlq list",
+      },
     }),
     retry: buildCommand({
       func: retry,

@@ -1,13 +1,20 @@
 /**
- * `queuectl enqueue`: a job from a JSON spec, from flags and a command, or many from NDJSON, stored
- * in one durable transaction. Parse → store → print; validation lives in `lib/spec.ts`.
+ * `queuectl enqueue`: a job from a JSON spec, from flags and a command after `--`, or many from a
+ * JSON array or NDJSON, stored in one durable transaction. Parse → store → print; validation
+ * lives in `lib/spec.ts`. Text that is not JSON is never taken for a command: only what follows
+ * `--` is one.
  */
 import { buildCommand } from "@stricli/core";
 import { formatDuration } from "../duration.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { loadConfig } from "../settings.ts";
-import { parseJsonText, type SpecContext, toNewJob } from "../spec.ts";
-import { parseNdjson } from "../spec.ts";
+import {
+  parseJobArgument,
+  parseJobsText,
+  QUOTE_HINT,
+  type SpecContext,
+  toNewJob,
+} from "../spec.ts";
 import type { NewJob } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
 import { out, outJson } from "./format.ts";
@@ -65,11 +72,11 @@ function specFromFlags(flags: EnqueueFlags, command: string | undefined): Record
   if (command !== undefined) spec.command = command;
   if (flags.id !== undefined) spec.id = flags.id;
   const num = (name: string, v: string) => {
-    const n = Number(v);
-    if (v.trim() === "" || !Number.isFinite(n)) {
+    // Decimal digits only, as config values: Number() would also read "0x10" as 16, "1e1" as 10.
+    if (!/^[+-]?\d+$/.test(v.trim())) {
       throw new UsageError(`--${name} must be an integer, got "${v}"`);
     }
-    return n;
+    return Number(v.trim());
   };
   if (flags.retries !== undefined) spec.max_retries = num("retries", flags.retries);
   if (flags.priority !== undefined) spec.priority = num("priority", flags.priority);
@@ -125,26 +132,139 @@ function jobFromFlags(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
   }
 }
 
+/** The two ways to give a job on the command line, for every message about a job argument. */
+const COMMAND_FORM = "a command after --: enqueue [flags] -- COMMAND…";
+const BOTH_FORMS = `enqueue takes a JSON job ('{"command":"…"}') or ${COMMAND_FORM}`;
+
 /**
- * Whether the words look like a JSON spec rather than a shell command. A lone `{` is a shell brace
- * group (`-- { echo a; echo b; }`); `[ -f x ]` is a test; `{"command":…}` split into several words
- * means the shell took the quotes off.
+ * How many of the positional arguments came after `--`. The parser drops the `--` itself; it is
+ * always the escape, never a flag's value, so the first `--` in the process's arguments is the one
+ * that ended the flags.
  */
-function looksLikeJson(args: string[]): boolean {
-  const first = (args[0] ?? "").trimStart();
-  if (/^\[\s*[{["\]]/.test(first)) return true;
-  return first.startsWith("{") && (args.length === 1 || first !== "{");
+function countAfterDashes(argv: readonly string[]): number {
+  const at = argv.indexOf("--");
+  return at === -1 ? 0 : argv.length - at - 1;
 }
 
-async function enqueue(this: Context, flags: EnqueueFlags, ...args: string[]) {
-  const usedSpecFlags = SPEC_FLAGS.filter((f) => flags[f] !== undefined);
-  const asJson = looksLikeJson(args);
-  if (asJson && args.length > 1) {
+/** Whether a word may start a JSON spec: `{` or `[` (a lone `{` or `[` is also shell syntax). */
+function startsLikeJson(word: string): boolean {
+  const c = word.trimStart()[0];
+  return c === "{" || c === "[";
+}
+
+/**
+ * Whether the first of several words is the start of a JSON spec that the shell split (and took
+ * the quotes off). A lone `{` opens a shell brace group (`{ echo a; }`), `[ -f x ]` is a test.
+ */
+function looksLikeSplitJson(word: string): boolean {
+  const t = word.trimStart();
+  return /^\[\s*[{["\]]/.test(t) || (t.startsWith("{") && t !== "{");
+}
+
+/** Whether the text is JSON that holds a job spec: an object, or an array of them. */
+function isJsonSpec(text: string): boolean {
+  if (!startsLikeJson(text)) return false;
+  try {
+    const v = JSON.parse(text);
+    return typeof v === "object" && v !== null &&
+      (!Array.isArray(v) || (v.length > 0 && v.every((e) => typeof e === "object" && e)));
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the text is a JSON array without a single object in it: `[]`, `[1]`, `["echo hi"]`. */
+function holdsNoJob(text: string): boolean {
+  if (text.trimStart()[0] !== "[") return false;
+  try {
+    const v = JSON.parse(text);
+    return Array.isArray(v) && !v.some((e) => typeof e === "object" && e !== null);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The refusal of a lone argument that is neither a JSON spec nor after `--`: both forms, what was
+ * given (never the text itself: it may hold secrets) and, where the mistake is a known one, the fix.
+ */
+function notAJob(word: string): UsageError {
+  if (word === "-") {
+    return new UsageError(`${BOTH_FORMS}; to read jobs from stdin, use --file -`);
+  }
+  let value: unknown;
+  let json = true;
+  try {
+    value = JSON.parse(word);
+  } catch {
+    json = false;
+  }
+  if (!json && isFile(word)) {
+    return new UsageError(
+      `${BOTH_FORMS}; to enqueue the jobs in the file ${word}, use --file ${word}`,
+    );
+  }
+  const got = word.trim() === ""
+    ? "an empty argument"
+    : !json
+    ? "text that is not JSON"
+    : value === null
+    ? "JSON null"
+    : Array.isArray(value) && value.length === 0
+    ? "an empty JSON array"
+    : Array.isArray(value)
+    ? "a JSON array without a job object in it"
+    : `a JSON ${typeof value}`;
+  return new UsageError(`${BOTH_FORMS}; got ${got}`);
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Sorts the positional arguments into one JSON spec (`json`) or a command (`command`), or refuses
+ * them. Without `--`, the only job an argument can be is JSON; after `--`, words are a command.
+ */
+function readArguments(
+  args: string[],
+  afterDashes: number,
+): { json: string; command?: undefined } | { command: string; json?: undefined } {
+  const before = args.slice(0, args.length - afterDashes);
+  const after = args.slice(args.length - afterDashes);
+  if (before.length === 0) {
+    if (after.length === 1 && isJsonSpec(after[0])) {
+      throw new UsageError(
+        `after -- comes a shell command, but this is a JSON job; give it without --: ` +
+          `enqueue '{"command":"…"}'`,
+      );
+    }
+    return { command: after.join(" ") };
+  }
+  if (looksLikeSplitJson(before[0]) && (before.length > 1 || after.length > 0)) {
+    // `{"command":…}` split into several words: the shell took the quotes off.
     throw new UsageError(
       `the JSON job spec must be one argument; quote all of it in single quotes, like ` +
         `'{"command":"echo hi"}' (${args.length} arguments were given)`,
     );
   }
+  if (after.length > 0) {
+    const n = before.length;
+    throw new UsageError(`${BOTH_FORMS}; got ${n} argument${n > 1 ? "s" : ""} before the --`);
+  }
+  if (before.length > 1) {
+    throw new UsageError(`${BOTH_FORMS}; got ${before.length} arguments without --`);
+  }
+  if (!startsLikeJson(before[0]) || holdsNoJob(before[0])) throw notAJob(before[0]);
+  return { json: before[0] };
+}
+
+async function enqueue(this: Context, flags: EnqueueFlags, ...args: string[]) {
+  const usedSpecFlags = SPEC_FLAGS.filter((f) => flags[f] !== undefined);
   if (flags.file !== undefined && args.length > 0) {
     throw new UsageError("give either --file or a job on the command line, not both");
   }
@@ -153,7 +273,8 @@ async function enqueue(this: Context, flags: EnqueueFlags, ...args: string[]) {
       `missing job: queuectl enqueue '{"command":"echo hi"}' or queuectl enqueue -- echo hi`,
     );
   }
-  if ((asJson || flags.file !== undefined) && usedSpecFlags.length > 0) {
+  const given = args.length > 0 ? readArguments(args, countAfterDashes(Deno.args)) : undefined;
+  if ((given?.json !== undefined || flags.file !== undefined) && usedSpecFlags.length > 0) {
     throw new UsageError(
       `--${usedSpecFlags[0]} cannot be combined with a JSON spec or --file; ` +
         `put the field in the JSON instead`,
@@ -165,11 +286,11 @@ async function enqueue(this: Context, flags: EnqueueFlags, ...args: string[]) {
     const ctx: SpecContext = { config: await loadConfig(store), cwd: Deno.cwd(), now: Date.now() };
     let jobs: NewJob[];
     if (fileText !== undefined) {
-      jobs = parseNdjson(fileText, ctx, flags.file === "-" ? "stdin" : flags.file!);
-    } else if (asJson) {
-      jobs = [toNewJob(parseJsonText(args[0]), ctx)];
+      jobs = parseJobsText(fileText, ctx, flags.file === "-" ? "stdin" : flags.file!);
+    } else if (given?.json !== undefined) {
+      jobs = parseJobArgument(given.json, ctx, `${QUOTE_HINT}, or give ${COMMAND_FORM}`);
     } else {
-      jobs = [jobFromFlags(specFromFlags(flags, args.join(" ")), ctx)];
+      jobs = [jobFromFlags(specFromFlags(flags, given!.command), ctx)];
     }
     checkDirectories(jobs);
     await store.enqueue(jobs, ctx.now);
@@ -221,14 +342,14 @@ export const enqueueCommand = buildCommand({
       runAt: {
         kind: "parsed",
         parse: String,
-        brief: "Run at this ISO 8601 time, e.g. 2026-12-01T09:00:00Z",
+        brief: "Run at this ISO 8601 time and offset, e.g. 2026-12-01T09:00Z",
         optional: true,
         placeholder: "time",
       },
       timeout: {
         kind: "parsed",
         parse: String,
-        brief: "Kill the job after this long; 0 = none [config job-timeout]",
+        brief: "Kill after this long (≤ 30d); 0 = none [config job-timeout]",
         optional: true,
         placeholder: "duration",
       },
@@ -250,7 +371,7 @@ export const enqueueCommand = buildCommand({
       file: {
         kind: "parsed",
         parse: String,
-        brief: "Enqueue every line of an NDJSON file (- for stdin), all or nothing",
+        brief: "Jobs from NDJSON or a JSON array (- = stdin), all or nothing",
         optional: true,
         placeholder: "path",
       },
@@ -260,7 +381,7 @@ export const enqueueCommand = buildCommand({
     positional: {
       kind: "array",
       parameter: {
-        brief: "A JSON job spec, or the command after --",
+        brief: "A JSON job spec (or an array of them), or the command after --",
         parse: String,
         placeholder: "job",
       },
@@ -269,17 +390,23 @@ export const enqueueCommand = buildCommand({
   docs: {
     brief: "Add a job to the queue",
     fullDescription: [
-      "Adds a job and prints its id. The job is stored durably before this command exits.",
+      "Adds a job and prints its id; it is stored durably before this command exits.",
       "",
-      "Job spec fields: id, command (required), max_retries, priority, run_at or delay, timeout,",
-      "cwd (default: the current directory), env (an object of strings). Unknown fields are refused.",
+      "A job is one argument of JSON (an object, or an array of objects), or a command",
+      "after --. Text that is not JSON is refused, never run as a command.",
+      "",
+      "Job spec fields: id, command (required), max_retries (retries after the first",
+      "attempt: 3 means at most 4 runs), priority, run_at (with Z or an offset such as",
+      "+02:00) or delay, timeout (up to 30d), cwd (default: the current directory),",
+      "env (an object of strings). Unknown fields are refused.",
       "",
       "Examples:",
       `  queuectl enqueue '{"id":"job1","command":"sleep 2"}'`,
       `  queuectl enqueue '{"command":"./backup.sh","max_retries":5,"timeout":"10m"}'`,
       "  queuectl enqueue --id j1 --retries 2 --delay 10s -- echo hi",
       "  queuectl enqueue --env TOKEN=abc --cwd /srv/app -- ./deploy.sh",
-      "  queuectl enqueue --file jobs.ndjson      # one JSON spec per line; - reads stdin",
+      "  queuectl enqueue --file jobs.ndjson   # one JSON spec per line; - reads stdin",
+      "  queuectl enqueue --file jobs.json     # or a JSON array of specs",
     ].join("\n"),
   },
 });

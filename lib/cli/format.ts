@@ -1,18 +1,18 @@
 /**
- * Output for people and for machines: aligned tables, state colours (only on a terminal, never
- * with NO_COLOR), relative times, and `--json` with stable field names. No store access here.
+ * Output for people and for machines: tables that fit the terminal, state colours (only on a
+ * terminal; never with NO_COLOR, TERM=dumb or --no-color), relative times, and `--json` with
+ * stable field names. No store access here.
  */
 import { formatDuration } from "../duration.ts";
-import type { JobState } from "../job.ts";
+import { attemptsUsed, type JobState } from "../job.ts";
 import type { Attempt, Job, WorkerInfo } from "../store/store.ts";
+import { writeAll } from "../write_all.ts";
+import { parseInteger } from "../config.ts";
+import { displayWidth, truncate } from "./width.ts";
 
-const encoder = new TextEncoder();
-
-/** Writes text to stdout, all of it. */
+/** Writes text to stdout, all of it, ending in a newline. */
 export function out(text: string) {
-  const bytes = encoder.encode(text.endsWith("\n") ? text : text + "\n");
-  let off = 0;
-  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+  writeAll(Deno.stdout, text.endsWith("\n") ? text : text + "\n");
 }
 
 /** Prints a value as pretty JSON. */
@@ -20,7 +20,33 @@ export function outJson(value: unknown) {
   out(JSON.stringify(value, null, 2));
 }
 
-const useColor = () => !Deno.env.get("NO_COLOR") && Deno.stdout.isTerminal();
+let colorAllowed = true;
+
+/** The global `--no-color` flag: no colour for the rest of this process. */
+export function disableColor() {
+  colorAllowed = false;
+}
+
+/** Colour only on a terminal that shows it, and only when nobody asked for none. */
+const useColor = () =>
+  colorAllowed && !Deno.env.get("NO_COLOR") && Deno.env.get("TERM") !== "dumb" &&
+  Deno.stdout.isTerminal();
+
+/**
+ * The columns tables may use: the terminal's width when stdout is one, else `COLUMNS` when set
+ * to a positive integer, else no limit (a pipe or file gets every character).
+ */
+export function terminalWidth(): number {
+  if (Deno.stdout.isTerminal()) {
+    try {
+      return Deno.consoleSize().columns;
+    } catch {
+      // No size to be had (some CI terminals): fall through to COLUMNS.
+    }
+  }
+  const columns = parseInteger(Deno.env.get("COLUMNS") ?? "");
+  return columns !== null && columns > 0 ? columns : Infinity;
+}
 
 const STATE_COLOR: Record<JobState, number> = {
   pending: 36,
@@ -35,19 +61,57 @@ export function colorState(state: JobState): string {
   return useColor() ? `\x1b[${STATE_COLOR[state]}m${state}\x1b[0m` : state;
 }
 
-// deno-lint-ignore no-control-regex -- strips the colour codes this module adds
-const visibleLength = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "").length;
+export interface TableOptions {
+  /**
+   * Columns (by index) that may be cut with `…` to fit `width`, such as commands, errors and ids;
+   * the widest is cut first. Default: the last column. Other columns are never cut.
+   */
+  fit?: number[];
+  /** Columns cut only once the `fit` ones are as narrow as they go (ids). */
+  fitLast?: number[];
+  /** Columns available; default `terminalWidth()`. */
+  width?: number;
+}
 
-/** Renders rows under headers, columns padded to the widest cell. */
-export function table(headers: string[], rows: string[][]): string {
+/** Narrowest a cut column gets: its header, and enough to recognise a value. */
+const MIN_FIT_WIDTH = 8;
+
+/**
+ * Renders rows under headers, columns padded to the widest cell by display width (CJK and emoji
+ * take two columns). When the table is wider than the terminal, the `fit` columns are cut at a
+ * word boundary with `…`; cells that hold colour codes are never cut.
+ */
+export function table(headers: string[], rows: string[][], opts: TableOptions = {}): string {
+  const width = opts.width ?? terminalWidth();
+  const fit = opts.fit ?? [headers.length - 1];
+  const tiers = [fit, opts.fitLast ?? []];
+  const cuttable = new Set(tiers.flat());
   const widths = headers.map((h, i) =>
-    Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? "")))
+    Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[i] ?? "")))
   );
+  const floor = (i: number) => Math.max(displayWidth(headers[i]), MIN_FIT_WIDTH);
+  let excess = widths.reduce((a, b) => a + b, 0) + 2 * (headers.length - 1) - width;
+  for (const tier of tiers) {
+    while (excess > 0) {
+      // Take a column from the widest cuttable column, one at a time, so the cuts are even.
+      const i = tier.filter((c) => widths[c] > floor(c)).sort((a, b) => widths[b] - widths[a])[0];
+      if (i === undefined) break; // as narrow as it goes: next tier, or the terminal wraps
+      widths[i]--;
+      excess--;
+    }
+  }
+  const cell = (c: string, i: number) =>
+    cuttable.has(i) && !c.includes("\x1b") ? truncate(c, widths[i]) : c;
   const line = (cells: string[]) =>
-    cells.map((c, i) => i === cells.length - 1 ? c : c + " ".repeat(widths[i] - visibleLength(c)))
-      .join("  ").trimEnd();
+    cells.map((c, i) => {
+      const shown = cell(c, i);
+      return i === cells.length - 1 ? shown : shown + " ".repeat(widths[i] - displayWidth(shown));
+    }).join("  ").trimEnd();
   return [line(headers), ...rows.map(line)].join("\n");
 }
+
+/** Ids longer than this are shortened with `…` in tables; `--json` and `show` have them whole. */
+export const TABLE_ID_WIDTH = 24;
 
 /** `3s ago`, `in 8s`, or an ISO time when far away. */
 export function relativeTime(at: number | null, now: number): string {
@@ -59,11 +123,10 @@ export function relativeTime(at: number | null, now: number): string {
 
 export const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
-/** One line of text, cut to `max` characters. */
-export function oneLine(text: string | null, max = 60): string {
+/** One line of text, cut to `max` columns at a word boundary (default: not cut). */
+export function oneLine(text: string | null, max = Infinity): string {
   if (!text) return "";
-  const s = text.replace(/\s*\n\s*/g, " ⏎ ");
-  return s.length > max ? s.slice(0, max - 1) + "…" : s;
+  return truncate(text.replace(/\s*\n\s*/g, " ⏎ "), max);
 }
 
 /** A job as `--json` shows it: stable snake_case fields, ISO times. */
@@ -122,14 +185,120 @@ export function jobTable(jobs: Job[], now: number): string {
   return table(
     ["ID", "STATE", "ATTEMPTS", "PRI", "RUN AT", "UPDATED", "COMMAND", "LAST ERROR"],
     jobs.map((j) => [
-      j.id,
+      truncate(j.id, TABLE_ID_WIDTH),
       colorState(j.state),
-      `${j.attempts}/${j.maxRetries + 1}`,
+      `${attemptsUsed(j)}/${j.maxRetries + 1}`,
       String(j.priority),
       j.state === "pending" || j.state === "failed" ? relativeTime(j.runAt, now) : "-",
       relativeTime(j.updatedAt, now),
-      oneLine(j.command, 40),
-      oneLine(j.error, 50),
+      oneLine(j.command),
+      oneLine(j.error),
     ]),
+    // Commands and errors give way first, then ids; a pipe without COLUMNS gets them whole.
+    { fit: [6, 7], fitLast: [0] },
   );
+}
+
+/** Help lines stay within this many columns, whatever the terminal. */
+export const HELP_WIDTH = 80;
+
+/** Splits `text` at spaces outside brackets: `[--db path]` stays one piece. */
+function usagePieces(text: string): string[] {
+  const pieces: string[] = [];
+  let depth = 0;
+  let cur = "";
+  for (const ch of text) {
+    if ("[(<".includes(ch)) depth++;
+    if ("])>".includes(ch)) depth--;
+    if (ch === " " && depth === 0) {
+      if (cur) pieces.push(cur);
+      cur = "";
+    } else cur += ch;
+  }
+  if (cur) pieces.push(cur);
+  return pieces;
+}
+
+/** Fills `pieces` into lines: the first starts with `first`, the rest with `indent`. */
+function fill(pieces: string[], first: string, indent: string, width: number): string[] {
+  const lines: string[] = [];
+  let cur = first;
+  let fresh = true;
+  for (const p of pieces) {
+    if (!fresh && displayWidth(cur) + 1 + displayWidth(p) > width) {
+      lines.push(cur);
+      cur = indent + p;
+    } else cur += (fresh ? "" : " ") + p;
+    fresh = false;
+  }
+  lines.push(cur);
+  return lines;
+}
+
+/**
+ * Prose paragraphs (lines at the left margin, between blank lines) with a line too long are
+ * filled again as a whole, so a long line does not leave a short one behind it.
+ */
+function reflowParagraphs(lines: string[], width: number): string[] {
+  const out: string[] = [];
+  let para: string[] = [];
+  const flush = () => {
+    if (para.some((l) => displayWidth(l) > width)) {
+      out.push(...fill(para.join(" ").split(/ +/), "", "", width));
+    } else out.push(...para);
+    para = [];
+  };
+  for (const line of lines) {
+    const prose = line !== "" && !/^\s/.test(line) && !/^[A-Z]+$/.test(line);
+    if (prose) para.push(line);
+    else {
+      flush();
+      out.push(line);
+    }
+  }
+  flush();
+  return out;
+}
+
+/**
+ * Fits the parser's help text in `width` columns: a long usage line continues under its first
+ * flag, a flag or command row under its description, prose under itself; `[default = …]` follows
+ * the description instead of a far-right column, and `[default = false]` of a switch is dropped.
+ */
+export function fitHelp(text: string, width = HELP_WIDTH): string {
+  const out: string[] = [];
+  let section = "";
+  for (let line of reflowParagraphs(text.split("\n"), width)) {
+    if (/^[A-Z]+$/.test(line)) section = line;
+    else if (line === "" && section === "USAGE") section = "DESCRIPTION";
+    if (section === "FLAGS") {
+      line = line.replace(/\s+\[default = false\]$/, "")
+        .replace(/\s{2,}(\[(?:default|separator) = [^\]]*\])$/, " $1");
+    }
+    if (displayWidth(line) <= width) {
+      out.push(line);
+      continue;
+    }
+    const lead = /^\s*/.exec(line)![0];
+    const body = line.slice(lead.length);
+    if (section === "USAGE") {
+      const pieces = usagePieces(body);
+      const words = pieces.findIndex((p) => /^[[(<-]/.test(p));
+      const head = pieces.slice(0, Math.max(1, words)).join(" ") + " ";
+      out.push(
+        ...fill(
+          pieces.slice(Math.max(1, words)),
+          lead + head,
+          " ".repeat(lead.length + head.length),
+          width,
+        ),
+      );
+      continue;
+    }
+    // A table row (flag or command, then two or more spaces, then its description).
+    const row = /^(\s*(?:-\S \s*)?\S+\s{2,})(.*)$/.exec(line);
+    const [first, rest] = row && displayWidth(row[1]) < width / 2 ? [row[1], row[2]] : [lead, body];
+    out.push(...fill(rest.split(/ +/), first, " ".repeat(displayWidth(first)), width));
+  }
+  return out.join("\n");
 }

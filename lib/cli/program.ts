@@ -6,13 +6,15 @@ import { enqueueCommand } from "./enqueue.ts";
 import { listCommand } from "./list.ts";
 import { logsCommand } from "./logs.ts";
 import { purgeCommand } from "./purge.ts";
-import { cancelCommand, retryCommand } from "./retry.ts";
+import { cancelCommand, removeCommand, retryCommand } from "./retry.ts";
 import { showCommand } from "./show.ts";
 import { statusCommand } from "./status.ts";
 import { workerRoutes } from "./worker.ts";
 import type { ApplicationText } from "@stricli/core";
+// The version has one home, deno.json; a JSON import is bundled by `deno compile` too.
+import denoJson from "../../deno.json" with { type: "json" };
 
-export const VERSION = "0.1.0";
+export const VERSION: string = denoJson.version;
 
 export function buildProgram(text: ApplicationText) {
   const root = buildRouteMap({
@@ -26,6 +28,7 @@ export function buildProgram(text: ApplicationText) {
       dlq: dlqRoutes,
       retry: retryCommand,
       cancel: cancelCommand,
+      remove: removeCommand,
       purge: purgeCommand,
       config: configRoutes,
       init: initCommand,
@@ -33,8 +36,8 @@ export function buildProgram(text: ApplicationText) {
     docs: {
       brief: "queuectl: a durable background job queue for shell commands",
       fullDescription: [
-        "Enqueue shell commands; workers run them with retries, exponential backoff and a dead",
-        "letter queue. Data lives in one SQLite file: --db, $QUEUECTL_DB, or",
+        "Enqueue shell commands; workers run them with retries, exponential backoff and",
+        "a dead letter queue. Data lives in one SQLite file: --db, $QUEUECTL_DB, or",
         "~/.local/share/queuectl/queue.db.",
         "",
         "Quick start:",
@@ -42,8 +45,12 @@ export function buildProgram(text: ApplicationText) {
         "  queuectl worker start --count 2     # Ctrl+C to stop",
         "  queuectl status",
         "",
-        "Exit codes: 0 done, 1 could not be done (unknown job, wrong state, store unusable),",
-        "2 usage mistake (unknown command or flag, bad value). Errors are one line on stderr.",
+        "Global flags, before or after the command: --db PATH, and --no-color (as do",
+        "NO_COLOR=1 and TERM=dumb). `queuectl help COMMAND` is `queuectl COMMAND --help`.",
+        "",
+        "Exit codes: 0 done, 1 could not be done (unknown job, wrong state, store",
+        "unusable), 2 usage mistake (unknown command or flag, bad value). Errors are one",
+        "line on stderr.",
       ].join("\n"),
     },
   });

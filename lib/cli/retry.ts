@@ -1,14 +1,27 @@
 /**
- * `queuectl retry ID…` and `queuectl cancel ID…`, and the per-id reporting they share with
- * `dlq retry`: "retried a, b; not found: c", exit 1 if any id failed.
+ * `queuectl retry ID…`, `queuectl cancel ID…` and `queuectl remove ID…`, and the per-id
+ * reporting they share with `dlq retry`: "retried a, b; not found: c", exit 1 if any id failed.
  */
 import { buildCommand } from "@stricli/core";
-import { ConflictError, NotFoundError, UsageError } from "../errors.ts";
-import { IllegalTransition, type JobEvent, type JobState, transition } from "../job.ts";
-import type { Store } from "../store/store.ts";
+import { ConflictError, NotFoundError, UsageError, UserError } from "../errors.ts";
+import {
+  ACTIVE_STATES,
+  FINISHED_STATES,
+  IllegalTransition,
+  isIn,
+  type JobEvent,
+  type JobState,
+  transition,
+} from "../job.ts";
+import type { Job, Store } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, withStore } from "./context.ts";
 import { out } from "./format.ts";
+import { orList } from "./list.ts";
+import { removeJobOutput } from "./output.ts";
 import { notFound } from "./show.ts";
+
+/** What a cancelled run's attempt says, in `show` and `--json`. */
+export const CANCELLED_RUN_ERROR = "cancelled while running (queuectl cancel)";
 
 export interface ApplyOptions {
   event: Extract<JobEvent, { type: "retry" } | { type: "cancel" }>;
@@ -21,6 +34,8 @@ export interface ApplyOptions {
 
 export interface Outcome {
   done: string[];
+  /** Ids among `done` that were running: their worker still has to stop the command. */
+  running?: string[];
   /** Ids with no job. */
   missing: string[];
   /** One message per id that exists but could not be changed. */
@@ -34,8 +49,11 @@ export async function applyToIds(
   opts: ApplyOptions,
 ): Promise<Outcome> {
   const done: string[] = [];
+  const running: string[] = [];
   const missing: string[] = [];
   const problems: string[] = [];
+  const changed = (id: string) =>
+    `job "${id}" changed while this ran (a worker picked it up?); try again`;
   for (const id of ids) {
     const job = await store.getJob(id);
     if (!job) {
@@ -49,15 +67,32 @@ export async function applyToIds(
     const now = Date.now();
     try {
       const next = transition(job, opts.event, now);
+      if (job.state === "processing") {
+        // A running job is cancelled in the store; its worker sees that the job is no longer its
+        // own and stops the command.
+        const saved = await store.cancelRunning(
+          id,
+          job.workerId!,
+          job.attempts,
+          next,
+          CANCELLED_RUN_ERROR,
+          now,
+        );
+        if (saved) {
+          done.push(id);
+          running.push(id);
+        } else problems.push(changed(id));
+        continue;
+      }
       const saved = await store.applyTransition(id, job, next, now);
       if (saved) done.push(id);
-      else problems.push(`job "${id}" changed while this ran (a worker picked it up?); try again`);
+      else problems.push(changed(id));
     } catch (e) {
       if (!(e instanceof IllegalTransition)) throw e;
       problems.push(`job "${id}" is ${job.state}; ${opts.hint(job.state)}`);
     }
   }
-  return { done, missing, problems };
+  return { done, running, missing, problems };
 }
 
 /**
@@ -65,12 +100,26 @@ export async function applyToIds(
  * failed, naming each ("1 of 3 failed: job "c" is completed; …; not found: x, y"), so the exit
  * code is 1.
  */
-export function report({ done, missing, problems }: Outcome, verb: string, summarize = false) {
+export function report(
+  { done, running = [], missing, problems }: Outcome,
+  verb: string,
+  summarize = false,
+) {
   if (done.length > 0) {
+    const note = running.length === 0
+      ? ""
+      : running.length === done.length
+      ? ` (${
+        running.length === 1
+          ? "its worker stops the running command"
+          : "their workers stop the running commands"
+      } within a second)`
+      : ` (${running.join(", ")} ${running.length === 1 ? "was" : "were"} running; ` +
+        `the worker stops ${running.length === 1 ? "it" : "them"} within a second)`;
     out(
-      summarize
+      (summarize
         ? `${verb} ${done.length} job${done.length === 1 ? "" : "s"}`
-        : `${verb} ${done.join(", ")}`,
+        : `${verb} ${done.join(", ")}`) + note,
     );
   }
   const failed = problems.length + missing.length;
@@ -125,15 +174,69 @@ async function cancel(this: Context, flags: DbFlags, ...ids: string[]) {
 
 const cancelOptions: ApplyOptions = {
   event: { type: "cancel" },
-  allowed: ["pending", "failed"],
+  allowed: [...ACTIVE_STATES],
   verb: "cancelled",
   hint: (s) =>
-    s === "processing"
-      ? "it is running now; wait for it, or stop its worker"
-      : s === "cancelled"
+    s === "cancelled"
       ? "nothing to do (queuectl retry runs it again)"
-      : "only pending or failed jobs can be cancelled",
+      : `only ${orList(ACTIVE_STATES)} jobs can be cancelled`,
 };
+
+async function remove(this: Context, flags: DbFlags, ...ids: string[]) {
+  requireIds(ids, "queuectl remove job1");
+  await withStore(flags, async (store, path) => {
+    const done: string[] = [];
+    const missing: string[] = [];
+    const active = new Map<JobState, string[]>();
+    const problems: string[] = [];
+    for (const id of ids) {
+      const job = await store.getJob(id);
+      if (!job) {
+        missing.push(id);
+        continue;
+      }
+      if (!isIn(job.state, FINISHED_STATES)) {
+        active.set(job.state, [...(active.get(job.state) ?? []), id]);
+        continue;
+      }
+      // Read before the job goes (its attempts go with it); a finished job starts no new run.
+      const outputKeys = (await store.outputKeys(id)).map((r) => r.key);
+      if (!await store.removeJob(id, FINISHED_STATES)) {
+        problems.push(`job "${id}" changed while this ran (retried?); see queuectl show ${id}`);
+        continue;
+      }
+      done.push(id);
+      try {
+        await removeJobOutput(path, outputKeys);
+      } catch (e) {
+        if (!(e instanceof UserError)) throw e;
+        problems.push(`job "${id}" was removed but its output was not: ${e.message}`);
+      }
+    }
+    if (done.length > 0) out(`removed ${done.join(", ")}`);
+    const stillActive = [...active.values()].flat();
+    const failed = missing.length + stillActive.length + problems.length;
+    if (failed === 0) return;
+    const finished = `only ${orList(FINISHED_STATES)} jobs can be removed`;
+    if (ids.length === 1) {
+      if (missing.length === 1) throw notFound(missing[0]);
+      if (stillActive.length === 1) {
+        const [[state]] = active;
+        throw new ConflictError(
+          `job "${ids[0]}" is still ${state}; ${finished}: cancel it first (queuectl cancel)`,
+        );
+      }
+      throw new ConflictError(problems[0]);
+    }
+    const quoted = (xs: string[]) => xs.map((id) => `"${id}"`).join(", ");
+    const parts = [...problems];
+    if (missing.length > 0) parts.push(`not found: ${quoted(missing)} (see queuectl list)`);
+    for (const [state, xs] of active) parts.push(`still ${state}: ${quoted(xs)}`);
+    const hint = stillActive.length > 0 ? ` (${finished}; cancel the others first)` : "";
+    const Err = problems.length + stillActive.length > 0 ? ConflictError : NotFoundError;
+    throw new Err(`${failed} of ${ids.length} failed: ${parts.join("; ")}${hint}`);
+  });
+}
 
 export const retryCommand = buildCommand({
   func: retry,
@@ -149,8 +252,21 @@ export const cancelCommand = buildCommand({
   func: cancel,
   parameters: { flags: { ...dbFlag }, positional: idsParameter },
   docs: {
-    brief: "Cancel pending or failed jobs",
-    fullDescription: "Cancelled jobs stay listed and can be run again with retry.\n\n" +
+    brief: "Cancel pending, failed or running jobs",
+    fullDescription:
+      "A running job's worker stops its command (SIGTERM to its process group, SIGKILL\n" +
+      "after kill-grace); the run is recorded with outcome cancelled. Cancelled jobs stay\n" +
+      "listed and can be run again with retry, or deleted with remove.\n\n" +
       "Example:\n  queuectl cancel job1",
+  },
+});
+
+export const removeCommand = buildCommand({
+  func: remove,
+  parameters: { flags: { ...dbFlag }, positional: idsParameter },
+  docs: {
+    brief: "Delete finished jobs with their attempts and output",
+    fullDescription: `Only ${orList(FINISHED_STATES)} jobs; cancel others first.\n\n` +
+      "Example:\n  queuectl remove job1 job2",
   },
 });

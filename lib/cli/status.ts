@@ -1,7 +1,7 @@
 /** `queuectl status`: job counts per state, scheduled jobs, and active workers. */
 import { buildCommand } from "@stricli/core";
 import { JOB_STATES } from "../job.ts";
-import { loadConfig } from "../settings.ts";
+import { loadSetting } from "../settings.ts";
 import { isWorkerLive } from "../../workers/liveness.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
 import { colorState, out, outJson, table } from "./format.ts";
@@ -9,11 +9,11 @@ import { colorState, out, outJson, table } from "./format.ts";
 async function status(this: Context, flags: DbFlags & { json: boolean }) {
   await withStore(flags, async (store, path) => {
     const now = Date.now();
-    const config = await loadConfig(store);
+    // Only the lease decides which workers are active: another bad setting must not hide the
+    // counts, which is what a user checks when something is wrong.
+    const leaseTimeoutMs = await loadSetting(store, "lease-timeout");
     const counts = await store.counts(now);
-    const workers = (await store.listWorkers()).filter((w) =>
-      isWorkerLive(w, config.leaseTimeoutMs, now)
-    );
+    const workers = (await store.listWorkers()).filter((w) => isWorkerLive(w, leaseTimeoutMs, now));
     const total = JOB_STATES.reduce((n, s) => n + counts[s], 0);
     if (flags.json) {
       return outJson({
@@ -35,7 +35,7 @@ async function status(this: Context, flags: DbFlags & { json: boolean }) {
     const busy = workers.filter((w) => w.currentJob).length;
     out(`\nactive workers: ${workers.length} (${busy} busy)`);
     out(`database: ${path}`);
-  });
+  }, { create: false });
 }
 
 export const statusCommand = buildCommand({

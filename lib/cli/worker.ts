@@ -5,7 +5,7 @@
  */
 import { buildCommand, buildRouteMap } from "@stricli/core";
 import { QueuectlError, UsageError, UserError } from "../errors.ts";
-import { loadConfig } from "../settings.ts";
+import { loadConfig, loadSetting } from "../settings.ts";
 import { resolveDbPath } from "../store/open.ts";
 import { isWorkerLive, workerStatus } from "../../workers/liveness.ts";
 import {
@@ -34,14 +34,11 @@ interface StartFlags extends DbFlags {
 }
 
 async function start(this: Context, flags: StartFlags) {
-  const { parseLogLevel, setupLogging } = await import("../log.ts");
+  const { resolveLogLevel, setupLogging } = await import("../log.ts");
   const { FORCED_EXIT_CODE, runSupervisor, startDetached } = await import(
     "../../workers/supervisor.ts"
   );
-  let level = parseLogLevel(flags.logLevel ?? Deno.env.get("QUEUECTL_LOG")) ?? "info";
-  if (flags.logLevel !== undefined && parseLogLevel(flags.logLevel) === null) {
-    throw new UsageError(`--log-level must be debug, info, warn or error, got "${flags.logLevel}"`);
-  }
+  let level = resolveLogLevel(flags.logLevel, Deno.env.get("QUEUECTL_LOG"));
   if (flags.quiet && flags.verbose) throw new UsageError("give either --quiet or --verbose");
   if (flags.quiet) level = "warning";
   if (flags.verbose) level = "debug";
@@ -85,12 +82,12 @@ interface StopFlags extends DbFlags {
 async function stop(this: Context, flags: StopFlags) {
   const { signalStop, waitStopped } = await import("../../workers/stop.ts");
   await withStore(flags, async (store, db) => {
-    const config = await loadConfig(store);
     const req = {
       store,
       db,
       host: Deno.hostname(),
-      leaseTimeoutMs: config.leaseTimeoutMs,
+      // Only the lease is used: another bad setting must not keep workers from being stopped.
+      leaseTimeoutMs: await loadSetting(store, "lease-timeout"),
       force: flags.now,
     };
     const t = await signalStop(req);
@@ -154,10 +151,9 @@ interface ListFlags extends DbFlags {
 
 async function list(this: Context, flags: ListFlags) {
   await withStore(flags, async (store) => {
-    const config = await loadConfig(store);
+    const lease = await loadSetting(store, "lease-timeout");
     const now = Date.now();
     const workers = await store.listWorkers({ all: flags.all });
-    const lease = config.leaseTimeoutMs;
     if (flags.json) {
       return outJson(workers.map((w) => ({
         ...workerJson(w, isWorkerLive(w, lease, now)),
@@ -178,7 +174,7 @@ async function list(this: Context, flags: ListFlags) {
         w.currentJob ?? "-",
       ]),
     ));
-  });
+  }, { create: false });
 }
 
 export const workerRoutes = buildRouteMap({

@@ -1,10 +1,12 @@
 /**
  * Finds where the data lives and opens the store for it. `--db PATH` > `QUEUECTL_DB` >
  * `$XDG_DATA_HOME/queuectl/queue.db` > `~/.local/share/queuectl/queue.db`. The directory is created
- * 0700 and the database file 0600 on first use; `init` is never required.
+ * 0700 and the database file 0600 on the first write (`enqueue`, `worker start`, `config set`, …);
+ * `init` is never required. Commands that only read refuse a missing database instead of creating
+ * an empty one (`{ create: false }`).
  */
 import { dirname, join, resolve } from "../paths.ts";
-import { UsageError, UserError } from "../errors.ts";
+import { NotFoundError, UsageError, UserError } from "../errors.ts";
 import { type SqliteOptions, SqliteStore } from "./sqlite.ts";
 import type { Store } from "./store.ts";
 
@@ -30,11 +32,6 @@ export function resolveDbPath(flag?: string): string {
     throw new UsageError(`unsupported store URL "${p}": use a file path or sqlite:PATH`);
   }
   return resolve(p);
-}
-
-/** Where a job's output log lives: `<db>-logs/<seq>.log`. */
-export function logPath(dbPath: string, seq: number): string {
-  return join(`${dbPath}-logs`, `${seq}.log`);
 }
 
 /** Creates the data directory (0700) and database file (0600) when missing. */
@@ -73,8 +70,32 @@ export function ensureDataFiles(path: string): void {
   }
 }
 
-/** Opens the store at `path`, creating it when missing. */
-export function openStore(path: string, options: SqliteOptions = {}): Store {
-  ensureDataFiles(path);
-  return SqliteStore.open(path, options);
+export interface OpenOptions extends SqliteOptions {
+  /**
+   * Create the database when it is missing (default). With `false`, a missing file is a
+   * `NotFoundError` naming the path and how to create it, and nothing is created.
+   */
+  create?: boolean;
+}
+
+/** Opens the store at `path`, creating it when missing unless `create` is false. */
+export function openStore(path: string, options: OpenOptions = {}): Store {
+  const { create = true, ...sqlite } = options;
+  if (create) ensureDataFiles(path);
+  else if (!exists(path)) {
+    throw new NotFoundError(
+      `no queue at ${path} yet; enqueue a job or run queuectl init (or pass --db)`,
+    );
+  }
+  return SqliteStore.open(path, sqlite);
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch (e) {
+    // Anything else (permission denied): let opening it report the problem in its own words.
+    return !(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory);
+  }
 }

@@ -13,10 +13,12 @@ import { JOB_STATES, type JobState, type Transition } from "../job.ts";
 import type {
   Attempt,
   AttemptResult,
+  DeletedJob,
   Job,
   JobCounts,
   ListOptions,
   NewJob,
+  RetryMark,
   StaleJob,
   Store,
   WorkerInfo,
@@ -83,6 +85,24 @@ const MIGRATIONS: string[] = [
        UPDATE job_counts SET n = n - 1 WHERE state = old.state;
        UPDATE job_counts SET n = n + 1 WHERE state = new.state;
      END;`,
+  // Output named by a random key per run, never by seq (which restarts with a recreated file and
+  // is reused after a purge). Runs of an earlier version keep their seq-named file.
+  `ALTER TABLE jobs ADD COLUMN output_key TEXT;
+   ALTER TABLE attempts ADD COLUMN output_key TEXT;
+   ALTER TABLE attempts ADD COLUMN note TEXT;
+   UPDATE jobs SET output_key = CAST(seq AS TEXT) WHERE attempts > 0 OR state = 'processing';
+   UPDATE attempts SET output_key =
+     (SELECT CAST(seq AS TEXT) FROM jobs WHERE jobs.id = attempts.job_id);`,
+  // Attempt numbers continue after a person's retry; the retry budget restarts at `retry_base`,
+  // and each restart is kept for `show`.
+  `ALTER TABLE jobs ADD COLUMN retry_base INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE retries (
+     job_id TEXT NOT NULL,
+     after_attempt INTEGER NOT NULL,
+     from_state TEXT NOT NULL,
+     retried_at INTEGER NOT NULL
+   );
+   CREATE INDEX retries_job ON retries (job_id, retried_at);`,
   // When a worker began to drain (a graceful stop): `worker list` shows it as stopping.
   `ALTER TABLE workers ADD COLUMN stopping_at INTEGER;`,
 ];
@@ -90,6 +110,18 @@ const MIGRATIONS: string[] = [
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 const WAKE_BYTE = new Uint8Array([10]);
+
+/** Device and inode of the file at `path` ("dev:ino"), or `null` when there is none. */
+function fileIdentity(path: string): string | null {
+  try {
+    const st = Deno.statSync(path);
+    return st.ino === null ? null : `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
+}
+/** Up to this many jobs of the listed states are found by the state index and sorted. */
+const INDEX_SORT_MAX = 10_000;
 
 export interface SqliteOptions {
   /** `synchronous=FULL` when true (default), `NORMAL` otherwise. */
@@ -105,6 +137,7 @@ function toJob(r: Row): Job {
     command: r.command as string,
     state: r.state as JobState,
     attempts: r.attempts as number,
+    retryBase: r.retry_base as number,
     maxRetries: r.max_retries as number,
     priority: r.priority as number,
     runAt: r.run_at as number,
@@ -118,6 +151,7 @@ function toJob(r: Row): Job {
     exitCode: r.exit_code as number | null,
     error: r.error as string | null,
     workerId: r.worker_id as string | null,
+    outputKey: r.output_key as string | null,
   };
 }
 
@@ -132,6 +166,8 @@ function toAttempt(r: Row): Attempt {
     exitCode: r.exit_code as number | null,
     signal: r.signal as string | null,
     error: r.error as string | null,
+    outputKey: r.output_key as string | null,
+    note: r.note as string | null,
   };
 }
 
@@ -177,6 +213,8 @@ export class SqliteStore implements Store {
   #watcher: Deno.FsWatcher | null = null;
   #waiters = new Set<() => void>();
   #dataVersion = -1;
+  /** The database file this process opened ("dev:ino"), to notice it being replaced. */
+  #identity: string | null = null;
 
   private constructor(path: string, db: DatabaseSync) {
     this.location = path;
@@ -193,6 +231,7 @@ export class SqliteStore implements Store {
     }
     const store = new SqliteStore(path, db);
     try {
+      store.#identity = fileIdentity(path);
       store.#setup(options.durable ?? true);
     } catch (e) {
       db.close();
@@ -203,7 +242,17 @@ export class SqliteStore implements Store {
 
   #setup(durable: boolean) {
     const db = this.#db;
-    const version = db.prepare("PRAGMA user_version").get()!.user_version as number;
+    // Both read in one read transaction: another process creating the schema at this moment
+    // commits its tables and its user_version together, so they are seen together or not at all.
+    db.exec("BEGIN");
+    let version: number;
+    let objects: number;
+    try {
+      version = db.prepare("PRAGMA user_version").get()!.user_version as number;
+      objects = db.prepare("SELECT count(*) AS n FROM sqlite_master").get()!.n as number;
+    } finally {
+      if (db.isTransaction) db.exec("COMMIT");
+    }
     if (version > SCHEMA_VERSION) {
       throw new StoreError(
         `${this.location} has schema version ${version}, newer than this queuectl understands ` +
@@ -211,7 +260,6 @@ export class SqliteStore implements Store {
       );
     }
     if (version === 0) {
-      const objects = db.prepare("SELECT count(*) AS n FROM sqlite_master").get()!.n as number;
       if (objects > 0) {
         throw new StoreError(
           `${this.location} is an SQLite database of another program; ` +
@@ -334,31 +382,77 @@ export class SqliteStore implements Store {
     });
   }
 
-  listJobs({ state, limit, offset = 0 }: ListOptions): Promise<Job[]> {
-    return this.#do(() =>
-      (state
-        ? this.#all(
-          "SELECT * FROM jobs WHERE state = ? ORDER BY seq LIMIT ? OFFSET ?",
-          state,
-          limit,
-          offset,
-        )
-        : this.#all("SELECT * FROM jobs ORDER BY seq LIMIT ? OFFSET ?", limit, offset)).map(toJob)
-    );
+  listJobs(
+    { state, states, search, newestFirst = false, limit, offset = 0 }: ListOptions,
+  ): Promise<Job[]> {
+    return this.#do(() => {
+      const where: string[] = [];
+      const params: SQLInputValue[] = [];
+      // Many jobs in the wanted states: walk the primary key in order and stop once the page is
+      // full (`+state` keeps SQLite off the state index, which would sort them all: 1-2 s for a
+      // million). Few: the state index finds them and sorting them is cheap.
+      const wanted = state ? [state, ...(states ?? [])] : states;
+      const col = wanted && this.#countStates(wanted) > INDEX_SORT_MAX ? "+state" : "state";
+      if (state) {
+        where.push(`${col} = ?`);
+        params.push(state);
+      }
+      if (states) {
+        where.push(`${col} IN (${states.map(() => "?").join(", ") || "NULL"})`);
+        params.push(...states);
+      }
+      if (search !== undefined && search !== "") {
+        // LIKE ignores ASCII case; `\` escapes the user's own % and _. No index can serve a
+        // substring match: rows are walked in `seq` order (the primary key) until the page is full.
+        where.push(
+          "(id LIKE ? ESCAPE '\\' OR command LIKE ? ESCAPE '\\' OR error LIKE ? ESCAPE '\\')",
+        );
+        const pattern = `%${search.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
+        params.push(pattern, pattern, pattern);
+      }
+      const sql = `SELECT * FROM jobs ${where.length ? "WHERE " + where.join(" AND ") : ""}
+         ORDER BY seq ${newestFirst ? "DESC" : ""} LIMIT ? OFFSET ?`;
+      return this.#all(sql, ...params, limit, offset).map(toJob);
+    });
   }
 
-  countJobs(state?: JobState): Promise<number> {
-    return this.#do(() =>
-      (state
-        ? this.#get("SELECT n FROM job_counts WHERE state = ?", state)!
-        : this.#get("SELECT sum(n) AS n FROM job_counts")!).n as number
-    );
+  countJobs(state?: JobState | readonly JobState[]): Promise<number> {
+    return this.#do(() => {
+      if (state === undefined) {
+        return this.#get("SELECT coalesce(sum(n), 0) AS n FROM job_counts")!.n as number;
+      }
+      return this.#countStates(typeof state === "string" ? [state] : state);
+    });
+  }
+
+  /** Jobs in any of `states` (each counted once), from the kept counts. */
+  #countStates(states: readonly JobState[]): number {
+    const distinct = [...new Set(states)];
+    if (distinct.length === 0) return 0;
+    return this.#get(
+      `SELECT coalesce(sum(n), 0) AS n FROM job_counts
+       WHERE state IN (${distinct.map(() => "?").join(", ")})`,
+      ...distinct,
+    )!.n as number;
   }
 
   listAttempts(jobId: string): Promise<Attempt[]> {
     return this.#do(() =>
       this.#all("SELECT * FROM attempts WHERE job_id = ? ORDER BY finished_at, rowid", jobId).map(
         toAttempt,
+      )
+    );
+  }
+
+  listRetries(jobId: string): Promise<RetryMark[]> {
+    return this.#do(() =>
+      this.#all("SELECT * FROM retries WHERE job_id = ? ORDER BY retried_at, rowid", jobId).map(
+        (r) => ({
+          jobId: r.job_id as string,
+          afterAttempt: r.after_attempt as number,
+          fromState: r.from_state as JobState,
+          retriedAt: r.retried_at as number,
+        }),
       )
     );
   }
@@ -390,7 +484,8 @@ export class SqliteStore implements Store {
   #claim(workerId: string, now: number, limit: number): Job[] {
     return this.#all(
       `UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ?,
-         started_at = ?, finished_at = NULL, updated_at = ?
+         started_at = ?, finished_at = NULL, updated_at = ?,
+         output_key = lower(hex(randomblob(8)))
        WHERE seq IN (
          SELECT seq FROM jobs INDEXED BY jobs_ready
          WHERE state IN ('pending','failed') AND run_at <= ?
@@ -438,13 +533,15 @@ export class SqliteStore implements Store {
     now: number,
   ): Job | null {
     const r = this.#get(
-      `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at), finished_at = ?,
-         updated_at = ?, exit_code = ?, error = ?
+      `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at),
+         retry_base = coalesce(?, retry_base), finished_at = ?, updated_at = ?, exit_code = ?,
+         error = ?
        WHERE id = ? AND state = 'processing' AND worker_id = ?
        RETURNING *`,
       next.state,
       next.attempts,
       next.runAt,
+      next.retryBase ?? null,
       now,
       now,
       result.exitCode,
@@ -456,7 +553,7 @@ export class SqliteStore implements Store {
     const job = toJob(r);
     this.#run(
       `INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
-         exit_code, signal, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         exit_code, signal, error, output_key, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       jobId,
       // An interrupted run gave its number back (transition "interrupt"); record the run's own.
       result.outcome === "interrupted" ? job.attempts + 1 : job.attempts,
@@ -467,6 +564,8 @@ export class SqliteStore implements Store {
       result.exitCode,
       result.signal,
       result.error,
+      job.outputKey,
+      result.note ?? null,
     );
     return job;
   }
@@ -477,21 +576,103 @@ export class SqliteStore implements Store {
     next: Transition,
     now: number,
   ): Promise<Job | null> {
-    return this.#do(() => {
-      const r = this.#get(
-        `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at), updated_at = ?
+    const update = () =>
+      this.#get(
+        `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at),
+           retry_base = coalesce(?, retry_base), updated_at = ?
          WHERE id = ? AND state = ? AND attempts = ? RETURNING *`,
         next.state,
         next.attempts,
         next.runAt,
+        next.retryBase ?? null,
         now,
         jobId,
         expected.state,
         expected.attempts,
       );
+    return this.#do(() => {
+      const r = next.retryBase === undefined ? update() : this.#tx(() => {
+        const r = update();
+        if (r) {
+          this.#run(
+            `INSERT INTO retries (job_id, after_attempt, from_state, retried_at)
+             VALUES (?, ?, ?, ?)`,
+            jobId,
+            next.retryBase!,
+            expected.state,
+            now,
+          );
+        }
+        return r;
+      });
       if (r && (next.state === "pending" || next.state === "failed")) this.#wakeWorkers();
       return r ? toJob(r) : null;
     });
+  }
+
+  cancelRunning(
+    jobId: string,
+    workerId: string,
+    attempt: number,
+    next: Transition,
+    error: string,
+    now: number,
+  ): Promise<Job | null> {
+    return this.#do(() =>
+      this.#tx(() => {
+        const r = this.#get(
+          `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at),
+             retry_base = coalesce(?, retry_base), finished_at = ?, updated_at = ?,
+             exit_code = NULL, error = ?
+           WHERE id = ? AND state = 'processing' AND worker_id = ? AND attempts = ?
+           RETURNING *`,
+          next.state,
+          next.attempts,
+          next.runAt,
+          next.retryBase ?? null,
+          now,
+          now,
+          error,
+          jobId,
+          workerId,
+          attempt,
+        );
+        if (!r) return null;
+        const job = toJob(r);
+        this.#run(
+          `INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
+             exit_code, signal, error, output_key)
+           VALUES (?, ?, ?, ?, ?, 'cancelled', NULL, NULL, ?, ?)`,
+          jobId,
+          attempt,
+          workerId,
+          job.startedAt ?? now,
+          now,
+          error,
+          job.outputKey,
+        );
+        return job;
+      })
+    );
+  }
+
+  removeJob(jobId: string, states: readonly JobState[]): Promise<Job | null> {
+    if (states.length === 0) return Promise.resolve(null);
+    return this.#do(() =>
+      this.#tx(() => {
+        const r = this.#get(
+          `DELETE FROM jobs WHERE id = ? AND state IN (${states.map(() => "?").join(", ")})
+           RETURNING *`,
+          jobId,
+          ...states,
+        );
+        if (!r) return null;
+        this.#run("DELETE FROM attempts WHERE job_id = ?", jobId);
+        this.#run("DELETE FROM retries WHERE job_id = ?", jobId);
+        this.#run("UPDATE job_counts SET n = n - 1 WHERE state = ?", r.state);
+        return toJob(r);
+      })
+    );
   }
 
   nextRunAt(): Promise<number | null> {
@@ -521,20 +702,65 @@ export class SqliteStore implements Store {
     );
   }
 
-  purge(state: JobState, finishedBefore: number): Promise<number[]> {
+  purge(state: JobState, finishedBefore: number): Promise<DeletedJob[]> {
     return this.#do(() =>
       this.#tx(() => {
         const rows = this.#all(
           `DELETE FROM jobs WHERE state = ? AND coalesce(finished_at, updated_at) < ?
-           RETURNING seq, id`,
+           RETURNING id, output_key`,
           state,
           finishedBefore,
         );
-        const del = this.#stmt("DELETE FROM attempts WHERE job_id = ?");
-        for (const r of rows) del.run(r.id);
+        const del = this.#stmt("DELETE FROM attempts WHERE job_id = ? RETURNING output_key");
+        const delRetries = this.#stmt("DELETE FROM retries WHERE job_id = ?");
+        const deleted = rows.map((r) => {
+          const keys = new Set<string>();
+          for (const a of del.all(r.id)) {
+            if (a.output_key !== null) keys.add(a.output_key as string);
+          }
+          if (r.output_key !== null) keys.add(r.output_key as string);
+          delRetries.run(r.id);
+          return { id: r.id as string, outputKeys: [...keys] };
+        });
         this.#run("UPDATE job_counts SET n = n - ? WHERE state = ?", rows.length, state);
-        return rows.map((r) => r.seq as number);
+        return deleted;
       })
+    );
+  }
+
+  outputKeys(jobId: string): Promise<Array<{ attempt: number; key: string }>> {
+    return this.#do(() => {
+      const out: Array<{ attempt: number; key: string }> = [];
+      const seen = new Set<string>();
+      for (
+        const r of this.#all(
+          `SELECT attempt, output_key FROM attempts WHERE job_id = ? AND output_key IS NOT NULL
+           ORDER BY finished_at, rowid`,
+          jobId,
+        )
+      ) {
+        if (seen.has(r.output_key as string)) continue;
+        seen.add(r.output_key as string);
+        out.push({ attempt: r.attempt as number, key: r.output_key as string });
+      }
+      const job = this.#get(
+        "SELECT attempts, output_key FROM jobs WHERE id = ? AND output_key IS NOT NULL",
+        jobId,
+      );
+      if (job && !seen.has(job.output_key as string)) {
+        out.push({ attempt: job.attempts as number, key: job.output_key as string });
+      }
+      return out;
+    });
+  }
+
+  countPurgeable(state: JobState, finishedBefore: number): Promise<number> {
+    return this.#do(() =>
+      this.#get(
+        `SELECT count(*) AS n FROM jobs WHERE state = ? AND coalesce(finished_at, updated_at) < ?`,
+        state,
+        finishedBefore,
+      )!.n as number
     );
   }
 
@@ -623,6 +849,22 @@ export class SqliteStore implements Store {
         );
       }
     });
+  }
+
+  assertSameStore(): Promise<void> {
+    // stat(2) only: opening and closing the file here would drop SQLite's POSIX locks (see
+    // waitForChange).
+    const now = fileIdentity(this.location);
+    if (this.#identity !== null && now !== this.#identity) {
+      return Promise.reject(
+        new StoreError(
+          now === null
+            ? `${this.location} was deleted while this process had it open`
+            : `${this.location} was replaced by another file while this process had it open`,
+        ),
+      );
+    }
+    return Promise.resolve();
   }
 
   assertWritable(): Promise<void> {

@@ -14,8 +14,13 @@ export interface Job {
   id: string;
   command: string;
   state: JobState;
-  /** Runs started so far. */
+  /** Runs started so far, in the job's whole life: the latest attempt's number. Never reset. */
   attempts: number;
+  /**
+   * `attempts` when a person last gave the job a fresh retry budget (`retry` of a dead or
+   * cancelled job); 0 before. The budget allows `1 + maxRetries` runs after it.
+   */
+  retryBase: number;
   maxRetries: number;
   /** Higher runs first. */
   priority: number;
@@ -36,6 +41,12 @@ export interface Job {
   error: string | null;
   /** The worker that holds (processing) or last held the job. */
   workerId: string | null;
+  /**
+   * Names the output of the latest attempt: a fresh random key at every claim, so no two runs,
+   * of this job or of any job of any database at the same path, ever share output. `null` before
+   * the first claim.
+   */
+  outputKey: string | null;
 }
 
 /** A job as `enqueue` hands it to the store: validated, with every default resolved. */
@@ -47,7 +58,7 @@ export type NewJob = Pick<
 /** One finished run of a job. */
 export interface Attempt {
   jobId: string;
-  /** 1-based number of the run. */
+  /** 1-based number of the run, counted over the job's whole life (continues after a retry). */
   attempt: number;
   workerId: string;
   startedAt: number;
@@ -56,10 +67,16 @@ export interface Attempt {
   exitCode: number | null;
   signal: string | null;
   error: string | null;
+  /** The key of this run's output (`Job.outputKey` while it ran). */
+  outputKey: string | null;
+  /** Something the run's owner noted beside its outcome, e.g. output that could not be stored. */
+  note: string | null;
 }
 
 /** What a worker reports when a run ends. */
-export type AttemptResult = Pick<Attempt, "outcome" | "exitCode" | "signal" | "error">;
+export type AttemptResult =
+  & Pick<Attempt, "outcome" | "exitCode" | "signal" | "error">
+  & Partial<Pick<Attempt, "note">>;
 
 /** A registered worker process. */
 export interface WorkerInfo {
@@ -87,8 +104,34 @@ export interface StaleJob {
   workerId: string;
 }
 
+/** A job removed by `purge`, with the keys of its runs' output. */
+export interface DeletedJob {
+  id: string;
+  outputKeys: string[];
+}
+
+/** A person gave a job a fresh retry budget (`retry` or `dlq retry` of a dead or cancelled job). */
+export interface RetryMark {
+  jobId: string;
+  /** The budget restarted after this many runs: the next run was attempt `afterAttempt + 1`. */
+  afterAttempt: number;
+  /** The state the job was retried from (`dead`: from the DLQ, or `cancelled`). */
+  fromState: JobState;
+  retriedAt: number;
+}
+
 export interface ListOptions {
+  /** Only jobs in this state. */
   state?: JobState;
+  /** Only jobs in one of these states (with `state`, jobs must match both). */
+  states?: readonly JobState[];
+  /**
+   * Only jobs whose id, command or error contains this text, ignoring ASCII case. Matched by the
+   * store on every row it walks (no index): fast while matches are common, a full scan otherwise.
+   */
+  search?: string;
+  /** Newest (highest `seq`) first instead of enqueue order. */
+  newestFirst?: boolean;
   limit: number;
   offset?: number;
 }
@@ -106,14 +149,20 @@ export interface Store {
   /** The job with this id, or `null`. */
   getJob(id: string): Promise<Job | null>;
 
-  /** Jobs in enqueue order, optionally of one state. */
+  /** Jobs in enqueue order (or newest first), filtered by `options`, one page. */
   listJobs(options: ListOptions): Promise<Job[]>;
 
-  /** Number of jobs matching `state` (all jobs without it). */
-  countJobs(state?: JobState): Promise<number>;
+  /**
+   * Number of jobs in `state` or in any of several states (all jobs without it). Cheap: read
+   * from kept counts, never by walking the jobs.
+   */
+  countJobs(state?: JobState | readonly JobState[]): Promise<number>;
 
   /** Finished runs of a job, oldest first. */
   listAttempts(jobId: string): Promise<Attempt[]>;
+
+  /** The times a person gave the job a fresh retry budget, oldest first. */
+  listRetries(jobId: string): Promise<RetryMark[]>;
 
   /** Job counts per state; `scheduled` counts pending/failed jobs whose `runAt` is after `now`. */
   counts(now: number): Promise<JobCounts>;
@@ -157,6 +206,8 @@ export interface Store {
    * Applies a person's change (`retry`, `cancel`) to a job that is not running. Guarded by the
    * state and attempt count the caller read (`expected`): returns the updated job, or `null` when
    * the job changed since, even if it came back to the same state (claimed and failed again).
+   * When `next.retryBase` is given, the fresh budget is recorded as a `RetryMark` (from
+   * `expected.state`, at `now`) in the same transaction.
    */
   applyTransition(
     jobId: string,
@@ -164,6 +215,31 @@ export interface Store {
     next: Transition,
     now: number,
   ): Promise<Job | null>;
+
+  /**
+   * Cancels a running job: applies `next` (from `transition(job, {type: "cancel"})`, state
+   * `cancelled`) and records the run as an attempt with outcome `cancelled`, `error` and no exit
+   * code, in one transaction. Guarded: only when the job is `processing`, held by `workerId`, and
+   * on run `attempt` (the run the caller read, so a later run of the same worker is never
+   * cancelled by mistake). Returns the updated job (`finishedAt = now`), or `null` when the guard
+   * did not match; then nothing is written. The worker learns of it when its own `finishAttempt`
+   * or heartbeat finds the job no longer its own, and stops the command.
+   */
+  cancelRunning(
+    jobId: string,
+    workerId: string,
+    attempt: number,
+    next: Transition,
+    error: string,
+    now: number,
+  ): Promise<Job | null>;
+
+  /**
+   * Deletes one job with its attempts and retry marks, only when it is in one of `states`.
+   * Returns the deleted job, or `null` when there is no such job or it is in another state (then
+   * nothing is deleted). The caller removes its output.
+   */
+  removeJob(jobId: string, states: readonly JobState[]): Promise<Job | null>;
 
   /** The earliest `runAt` among pending and failed jobs, or `null` when none is waiting. */
   nextRunAt(): Promise<number | null>;
@@ -179,10 +255,20 @@ export interface Store {
   jobsHeldBy(workerId: string): Promise<Job[]>;
 
   /**
-   * Deletes jobs in `state` that finished before `finishedBefore`, with their attempts. Returns
-   * the deleted jobs' `seq`s so the caller can remove their logs.
+   * Deletes jobs in `state` that finished before `finishedBefore`, with their attempts and retry
+   * marks. Returns the deleted jobs' output keys (every run's) so the caller can remove their
+   * output.
    */
-  purge(state: JobState, finishedBefore: number): Promise<number[]>;
+  purge(state: JobState, finishedBefore: number): Promise<DeletedJob[]>;
+
+  /**
+   * The output keys of a job's runs, oldest first, the running attempt's last; each with its
+   * attempt number. Empty for an unknown job or one that never ran.
+   */
+  outputKeys(jobId: string): Promise<Array<{ attempt: number; key: string }>>;
+
+  /** How many jobs `purge(state, finishedBefore)` would delete now; deletes nothing. */
+  countPurgeable(state: JobState, finishedBefore: number): Promise<number>;
 
   /** Registers a worker process (or refreshes it, when the id exists). */
   registerWorker(
@@ -222,6 +308,13 @@ export interface Store {
    * a long-running process can refuse to start instead of failing on its first write.
    */
   assertWritable(): Promise<void>;
+
+  /**
+   * Throws `StoreError` when the store this process opened is no longer the one its location
+   * names (the database file was deleted or replaced), so a long-running worker stops instead of
+   * working on data nobody else sees.
+   */
+  assertSameStore(): Promise<void>;
 
   /** Releases the connection and any watcher. */
   close(): Promise<void>;
