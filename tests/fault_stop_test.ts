@@ -1,7 +1,8 @@
 /**
- * Fault injection, graceful stop under load: 4 workers run 2-second jobs with more waiting when
- * `worker stop` (from another process) or SIGTERM arrives. Every running job finishes and is
- * completed, none starts after the stop, every process exits and the supervisor exits 0.
+ * Fault injection, stop under load: 4 workers run 2-second jobs with more waiting when `worker
+ * stop` (from another process) or SIGTERM arrives, once or twice. Every running job finishes and is
+ * completed, none starts after the stop, every process exits and the supervisor exits 0. Only
+ * `worker stop --now` interrupts them (back to pending) and makes the supervisor exit 130.
  */
 import assert from "node:assert/strict";
 import { countLines, procsMentioning, queryDb, statusWithin } from "./chaos.ts";
@@ -115,14 +116,25 @@ Deno.test("stop: SIGTERM to the supervisor while 4 jobs run → they finish, not
   await assertStoppedCleanly(o);
 });
 
-Deno.test("stop: a second SIGTERM interrupts the running jobs → back to pending, no retry used, exit 0", async () => {
+Deno.test("stop: SIGTERM twice while 4 jobs run → still graceful: they finish, exit 0", async () => {
   await using t = await tempDb();
   const o = await stopUnderLoad(t.dir, t.db, async (w) => {
     w.signal("SIGTERM");
     await waitFor(() => w.log().includes("supervisor.stopping"), { what: "first stop logged" });
     w.signal("SIGTERM");
   });
-  assert.equal(o.status.code, 0, o.log);
+  await assertStoppedCleanly(o);
+  assert.doesNotMatch(o.log, /stopping_now|job\.interrupted/, o.log);
+});
+
+Deno.test("stop: `worker stop --now` while 4 jobs run → interrupted, back to pending, no retry used, exit 130", async () => {
+  await using t = await tempDb();
+  let stopOut = { code: -1, stdout: "", stderr: "" };
+  const o = await stopUnderLoad(t.dir, t.db, async () => {
+    stopOut = await runCli(t.db, ["worker", "stop", "--now", "--timeout", "20s"]);
+  });
+  assert.equal(stopOut.code, 0, `${stopOut.stdout}${stopOut.stderr}`);
+  assert.equal(o.status.code, 130, o.log);
   const rows = queryDb(o.db, "SELECT id, state, attempts FROM jobs ORDER BY id");
   assert.deepEqual(
     rows.map((r) => [r.id, r.state, r.attempts]),

@@ -1022,6 +1022,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
           supervisorPid: 4000,
           startedAt: T0,
           heartbeatAt: T0,
+          stoppingAt: null,
           stoppedAt: null,
           currentJob: null,
         },
@@ -1032,6 +1033,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
           supervisorPid: 4000,
           startedAt: T0 + 1,
           heartbeatAt: T0 + 1,
+          stoppingAt: null,
           stoppedAt: null,
           currentJob: null,
         },
@@ -1414,6 +1416,28 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       assert.deepEqual(await find("backup", { limit: 1, offset: 1 }), ["b2"]);
       assert.deepEqual(await find("nothing like it"), []);
       assert.deepEqual(await find(""), ["backup-nightly", "b2", "b3", "b4"], "empty: no filter");
+    },
+  );
+
+  storeTest(
+    "markWorkerStopping records the first graceful stop; registering again clears it",
+    async ({ store }) => {
+      await registerWorker(store, "w1", T0);
+      await registerWorker(store, "w2", T0 + 1);
+      await store.markWorkerStopping("w1", T0 + 10);
+      await store.markWorkerStopping("w1", T0 + 20); // a second request keeps the first time
+      await store.markWorkerStopping("unknown", T0 + 20);
+      const stopping = async (all = false) =>
+        Object.fromEntries((await store.listWorkers({ all })).map((w) => [w.id, w.stoppingAt]));
+      assert.deepEqual(await stopping(), { w1: T0 + 10, w2: null });
+      // A draining worker is still listed (it may hold a job) until it is stopped.
+      await store.markWorkerStopped("w1", T0 + 30);
+      await store.markWorkerStopping("w2", T0 + 40);
+      await store.markWorkerStopped("w2", T0 + 50);
+      await store.markWorkerStopping("w2", T0 + 60); // stopped: unchanged
+      assert.deepEqual(await stopping(true), { w1: T0 + 10, w2: T0 + 40 });
+      await registerWorker(store, "w1", T0 + 100);
+      assert.deepEqual(await stopping(), { w1: null });
     },
   );
 }

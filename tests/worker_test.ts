@@ -271,29 +271,6 @@ Deno.test("worker: ready jobs run by priority, then run_at, then enqueue order; 
   assert.deepEqual(ran, ["high", "old", "low1", "low2", "future"]);
 });
 
-Deno.test("worker: a second SIGTERM interrupts the running job, which goes back to pending unused", async () => {
-  await using t = await tempDb();
-  await cliOk(t.db, [
-    "enqueue",
-    JSON.stringify({ id: "long", command: "sleep 30", max_retries: 0 }),
-  ]);
-  const w = startWorkers(t.db, 1);
-  await waitFor(async () => (await jobState(t.db, "long")) === "processing", { what: "running" });
-  w.signal("SIGTERM");
-  await waitFor(() => /supervisor\.stopping/.test(w.log()), { what: "stopping logged" });
-  w.signal("SIGTERM");
-  assert.equal((await w.done()).code, 0, w.log());
-  const s = openDb(t.db);
-  try {
-    const job = (await s.getJob("long"))!;
-    assert.equal(job.state, "pending");
-    assert.equal(job.attempts, 0, "an interrupted run must not use up a retry");
-    assert.deepEqual((await s.listAttempts("long")).map((a) => a.outcome), ["interrupted"]);
-  } finally {
-    await s.close();
-  }
-});
-
 Deno.test("worker: jobs and their results persist across processes and restarts", async () => {
   await using t = await tempDb();
   await cliOk(t.db, ["enqueue", JSON.stringify({ id: "a", command: "true" })]);

@@ -1,23 +1,26 @@
 /**
- * `queuectl worker start`: runs in the foreground, spawns N worker processes (`Deno.Command` on
- * `Deno.execPath()`, each with only the permissions it needs), writes a pid file, restarts a worker
- * that dies, and puts a dead worker's job back in the queue at once.
+ * `queuectl worker start`: spawns N worker processes (`Deno.Command` on `Deno.execPath()`, each
+ * with only the permissions it needs), holds a locked pid file, restarts a worker that dies, and
+ * puts a dead worker's job back in the queue at once. It runs in the foreground, or detached in a
+ * session of its own (`--detach`, see `startDetached`), its output going to a log file.
  *
- * Stopping: the first Ctrl+C / SIGTERM (or `queuectl worker stop`) sends SIGTERM to every worker,
- * which finishes its current job and exits; the supervisor then returns 0. A second one sends
- * SIGTERM again, which makes each worker kill its job (the job goes back to pending). A third
- * sends SIGKILL.
+ * Stopping (the protocol is in `stop.ts`): SIGTERM, however often, is passed on once to every
+ * worker, which finishes its current job and exits; the supervisor then returns 0. SIGQUIT (or a
+ * second Ctrl+C) passes SIGQUIT on: each worker kills its job, which goes back to pending, and the
+ * supervisor returns 130. A third Ctrl+C sends SIGKILL to the workers.
  */
 import { basename, dirname, join } from "../lib/paths.ts";
 import { fileURLToPath } from "node:url";
 import { CONFIG_KEYS, envName } from "../lib/config.ts";
 import { formatDuration } from "../lib/duration.ts";
+import { UserError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { loadConfig } from "../lib/settings.ts";
 import { openStore } from "../lib/store/open.ts";
 import type { Store } from "../lib/store/store.ts";
 import { libcPaths } from "./reaper.ts";
 import { failLostJobs } from "./rescue.ts";
+import { FORCE_SIGNAL, GRACEFUL_SIGNAL, pidDir, writePidFile } from "./stop.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { workerIdOf } from "./worker_id.ts";
 
@@ -26,11 +29,6 @@ export interface SupervisorOptions {
   count: number;
   logLevel: string;
   log: Logger;
-}
-
-/** Where supervisors leave their pid files: `<db>-run/<pid>.pid`. */
-export function pidDir(db: string): string {
-  return `${db}-run`;
 }
 
 /**
@@ -84,6 +82,106 @@ export function workerCommand(db: string, host: string, logLevel: string, nonce 
     }
   }
   return { exec, args: [...args, main, ...workerArgs], cwd };
+}
+
+/** The permissions of `queuectl` itself (as the deno.json tasks grant them). */
+const CLI_PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys=hostname",
+];
+
+/** The command line that runs `queuectl ARGS` again, under `deno run` or as a compiled binary. */
+function queuectlCommand(args: string[]) {
+  const exec = Deno.execPath();
+  if (!/^deno(\.exe)?$/i.test(basename(exec))) return { exec, args };
+  const main = Deno.mainModule;
+  const pre = ["run", "--quiet", "--no-prompt", ...CLI_PERMISSIONS];
+  if (main.startsWith("file:")) {
+    const config = join(dirname(fileURLToPath(main)), "deno.json");
+    try {
+      Deno.statSync(config);
+      pre.push("--config", config);
+    } catch {
+      // Installed without a config file: the module graph resolves on its own.
+    }
+  }
+  return { exec, args: [...pre, main, ...args] };
+}
+
+export interface DetachedSupervisor {
+  pid: number;
+  /** Where its output and its workers' go: `<db>-run/<pid>.log`, mode 0600. */
+  logFile: string;
+}
+
+/**
+ * `worker start --detach`: starts `worker start --foreground` in a session of its own (Ctrl+C in
+ * this terminal never reaches it; its stdin is /dev/null), its output appended to
+ * `<db>-run/<pid>.log`, and returns once `count` of its workers have registered. Throws, naming the
+ * log, when it exits or its workers do not register within `timeoutMs`.
+ */
+export async function startDetached(
+  opts: { db: string; count: number; logLevel: string; timeoutMs?: number },
+): Promise<DetachedSupervisor> {
+  const dir = pidDir(opts.db);
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const cmd = queuectlCommand([
+    "worker",
+    "start",
+    "--foreground",
+    "--db",
+    opts.db,
+    "--count",
+    String(opts.count),
+    "--log-level",
+    opts.logLevel,
+  ]);
+  // `exec` keeps the shell's pid, so `$$.log` is named after the supervisor's pid.
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      'umask 077; dir=$1; shift; exec "$@" </dev/null >>"$dir/$$.log" 2>&1',
+      "sh",
+      dir,
+      cmd.exec,
+      ...cmd.args,
+    ],
+    detached: true, // setsid: a session and process group of its own, no controlling terminal
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  child.unref();
+  const logFile = join(dir, `${child.pid}.log`);
+  let exited = null as Deno.CommandStatus | null;
+  child.status.then((s) => exited = s);
+  const store = openStore(opts.db);
+  try {
+    const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+    for (;;) {
+      const up = (await store.listWorkers()).filter((w) => w.supervisorPid === child.pid);
+      if (up.length >= opts.count) return { pid: child.pid, logFile };
+      if (exited !== null) {
+        throw new UserError(
+          `the background supervisor exited with ${exited.code} as it started; see ${logFile}`,
+        );
+      }
+      if (Date.now() > deadline) {
+        throw new UserError(
+          `${up.length} of ${opts.count} workers registered after ${
+            formatDuration(opts.timeoutMs ?? 60_000)
+          }; the supervisor (pid ${child.pid}) keeps trying: see ${logFile}, ` +
+            `or stop it with queuectl worker stop`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await store.close();
+  }
 }
 
 /**
@@ -145,21 +243,33 @@ interface Child {
   startedAt: number;
 }
 
+/** How far a stop has gone; it only ever moves forward. */
+type Phase = "running" | "graceful" | "forced" | "killed";
+
+/** The exit code of a supervisor whose stop was forced (running jobs were interrupted). */
+export const FORCED_EXIT_CODE = 130;
+
+/**
+ * Runs the workers until they are stopped. Refuses to start (throws, before any worker starts)
+ * when the store cannot be written or a configured value is invalid. Returns 0 after a graceful
+ * stop, `FORCED_EXIT_CODE` after a forced one.
+ */
 export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
   const { log } = opts;
   const host = Deno.hostname();
   const store: Store = openStore(opts.db);
   try {
     await store.assertWritable();
+    // Every worker would fail on an invalid value and be restarted forever: refuse now instead.
+    await loadConfig(store);
   } catch (e) {
     await store.close();
     throw e;
   }
-  const pidFile = join(pidDir(opts.db), `${Deno.pid}.pid`);
-  Deno.mkdirSync(pidDir(opts.db), { recursive: true, mode: 0o700 });
-  Deno.writeTextFileSync(pidFile, `${Deno.pid}\n`, { mode: 0o600 });
+  using _pidFile = writePidFile(opts.db);
 
-  let signals = 0;
+  let phase = "running" as Phase;
+  let interrupts = 0;
   let storeGone = false;
   const children = new Map<number, Child>();
   const exits: Promise<void>[] = [];
@@ -202,11 +312,11 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
           db: opts.db,
           action: "stopping all workers; start them again once the database is in place",
         });
-        onSignal();
+        drain("the database file was replaced");
       }
       return;
     }
-    if (status.success && signals > 0) return;
+    if (status.success && phase !== "running") return;
     // Died on its own (crash, kill -9, OOM): its job's processes outlived it in their own
     // session, so end them before the job goes back to the queue (now, not after the lease runs
     // out); otherwise the retry would run beside them.
@@ -231,7 +341,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     } catch (e) {
       log.warn("supervisor.rescue_failed", { error: (e as Error).message });
     }
-    if (signals > 0) return;
+    if (phase !== "running") return;
     const delay = nextRestartDelay(child.index, status, now - child.startedAt);
     log.warn("worker.died", {
       worker: child.process.pid,
@@ -240,7 +350,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
       restart_in: formatDuration(delay),
     });
     await sleep(delay, stopping.signal);
-    if (signals === 0) spawn(child.index);
+    if (phase === "running") spawn(child.index);
   };
 
   /**
@@ -256,28 +366,61 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     return delay;
   };
 
-  const onSignal = () => {
-    signals++;
-    stopping.abort();
-    const sig: Deno.Signal = signals >= 3 ? "SIGKILL" : "SIGTERM";
-    if (signals === 1) {
-      log.info("supervisor.stopping", {
-        workers: children.size,
-        hint: "running jobs finish first; press Ctrl+C again to stop them now",
-      });
-    } else if (signals === 2) {
-      log.warn("supervisor.stopping_now", {
-        hint: "interrupting running jobs; they go back to the queue",
-      });
-    }
+  const tell = (sig: Deno.Signal) => {
     for (const c of children.values()) {
       try {
         c.process.kill(sig);
       } catch { /* already exited */ }
     }
   };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+
+  /** Graceful: each worker finishes its job. Returns false when a stop was already under way. */
+  const drain = (hint: string): boolean => {
+    if (phase !== "running") return false;
+    phase = "graceful";
+    stopping.abort();
+    log.info("supervisor.stopping", { workers: children.size, hint });
+    tell(GRACEFUL_SIGNAL);
+    return true;
+  };
+  const force = () => {
+    if (phase === "forced" || phase === "killed") return;
+    phase = "forced";
+    stopping.abort();
+    log.warn("supervisor.stopping_now", {
+      hint: "interrupting running jobs; they go back to the queue",
+    });
+    tell(FORCE_SIGNAL);
+  };
+
+  // SIGTERM (`queuectl worker stop`, a service manager) is graceful however often it comes.
+  const onTerm = () => {
+    if (drain("running jobs finish first; queuectl worker stop --now interrupts them")) return;
+    log.info("supervisor.still_stopping", {
+      workers: children.size,
+      hint: phase === "graceful"
+        ? "running jobs finish first; queuectl worker stop --now interrupts them"
+        : undefined,
+    });
+  };
+  // Ctrl+C in this terminal: graceful, then forced, then SIGKILL.
+  const onInt = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      if (!drain("running jobs finish first; press Ctrl+C again to stop them now")) {
+        log.info("supervisor.still_stopping", { hint: "press Ctrl+C again to stop them now" });
+      }
+    } else if (interrupts === 2) {
+      force();
+    } else if (phase !== "killed") {
+      phase = "killed";
+      log.warn("supervisor.killing", { workers: children.size });
+      tell("SIGKILL");
+    }
+  };
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener(GRACEFUL_SIGNAL, onTerm);
+  Deno.addSignalListener(FORCE_SIGNAL, force);
 
   log.info("supervisor.started", { workers: opts.count, db: opts.db, pid: Deno.pid });
   try {
@@ -285,13 +428,12 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     // Wait until every worker, restarted ones included, has exited.
     while (exits.length > 0) await exits.shift();
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
-    try {
-      Deno.removeSync(pidFile);
-    } catch { /* gone */ }
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener(GRACEFUL_SIGNAL, onTerm);
+    Deno.removeSignalListener(FORCE_SIGNAL, force);
     await store.close();
   }
-  log.info("supervisor.stopped");
-  return storeGone ? 1 : 0;
+  const forced = phase === "forced" || phase === "killed";
+  log.info("supervisor.stopped", forced ? { forced: true } : undefined);
+  return forced ? FORCED_EXIT_CODE : storeGone ? 1 : 0;
 }

@@ -3,10 +3,11 @@
  * It holds at most one job at a time, renews its lease by heartbeat while it runs, and rescues the
  * jobs of workers whose lease ran out. Started by the supervisor as `queuectl __worker …`.
  *
- * Stopping: the first SIGTERM (or its supervisor going away, seen as EOF on stdin) stops claiming
- * and lets the current job finish; a second SIGTERM kills the job's process tree and puts the job
- * back to pending (`interrupt`). SIGINT is ignored here: Ctrl+C reaches the whole terminal group,
- * and the supervisor alone decides what it means.
+ * Stopping (the protocol is in `stop.ts`): SIGTERM (or its supervisor going away, seen as EOF on
+ * stdin) stops claiming and lets the current job finish, however often it comes; the worker marks
+ * itself stopping in the store. SIGQUIT kills the job's process tree and puts the job back to
+ * pending (`interrupt`). SIGINT is ignored here: Ctrl+C reaches the whole terminal group, and the
+ * supervisor alone decides what it means.
  */
 import { type Config, heartbeatIntervalMs } from "../lib/config.ts";
 import { backoffPolicy } from "../lib/config.ts";
@@ -21,6 +22,7 @@ import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { runJob } from "./executor.ts";
 import { enableSubreaper } from "./reaper.ts";
 import { rescueStaleJobs } from "./rescue.ts";
+import { FORCE_SIGNAL, GRACEFUL_SIGNAL } from "./stop.ts";
 import { workerIdOf } from "./worker_id.ts";
 
 export interface WorkerArgs {
@@ -86,15 +88,28 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
 
   const stopping = new AbortController();
   const forced = new AbortController();
-  const onTerm = () => {
-    if (!stopping.signal.aborted) {
-      stopping.abort();
-    } else if (!forced.signal.aborted) {
-      forced.abort();
+  let registered = false;
+  /** `worker list` shows a draining worker as stopping. */
+  const markStopping = async () => {
+    try {
+      await store.markWorkerStopping(workerId, Date.now());
+    } catch (e) {
+      wlog.warn("worker.mark_stopping_failed", { error: (e as Error).message });
     }
   };
+  // Graceful, however often asked: only FORCE_SIGNAL interrupts the running job.
+  const onTerm = () => {
+    if (stopping.signal.aborted) return;
+    stopping.abort();
+    if (registered) markStopping();
+  };
+  const onForce = () => {
+    onTerm();
+    forced.abort();
+  };
   const ignore = () => {};
-  Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener(GRACEFUL_SIGNAL, onTerm);
+  Deno.addSignalListener(FORCE_SIGNAL, onForce);
   Deno.addSignalListener("SIGINT", ignore);
   // EOF on stdin: the supervisor is gone (even by SIGKILL). Finish the current job, then exit.
   (async () => {
@@ -103,7 +118,7 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
     } catch { /* closed */ }
     if (!stopping.signal.aborted) {
       wlog.warn("worker.orphaned", { reason: "supervisor gone; stopping after the current job" });
-      stopping.abort();
+      onTerm();
     }
   })();
 
@@ -117,6 +132,8 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
     startedAt: now,
     heartbeatAt: now,
   });
+  registered = true;
+  if (stopping.signal.aborted) await markStopping();
   wlog.info("worker.started", { subreaper });
 
   /** The job running now, checked against the store on each heartbeat and every second. */
@@ -236,7 +253,8 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
     }
   } finally {
     clearInterval(beat);
-    Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener(GRACEFUL_SIGNAL, onTerm);
+    Deno.removeSignalListener(FORCE_SIGNAL, onForce);
     Deno.removeSignalListener("SIGINT", ignore);
     try {
       await store.markWorkerStopped(workerId, Date.now());

@@ -2,6 +2,7 @@
 import { buildCommand } from "@stricli/core";
 import { JOB_STATES } from "../job.ts";
 import { loadSetting } from "../settings.ts";
+import { isWorkerLive } from "../../workers/liveness.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
 import { colorState, out, outJson, table } from "./format.ts";
 
@@ -12,7 +13,7 @@ async function status(this: Context, flags: DbFlags & { json: boolean }) {
     // counts, which is what a user checks when something is wrong.
     const leaseTimeoutMs = await loadSetting(store, "lease-timeout");
     const counts = await store.counts(now);
-    const workers = (await store.listWorkers()).filter((w) => now - w.heartbeatAt < leaseTimeoutMs);
+    const workers = (await store.listWorkers()).filter((w) => isWorkerLive(w, leaseTimeoutMs, now));
     const total = JOB_STATES.reduce((n, s) => n + counts[s], 0);
     if (flags.json) {
       return outJson({

@@ -1,12 +1,13 @@
 /**
- * `queuectl worker start|stop|list`. `start` runs the supervisor in the foreground; `stop` asks
- * every supervisor on this host to stop gracefully and waits (bounded) for its workers to exit.
+ * `queuectl worker start|stop|list`. `start` runs the supervisor in the foreground, or detached
+ * with `--detach`; `stop` runs the stop protocol of `workers/stop.ts` (signal, then poll, bounded).
  * The supervisor and logging code are imported only when `start` runs.
  */
 import { buildCommand, buildRouteMap } from "@stricli/core";
-import { UsageError, UserError } from "../errors.ts";
-import { loadConfig } from "../settings.ts";
+import { QueuectlError, UsageError, UserError } from "../errors.ts";
+import { loadConfig, loadSetting } from "../settings.ts";
 import { resolveDbPath } from "../store/open.ts";
+import { isWorkerLive, workerStatus } from "../../workers/liveness.ts";
 import {
   type Context,
   dbFlag,
@@ -16,81 +17,130 @@ import {
   jsonFlag,
   withStore,
 } from "./context.ts";
-import { out, outJson, relativeTime, table, workerJson } from "./format.ts";
+import { iso, out, outJson, relativeTime, table, workerJson } from "./format.ts";
+
+/** A forced stop (second Ctrl+C, `worker stop --now`): running jobs were interrupted. */
+class ForcedStopError extends QueuectlError {
+  override readonly exitCode = 130;
+}
 
 interface StartFlags extends DbFlags {
   count: number;
   quiet: boolean;
   verbose: boolean;
   logLevel?: string;
+  detach: boolean;
+  foreground: boolean;
 }
 
 async function start(this: Context, flags: StartFlags) {
   const { resolveLogLevel, setupLogging } = await import("../log.ts");
-  const { runSupervisor } = await import("../../workers/supervisor.ts");
+  const { FORCED_EXIT_CODE, runSupervisor, startDetached } = await import(
+    "../../workers/supervisor.ts"
+  );
   let level = resolveLogLevel(flags.logLevel, Deno.env.get("QUEUECTL_LOG"));
   if (flags.quiet && flags.verbose) throw new UsageError("give either --quiet or --verbose");
   if (flags.quiet) level = "warning";
   if (flags.verbose) level = "debug";
+  if (flags.detach && flags.foreground) {
+    throw new UsageError("give either --detach or --foreground");
+  }
   const db = resolveDbPath(flags.db);
+  if (flags.detach) {
+    // Refuse here, in the user's terminal, what the background supervisor would refuse.
+    await withStore(flags, async (store) => {
+      await store.assertWritable();
+      await loadConfig(store);
+    });
+    const d = await startDetached({ db, count: flags.count, logLevel: level });
+    const plural = flags.count === 1 ? "" : "s";
+    out(`started ${flags.count} worker${plural} in the background; supervisor pid ${d.pid}`);
+    out(`log: ${d.logFile}`);
+    out("stop with: queuectl worker stop (--now interrupts running jobs)");
+    return;
+  }
   const log = await setupLogging(level);
   const code = await runSupervisor({ db, count: flags.count, logLevel: level, log });
+  if (code === FORCED_EXIT_CODE) {
+    throw new ForcedStopError(
+      "stopped at once: running jobs were interrupted and went back to the queue",
+    );
+  }
   if (code !== 0) throw new UserError("supervisor stopped with errors");
 }
 
 interface StopFlags extends DbFlags {
   timeout: number;
+  now: boolean;
 }
 
 /**
- * Signals each supervisor on this host whose workers hold a live lease, then waits until every
- * one of those workers has unregistered or lost its lease. Liveness comes from the store (Deno
- * denies /proc), so a stale pid is never signalled: its workers' heartbeats are old.
+ * Signals the supervisors of this database on this host (graceful, or forced with `--now`), and
+ * the workers left without one, then waits until they have all stopped or `--timeout` passes.
+ * Asking again never forces a graceful stop: only `--now` does.
  */
 async function stop(this: Context, flags: StopFlags) {
-  await withStore(flags, async (store) => {
-    const config = await loadConfig(store);
-    const host = Deno.hostname();
-    const live = async () => {
-      const now = Date.now();
-      return (await store.listWorkers()).filter((w) =>
-        w.host === host && now - w.heartbeatAt < config.leaseTimeoutMs
-      );
+  const { signalStop, waitStopped } = await import("../../workers/stop.ts");
+  await withStore(flags, async (store, db) => {
+    const req = {
+      store,
+      db,
+      host: Deno.hostname(),
+      // Only the lease is used: another bad setting must not keep workers from being stopped.
+      leaseTimeoutMs: await loadSetting(store, "lease-timeout"),
+      force: flags.now,
     };
-    const workers = await live();
-    if (workers.length === 0) {
+    const t = await signalStop(req);
+    if (t.stalePidFiles.length > 0) {
+      const n = t.stalePidFiles.length;
+      out(`removed ${n} stale pid file${n === 1 ? "" : "s"} of a supervisor that is gone`);
+    }
+    if (t.workers.length === 0 && t.supervisors.length === 0) {
       out("no workers are running on this host");
       return;
     }
-    for (const pid of new Set(workers.map((w) => w.supervisorPid))) {
-      try {
-        Deno.kill(pid, "SIGTERM");
-      } catch {
-        // Exited between the check and the signal: its workers unregister or go stale.
-      }
-    }
-    const n = workers.length;
+    const n = t.workers.length;
     const plural = n === 1 ? "" : "s";
+    const secs = `${flags.timeout / 1000}s`;
+    const what = n > 0 ? `${n} worker${plural}` : `supervisor ${t.supervisors.join(", ")}`;
     out(
-      `asked ${n} worker${plural} to stop (running jobs finish first); ` +
-        `waiting up to ${flags.timeout / 1000}s…`,
+      flags.now
+        ? `asked ${what} to stop now (running jobs are interrupted and go back to the queue); ` +
+          `waiting up to ${secs}…`
+        : `asked ${what} to stop (running jobs finish first); waiting up to ${secs}…`,
     );
-    const ids = new Set(workers.map((w) => w.id));
-    const deadline = Date.now() + flags.timeout;
-    let still = workers;
-    while (still.length > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      still = (await live()).filter((w) => ids.has(w.id));
-    }
-    if (still.length > 0) {
-      throw new UserError(
-        `${n - still.length} of ${n} workers stopped; ${still.length} still finishing their ` +
-          `jobs after ${
-            flags.timeout / 1000
-          }s. Wait, or run worker stop again with a longer --timeout`,
+    if (t.orphans.length > 0) {
+      const k = t.orphans.length;
+      out(
+        k === 1
+          ? "1 of them had lost its supervisor and was signalled directly"
+          : `${k} of them had lost their supervisor and were signalled directly`,
       );
     }
-    out(`stopped ${n} worker${plural}`);
+    const left = await waitStopped(req, t, Date.now() + flags.timeout);
+    const k = left.workers.length;
+    if (k > 0 && flags.now) {
+      throw new UserError(
+        `${k} of ${n} workers still running ${secs} after a forced stop; ` +
+          `see queuectl worker list`,
+      );
+    }
+    if (k > 0) {
+      const busy = left.workers.filter((w) => w.currentJob).length;
+      throw new UserError(
+        `${n - k} of ${n} workers stopped; ${k} still running after ${secs}` +
+          (busy > 0 ? `, finishing ${busy} job${busy === 1 ? "" : "s"}` : "") +
+          `; they stop when done. Wait, or run queuectl worker stop --now to interrupt ` +
+          `the jobs (they go back to the queue)`,
+      );
+    }
+    if (left.supervisors.length > 0) {
+      throw new UserError(
+        `supervisor ${left.supervisors.join(", ")} still running after ${secs}; ` +
+          `run queuectl worker stop --now`,
+      );
+    }
+    out(n > 0 ? `stopped ${n} worker${plural}` : `stopped ${what}`);
   });
 }
 
@@ -101,12 +151,16 @@ interface ListFlags extends DbFlags {
 
 async function list(this: Context, flags: ListFlags) {
   await withStore(flags, async (store) => {
-    const config = await loadConfig(store);
+    const lease = await loadSetting(store, "lease-timeout");
     const now = Date.now();
     const workers = await store.listWorkers({ all: flags.all });
-    const live = (w: { heartbeatAt: number; stoppedAt: number | null }) =>
-      w.stoppedAt === null && now - w.heartbeatAt < config.leaseTimeoutMs;
-    if (flags.json) return outJson(workers.map((w) => workerJson(w, live(w))));
+    if (flags.json) {
+      return outJson(workers.map((w) => ({
+        ...workerJson(w, isWorkerLive(w, lease, now)),
+        status: workerStatus(w, lease, now),
+        stopping_at: iso(w.stoppingAt),
+      })));
+    }
     if (workers.length === 0) return out("no workers");
     out(table(
       ["PID", "HOST", "SUPERVISOR", "STATUS", "STARTED", "HEARTBEAT", "JOB"],
@@ -114,7 +168,7 @@ async function list(this: Context, flags: ListFlags) {
         String(w.pid),
         w.host,
         String(w.supervisorPid),
-        live(w) ? "running" : w.stoppedAt ? "stopped" : "lost",
+        workerStatus(w, lease, now),
         relativeTime(w.startedAt, now),
         relativeTime(w.heartbeatAt, now),
         w.currentJob ?? "-",
@@ -146,18 +200,32 @@ export const workerRoutes = buildRouteMap({
             optional: true,
             placeholder: "level",
           },
+          detach: {
+            kind: "boolean",
+            brief: "Run in the background; print the supervisor's pid and log file",
+            default: false,
+          },
+          foreground: {
+            kind: "boolean",
+            brief: "Run in this terminal until stopped (the default)",
+            default: false,
+          },
         },
         aliases: { c: "count", q: "quiet", v: "verbose" },
       },
       docs: {
-        brief: "Run workers in the foreground until stopped",
+        brief: "Run workers until stopped",
         fullDescription: [
           "Starts N worker processes that claim and run jobs, one job at a time each.",
-          "Ctrl+C or SIGTERM (or `queuectl worker stop`) lets running jobs finish, then exits 0;",
-          "a second Ctrl+C stops at once and puts the interrupted jobs back in the queue.",
+          "Ctrl+C, SIGTERM or `queuectl worker stop` lets running jobs finish, then exits 0;",
+          "asking again changes nothing. A second Ctrl+C (or `queuectl worker stop --now`)",
+          "interrupts the running jobs, puts them back in the queue and exits 130.",
+          "",
+          "With --detach it returns once the workers are up; stop them with worker stop.",
           "",
           "Example:",
           "  queuectl worker start --count 4",
+          "  queuectl worker start --detach",
         ].join("\n"),
       },
     }),
@@ -169,15 +237,26 @@ export const workerRoutes = buildRouteMap({
           timeout: {
             kind: "parsed",
             parse: durationParser("timeout"),
-            brief: "How long to wait for running jobs to finish",
+            brief: "How long to wait for the workers to exit",
             default: "60s",
+          },
+          now: {
+            kind: "boolean",
+            brief: "Interrupt running jobs (back to the queue) instead of waiting",
+            default: false,
           },
         },
       },
       docs: {
-        brief: "Stop the workers on this host gracefully",
-        fullDescription: "Each worker finishes its current job, then exits.\n\n" +
-          "Example:\n  queuectl worker stop --timeout 2m",
+        brief: "Stop the workers on this host",
+        fullDescription: [
+          "Each worker finishes its current job, then exits. Running it again stays graceful;",
+          "--now interrupts the running jobs, which go back to the queue without using a retry.",
+          "Workers whose supervisor was killed are signalled directly.",
+          "",
+          "Example:",
+          "  queuectl worker stop --timeout 2m",
+        ].join("\n"),
       },
     }),
     list: buildCommand({

@@ -103,6 +103,8 @@ const MIGRATIONS: string[] = [
      retried_at INTEGER NOT NULL
    );
    CREATE INDEX retries_job ON retries (job_id, retried_at);`,
+  // When a worker began to drain (a graceful stop): `worker list` shows it as stopping.
+  `ALTER TABLE workers ADD COLUMN stopping_at INTEGER;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -762,14 +764,14 @@ export class SqliteStore implements Store {
     );
   }
 
-  registerWorker(w: Omit<WorkerInfo, "currentJob" | "stoppedAt">): Promise<void> {
+  registerWorker(w: Omit<WorkerInfo, "currentJob" | "stoppingAt" | "stoppedAt">): Promise<void> {
     return this.#do(() => {
       this.#run(
         `INSERT INTO workers (id, pid, host, supervisor_pid, started_at, heartbeat_at)
          VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host,
            supervisor_pid = excluded.supervisor_pid, started_at = excluded.started_at,
-           heartbeat_at = excluded.heartbeat_at, stopped_at = NULL`,
+           heartbeat_at = excluded.heartbeat_at, stopping_at = NULL, stopped_at = NULL`,
         w.id,
         w.pid,
         w.host,
@@ -796,6 +798,17 @@ export class SqliteStore implements Store {
     });
   }
 
+  markWorkerStopping(workerId: string, now: number): Promise<void> {
+    return this.#do(() => {
+      this.#run(
+        `UPDATE workers SET stopping_at = ?
+         WHERE id = ? AND stopping_at IS NULL AND stopped_at IS NULL`,
+        now,
+        workerId,
+      );
+    });
+  }
+
   listWorkers(options: { all?: boolean } = {}): Promise<WorkerInfo[]> {
     return this.#do(() =>
       this.#all(
@@ -810,6 +823,7 @@ export class SqliteStore implements Store {
         supervisorPid: r.supervisor_pid as number,
         startedAt: r.started_at as number,
         heartbeatAt: r.heartbeat_at as number,
+        stoppingAt: r.stopping_at as number | null,
         stoppedAt: r.stopped_at as number | null,
         currentJob: r.current_job as string | null,
       }))

@@ -87,6 +87,8 @@ export interface WorkerInfo {
   supervisorPid: number;
   startedAt: number;
   heartbeatAt: number;
+  /** Set when the worker began a graceful stop: it claims nothing more and exits after its job. */
+  stoppingAt: number | null;
   /** Set when the worker exited or was found dead. */
   stoppedAt: number | null;
   /** The job it holds now, derived from the jobs table. */
@@ -269,10 +271,19 @@ export interface Store {
   countPurgeable(state: JobState, finishedBefore: number): Promise<number>;
 
   /** Registers a worker process (or refreshes it, when the id exists). */
-  registerWorker(worker: Omit<WorkerInfo, "currentJob" | "stoppedAt">): Promise<void>;
+  registerWorker(
+    worker: Omit<WorkerInfo, "currentJob" | "stoppingAt" | "stoppedAt">,
+  ): Promise<void>;
 
   /** Renews a worker's lease. */
   heartbeat(workerId: string, now: number): Promise<void>;
+
+  /**
+   * Records that a worker began a graceful stop at `now` (it claims nothing more and exits after
+   * its current job). Only the first call counts; a stopped or unknown worker is left unchanged.
+   * Registering the id again clears it.
+   */
+  markWorkerStopping(workerId: string, now: number): Promise<void>;
 
   /** Marks a worker as stopped. */
   markWorkerStopped(workerId: string, now: number): Promise<void>;
