@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { StoreError } from "../lib/errors.ts";
 import { parsePgUrl, PostgresStore, redactUrl } from "../lib/store/postgres.ts";
+import type { Store } from "../lib/store/store.ts";
 import { storeConformance } from "./store_conformance.ts";
 import { pgTestServer } from "./pg_helpers.ts";
 
@@ -23,7 +24,8 @@ if (!server) {
   storeConformance("postgres", () => {
     const schemaUrl = freshSchemaUrl();
     return Promise.resolve({
-      connect: () => PostgresStore.open(schemaUrl),
+      url: schemaUrl,
+      connect: () => PostgresStore.open(schemaUrl) as Promise<Store>,
       async [Symbol.asyncDispose]() {},
     });
   });

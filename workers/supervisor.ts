@@ -148,7 +148,7 @@ interface Child {
 export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
   const { log } = opts;
   const host = Deno.hostname();
-  const store: Store = openStore(opts.db);
+  const store: Store = await openStore(opts.db);
   try {
     await store.assertWritable();
   } catch (e) {

@@ -12,6 +12,7 @@
 import type postgresType from "postgres";
 import { ConflictError, StoreError } from "../errors.ts";
 import { JOB_STATES, type JobState, type Transition } from "../job.ts";
+import { toAttempt, toJob } from "./rows.ts";
 import type {
   Attempt,
   AttemptResult,
@@ -20,13 +21,13 @@ import type {
   JobCounts,
   ListOptions,
   NewJob,
+  RetryMark,
   StaleJob,
   Store,
   WorkerInfo,
 } from "./store.ts";
 
 type Sql = postgresType.Sql<Record<string, never>>;
-type Row = Record<string, unknown>;
 
 /**
  * Append-only: a released migration is never edited. Index i migrates to version i + 1. Each runs
@@ -53,7 +54,8 @@ const MIGRATIONS: string[] = [
      exit_code integer,
      error text,
      worker_id text,
-     output_key text
+     output_key text,
+     retry_base integer NOT NULL DEFAULT 0
    );
    CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
      WHERE state IN ('pending','failed');
@@ -74,6 +76,14 @@ const MIGRATIONS: string[] = [
      note text
    );
    CREATE INDEX attempts_job ON attempts (job_id, finished_at);
+   CREATE TABLE retries (
+     n bigserial PRIMARY KEY,
+     job_id text NOT NULL,
+     after_attempt integer NOT NULL,
+     from_state text NOT NULL,
+     retried_at bigint NOT NULL
+   );
+   CREATE INDEX retries_job ON retries (job_id, retried_at);
    CREATE TABLE workers (
      id text PRIMARY KEY,
      pid integer NOT NULL,
@@ -174,46 +184,6 @@ const MS = {
   serialize: (x: number) => String(x),
   parse: (x: string) => Number(x),
 };
-
-function toJob(r: Row): Job {
-  return {
-    seq: r.seq as number,
-    id: r.id as string,
-    command: r.command as string,
-    state: r.state as JobState,
-    attempts: r.attempts as number,
-    maxRetries: r.max_retries as number,
-    priority: r.priority as number,
-    runAt: r.run_at as number,
-    timeoutMs: r.timeout_ms as number,
-    cwd: r.cwd as string,
-    env: r.env === null ? null : JSON.parse(r.env as string),
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
-    startedAt: r.started_at as number | null,
-    finishedAt: r.finished_at as number | null,
-    exitCode: r.exit_code as number | null,
-    error: r.error as string | null,
-    workerId: r.worker_id as string | null,
-    outputKey: r.output_key as string | null,
-  };
-}
-
-function toAttempt(r: Row): Attempt {
-  return {
-    jobId: r.job_id as string,
-    attempt: r.attempt as number,
-    workerId: r.worker_id as string,
-    startedAt: r.started_at as number,
-    finishedAt: r.finished_at as number,
-    outcome: r.outcome as Attempt["outcome"],
-    exitCode: r.exit_code as number | null,
-    signal: r.signal as string | null,
-    error: r.error as string | null,
-    outputKey: r.output_key as string | null,
-    note: r.note as string | null,
-  };
-}
 
 /** Turns the client's and the server's errors into one-line messages that say what to do. */
 export function describePgError(e: unknown, where: PgUrl): Error {
@@ -461,19 +431,35 @@ export class PostgresStore implements Store {
     return r ? toJob(r) : null;
   }
 
-  async listJobs({ state, limit, offset = 0 }: ListOptions): Promise<Job[]> {
-    const rows = await this.#do((sql) =>
-      state
-        ? sql`SELECT * FROM jobs WHERE state = ${state} ORDER BY seq LIMIT ${limit} OFFSET ${offset}`
-        : sql`SELECT * FROM jobs ORDER BY seq LIMIT ${limit} OFFSET ${offset}`
-    );
+  async listJobs(
+    { state, states, search, newestFirst = false, limit, offset = 0 }: ListOptions,
+  ): Promise<Job[]> {
+    const rows = await this.#do((sql) => {
+      const conds = [];
+      if (state) conds.push(sql`state = ${state}`);
+      if (states) conds.push(sql`state = ANY(${states as string[]})`);
+      if (search !== undefined && search !== "") {
+        // ILIKE ignores case; `\` escapes the user's own % and _.
+        const pattern = `%${search.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
+        conds.push(
+          sql`(id ILIKE ${pattern} OR command ILIKE ${pattern} OR error ILIKE ${pattern})`,
+        );
+      }
+      const where = conds.length === 0
+        ? sql``
+        : conds.reduce((acc, c, k) => k === 0 ? sql`WHERE ${c}` : sql`${acc} AND ${c}`, sql``);
+      return newestFirst
+        ? sql`SELECT * FROM jobs ${where} ORDER BY seq DESC LIMIT ${limit} OFFSET ${offset}`
+        : sql`SELECT * FROM jobs ${where} ORDER BY seq LIMIT ${limit} OFFSET ${offset}`;
+    });
     return rows.map(toJob);
   }
 
-  async countJobs(state?: JobState): Promise<number> {
+  async countJobs(state?: JobState | readonly JobState[]): Promise<number> {
+    const states = state === undefined ? null : typeof state === "string" ? [state] : [...state];
     const [r] = await this.#do((sql) =>
-      state
-        ? sql`SELECT coalesce(sum(n), 0)::bigint AS n FROM job_counts WHERE state = ${state}`
+      states
+        ? sql`SELECT coalesce(sum(n), 0)::bigint AS n FROM job_counts WHERE state = ANY(${states})`
         : sql`SELECT coalesce(sum(n), 0)::bigint AS n FROM job_counts`
     );
     return Number(r.n);
@@ -484,6 +470,18 @@ export class PostgresStore implements Store {
       sql`SELECT * FROM attempts WHERE job_id = ${jobId} ORDER BY finished_at, n`
     );
     return rows.map(toAttempt);
+  }
+
+  async listRetries(jobId: string): Promise<RetryMark[]> {
+    const rows = await this.#do((sql) =>
+      sql`SELECT * FROM retries WHERE job_id = ${jobId} ORDER BY retried_at, n`
+    );
+    return rows.map((r) => ({
+      jobId: r.job_id as string,
+      afterAttempt: r.after_attempt as number,
+      fromState: r.from_state as JobState,
+      retriedAt: r.retried_at as number,
+    }));
   }
 
   async counts(now: number): Promise<JobCounts> {
@@ -559,7 +557,8 @@ export class PostgresStore implements Store {
   ): Promise<Job | null> {
     const [r] = await sql`
       UPDATE jobs SET state = ${next.state}, attempts = ${next.attempts},
-        run_at = coalesce(${next.runAt}::bigint, run_at), finished_at = ${now},
+        run_at = coalesce(${next.runAt}::bigint, run_at),
+        retry_base = coalesce(${next.retryBase ?? null}::integer, retry_base), finished_at = ${now},
         updated_at = ${now}, exit_code = ${result.exitCode},
         error = ${result.outcome === "completed" ? null : result.error}
       WHERE id = ${jobId} AND state = 'processing' AND worker_id = ${workerId}
@@ -586,12 +585,69 @@ export class PostgresStore implements Store {
     return await this.#tx(async (sql) => {
       const [r] = await sql`
         UPDATE jobs SET state = ${next.state}, attempts = ${next.attempts},
-          run_at = coalesce(${next.runAt}::bigint, run_at), updated_at = ${now}
+          run_at = coalesce(${next.runAt}::bigint, run_at),
+          retry_base = coalesce(${next.retryBase ?? null}::integer, retry_base),
+          updated_at = ${now}
         WHERE id = ${jobId} AND state = ${expected.state} AND attempts = ${expected.attempts}
         RETURNING *`;
+      if (r && next.retryBase !== undefined) {
+        await sql`
+          INSERT INTO retries (job_id, after_attempt, from_state, retried_at)
+          VALUES (${jobId}, ${next.retryBase}, ${expected.state}, ${now})`;
+      }
       if (r && (next.state === "pending" || next.state === "failed")) await this.#notify(sql);
       return r ? toJob(r) : null;
     });
+  }
+
+  cancelRunning(
+    jobId: string,
+    workerId: string,
+    attempt: number,
+    next: Transition,
+    error: string,
+    now: number,
+  ): Promise<Job | null> {
+    return this.#tx(async (sql) => {
+      const [r] = await sql`
+        UPDATE jobs SET state = ${next.state}, attempts = ${next.attempts},
+          run_at = coalesce(${next.runAt}::bigint, run_at),
+          retry_base = coalesce(${next.retryBase ?? null}::integer, retry_base),
+          finished_at = ${now}, updated_at = ${now}, exit_code = NULL, error = ${error}
+        WHERE id = ${jobId} AND state = 'processing' AND worker_id = ${workerId}
+          AND attempts = ${attempt}
+        RETURNING *`;
+      if (!r) return null;
+      const job = toJob(r);
+      await sql`
+        INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
+          exit_code, signal, error, output_key)
+        VALUES (${jobId}, ${attempt}, ${workerId}, ${job.startedAt ?? now}, ${now}, 'cancelled',
+          NULL, NULL, ${error}, ${job.outputKey})`;
+      return job;
+    });
+  }
+
+  removeJob(jobId: string, states: readonly JobState[]): Promise<Job | null> {
+    if (states.length === 0) return Promise.resolve(null);
+    return this.#tx(async (sql) => {
+      const [r] = await sql`
+        DELETE FROM jobs WHERE id = ${jobId} AND state = ANY(${states as string[]})
+        RETURNING *`;
+      if (!r) return null;
+      await sql`DELETE FROM attempts WHERE job_id = ${jobId}`;
+      await sql`DELETE FROM retries WHERE job_id = ${jobId}`;
+      await this.#countAdd(sql, r.state as JobState, -1);
+      return toJob(r);
+    });
+  }
+
+  async countPurgeable(state: JobState, finishedBefore: number): Promise<number> {
+    const [r] = await this.#do((sql) =>
+      sql`SELECT count(*)::bigint AS n FROM jobs
+          WHERE state = ${state} AND coalesce(finished_at, updated_at) < ${finishedBefore}`
+    );
+    return Number(r.n);
   }
 
   async nextRunAt(): Promise<number | null> {
@@ -626,6 +682,7 @@ export class PostgresStore implements Store {
       if (rows.length === 0) return [];
       const ids = rows.map((r) => r.id as string);
       const keys = new Map<string, Set<string>>(ids.map((id) => [id, new Set<string>()]));
+      await sql`DELETE FROM retries WHERE job_id = ANY(${ids})`;
       for (
         const a of await sql`DELETE FROM attempts WHERE job_id = ANY(${ids})
           RETURNING job_id, output_key`
