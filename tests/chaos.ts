@@ -314,7 +314,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   };
   let workerKills = 0;
   let supervisorKills = 0;
-  const store = openDb(db);
+  const store = await openDb(db);
   const completed = () => store.countJobs("completed");
 
   const deadline = Date.now() + opts.timeoutMs;

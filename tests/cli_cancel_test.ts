@@ -13,7 +13,7 @@ const WORKER = "testhost:1";
 
 /** Enqueues one job per entry, in order, and moves it into its state. */
 async function seed(db: string, jobs: Array<[string, JobState]>) {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     for (const [id, state] of jobs) {
       const now = Date.now();
@@ -55,7 +55,7 @@ async function seed(db: string, jobs: Array<[string, JobState]>) {
 }
 
 async function read(db: string, id: string) {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     return { job: await s.getJob(id), attempts: await s.listAttempts(id) };
   } finally {
@@ -98,7 +98,7 @@ Deno.test("[remove] deletes finished jobs with their output, reporting each id",
     ["x", "cancelled"],
     ["a", "pending"],
   ]);
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   const jobs = await s.listJobs({ limit: 10 }).finally(() => s.close());
   // Output files as workers leave them, for every job that ran.
   const ran = jobs.filter((j) => j.outputKey !== null);

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { allDone, assertOneLineError, cliOk, openDb, runCli, tempDb } from "./helpers.ts";
 
 async function storedConfig(db: string): Promise<Record<string, string>> {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     return await s.getConfig();
   } finally {

@@ -9,7 +9,7 @@ import { allDone, assertOneLineError, cliOk, openDb, runCli, tempDb } from "./he
 import type { Job } from "../lib/store/store.ts";
 
 async function allJobs(db: string): Promise<Job[]> {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     return await s.listJobs({ limit: 1_000_000 });
   } finally {

@@ -8,7 +8,7 @@ import { allDone, assertOneLineError, cliOk, openDb, runCli, tempDb } from "./he
 import type { Job } from "../lib/store/store.ts";
 
 async function getJob(db: string, id: string): Promise<Job> {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     const job = await s.getJob(id);
     assert.ok(job, `job ${id} should be stored`);
@@ -19,7 +19,7 @@ async function getJob(db: string, id: string): Promise<Job> {
 }
 
 async function allJobs(db: string): Promise<Job[]> {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     return await s.listJobs({ limit: 1_000_000 });
   } finally {

@@ -38,7 +38,7 @@ interface Seed {
  * pending ones; a failed job is scheduled to retry 2s after it failed.
  */
 async function seed(db: string, jobs: Seed[]): Promise<void> {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     for (const j of jobs) {
       const now = Date.now() - (j.agoMs ?? 0);
@@ -82,7 +82,7 @@ async function seed(db: string, jobs: Seed[]): Promise<void> {
 
 /** Everything a command could change: every job with its attempts, and the stored config. */
 async function dump(db: string) {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     const jobs = await s.listJobs({ limit: 1_000_000 });
     const attempts = await Promise.all(jobs.map((j) => s.listAttempts(j.id)));
@@ -105,7 +105,7 @@ Deno.test("[status] should count every state, scheduled jobs and active workers"
     { id: "a", state: "pending" },
     { id: "later", state: "pending", runInMs: 3_600_000 },
   ]);
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   try {
     const now = Date.now();
     const worker = { host: "testhost", supervisorPid: 1, startedAt: now, heartbeatAt: now };
@@ -349,7 +349,7 @@ Deno.test("[dlq] retry ID should move one dead job back to pending with a fresh 
   assert.deepEqual(ids(await cliOk(t.db, ["dlq", "list", "--json"])), ["d2", "d1"]);
   const before = Date.now();
   assert.equal(await cliOk(t.db, ["dlq", "retry", "d1"]), "moved to pending: d1\n");
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   try {
     const d1 = (await s.getJob("d1"))!;
     assert.equal(d1.state, "pending");
@@ -386,7 +386,7 @@ Deno.test("[retry] should queue failed, dead and cancelled jobs again", async ()
   ]);
   const before = Date.now();
   assert.equal(await cliOk(t.db, ["retry", "f", "d", "x"]), "queued again: f, d, x\n");
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   try {
     const jobs = await s.listJobs({ limit: 10 });
     assert.deepEqual(jobs.map((j) => [j.id, j.state, j.attempts]), [
@@ -439,7 +439,7 @@ Deno.test("[purge] should delete finished jobs of one state older than --older-t
     { id: "p", state: "pending", agoMs: 10 * day },
   ]);
   // Output logs as a worker leaves them, for every job.
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   const jobs = await s.listJobs({ limit: 10 }).finally(() => s.close());
   const logs = Object.fromEntries(
     jobs.map((j) => [j.id, outputPath(t.db, j.outputKey ?? `never-ran-${j.id}`)]),
@@ -463,7 +463,7 @@ Deno.test("[purge] should delete finished jobs of one state older than --older-t
     await Promise.all(["c-old", "c-new", "d-old", "x-old", "p"].map((id) => exists(logs[id]))),
     [false, true, false, true, true],
   );
-  const s2 = openDb(t.db);
+  const s2 = await openDb(t.db);
   try {
     assert.deepEqual(await s2.listAttempts("c-old"), []);
   } finally {

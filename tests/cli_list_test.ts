@@ -28,7 +28,7 @@ function job(id: string, fields: Partial<NewJob> = {}): NewJob {
 
 /** Enqueues `jobs` in order; the ones named in `fail` then fail once with `error` (→ dead). */
 async function fill(db: string, jobs: NewJob[], fail: Record<string, string> = {}) {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     const now = Date.now();
     await s.enqueue(jobs, now);

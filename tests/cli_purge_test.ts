@@ -17,7 +17,7 @@ import { transition } from "../lib/job.ts";
 
 /** `n` completed jobs, finished `agoMs` ago. */
 async function completed(db: string, ids: string[], agoMs = 0) {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     const now = Date.now() - agoMs;
     for (const id of ids) {
@@ -41,7 +41,7 @@ async function completed(db: string, ids: string[], agoMs = 0) {
 }
 
 async function count(db: string): Promise<number> {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     return await s.countJobs("completed");
   } finally {

@@ -16,7 +16,7 @@ import {
 
 /** How many workers of this database are registered and not stopped. */
 async function liveWorkers(db: string): Promise<number> {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     return (await s.listWorkers()).length;
   } finally {
@@ -68,7 +68,7 @@ Deno.test("[seeds] every enqueue line of the READMEs should store its job", asyn
     const id = /^enqueued (\S+)/.exec(outs[i])?.[1];
     assert.ok(id, outs[i]);
     if (want.id) assert.equal(id, want.id);
-    const s = openDb(`${t.dir}/e${i}.db`);
+    const s = await openDb(`${t.dir}/e${i}.db`);
     try {
       const job = (await s.getJob(id))!;
       assert.equal(job.command, want.command);

@@ -25,7 +25,7 @@ async function runAndFail(s: Store, id: string, now: number) {
 }
 
 async function withDb<T>(db: string, fn: (s: Store) => Promise<T>): Promise<T> {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     return await fn(s);
   } finally {

@@ -32,7 +32,7 @@ say("three workers drain the queue (their log follows)");
 const w = startWorkers(db, 3);
 const finished = new Set(["completed", "dead"]);
 await waitFor(async () => {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     const c = await s.counts(Date.now());
     return c.pending + c.processing + c.failed === 0;
@@ -60,7 +60,7 @@ const expected: Record<string, string> = {
   "too-slow": "dead",
   flags: "completed",
 };
-const s = openDb(db);
+const s = await openDb(db);
 const wrong: string[] = [];
 for (const [id, state] of Object.entries(expected)) {
   const job = await s.getJob(id);

@@ -32,7 +32,7 @@ async function durability() {
   await cliOk(t.db, ["init"]);
   // Another connection stays open, as a running worker's would: then SQLite does not checkpoint
   // when the CLI closes, and the only sync left to see is the commit's own.
-  const held = openDb(t.db);
+  const held = await openDb(t.db);
   try {
     await held.countJobs();
     const trace = `${t.dir}/trace.txt`;

@@ -112,7 +112,7 @@ Deno.test("contention: 4 workers drain while 4 processes enqueue 1,000 jobs each
 
     await waitFor(
       async () => {
-        const s = openDb(t.db);
+        const s = await openDb(t.db);
         try {
           return (await s.countJobs("completed")) === allIds.length;
         } finally {
@@ -136,7 +136,7 @@ Deno.test("contention: 4 workers drain while 4 processes enqueue 1,000 jobs each
   assert.deepEqual(leaked, [], w.log());
 
   // Every job once in the store, completed by exactly one attempt, run exactly once.
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   try {
     const rows = await s.listJobs({ limit: allIds.length + 1 });
     assert.equal(rows.length, allIds.length);

@@ -287,7 +287,7 @@ Deno.test("fuzz: thousands of generated job specs → accepted, or refused with 
   const gen = new Gen(rng);
   await using t = await tempDb();
   await cliOk(t.db, ["enqueue", '{"id":"existing","command":"true","delay":"1h"}']);
-  const store = openDb(t.db);
+  const store = await openDb(t.db);
   const ctx: SpecContext = { config: await loadConfig(store), cwd: t.dir, now: Date.now() };
   await store.close();
 

@@ -53,7 +53,7 @@ Deno.test("runaway: 1 GB of output, orphaned children, an ignored SIGTERM and st
     workersBefore = await workerPids(t.db);
     await waitFor(
       async () => {
-        const s = openDb(t.db);
+        const s = await openDb(t.db);
         try {
           const c = await s.counts(Date.now());
           return c.completed + c.dead === Object.keys(jobs).length;
@@ -79,7 +79,7 @@ Deno.test("runaway: 1 GB of output, orphaned children, an ignored SIGTERM and st
 
   const rows = new Map<string, Job>();
   let trapAttempts: Attempt[] = [];
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   try {
     for (const j of await s.listJobs({ limit: 100 })) rows.set(j.id, j);
     trapAttempts = await s.listAttempts("trap");

@@ -350,7 +350,7 @@ Deno.test({
 
 /** Number of completed jobs, read through the Store. */
 async function completedCount(db: string): Promise<number> {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     return await s.countJobs("completed");
   } finally {

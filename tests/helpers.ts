@@ -19,6 +19,8 @@ export const PERMS = [
   "--allow-env",
   "--allow-run",
   "--allow-sys=hostname",
+  // The PostgreSQL test server (and a closed port, for the unreachable case).
+  "--allow-net=127.0.0.1:5432,127.0.0.1:1",
 ];
 
 /** The argv prefix that runs queuectl. */
@@ -181,13 +183,13 @@ export async function waitFor(
  * Opens the test database through the Store interface (as the CLI does), to assert on stored
  * rows without SQL. Close it after use.
  */
-export function openDb(db: string): Store {
+export function openDb(db: string): Promise<Store> {
   return openStore(db);
 }
 
 /** The state of one job, read straight from the store. */
 export async function jobState(db: string, id: string): Promise<string | undefined> {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     return (await s.getJob(id))?.state;
   } finally {

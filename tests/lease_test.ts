@@ -26,7 +26,7 @@ Deno.test("lease: a job running longer than the lease is never rescued while its
     w.signal("SIGTERM");
   }
   assert.equal((await w.done()).code, 0);
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   try {
     assert.deepEqual((await s.listAttempts("long")).map((a) => a.outcome), ["completed"]);
   } finally {
@@ -56,7 +56,7 @@ Deno.test("lease: a frozen worker's job is rescued by another worker; its late r
     // The first run must have started before its worker freezes (a worker frozen between claim
     // and spawn leaves nothing to hold the gate, and the rescued run would wait on it).
     await waitFor(() => lineCount(runs) === 1, { what: "the first run" });
-    const s = openDb(t.db);
+    const s = await openDb(t.db);
     frozen = (await s.listWorkers()).find((x) => x.currentJob === "j")!.pid;
     await s.close();
     Deno.kill(frozen, "SIGSTOP");
@@ -74,7 +74,7 @@ Deno.test("lease: a frozen worker's job is rescued by another worker; its late r
     w.signal("SIGTERM");
   }
   assert.equal((await w.done()).code, 0, w.log());
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   try {
     const attempts = await s.listAttempts("j");
     assert.deepEqual(attempts.map((a) => a.outcome), ["worker_lost", "completed"]);

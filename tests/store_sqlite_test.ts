@@ -210,7 +210,7 @@ Deno.test("store(sqlite): the database is in WAL mode", async () => {
 Deno.test("store(sqlite): openStore creates the directory 0700 and the files 0600", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/data/queuectl/queue.db`;
-  const store = openStore(path);
+  const store = await openStore(path);
   try {
     await store.enqueue([job("a")], 1);
     assert.equal(store.location, path);
@@ -230,10 +230,10 @@ Deno.test("store(sqlite): openStore creates the directory 0700 and the files 060
 Deno.test("store(sqlite): openStore opens an existing database without recreating it", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/queue.db`;
-  const first = openStore(path);
+  const first = await openStore(path);
   await first.enqueue([job("kept")], 1);
   await first.close();
-  const again = openStore(path);
+  const again = await openStore(path);
   try {
     assert.equal((await again.getJob("kept"))?.id, "kept");
   } finally {

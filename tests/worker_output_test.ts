@@ -96,7 +96,7 @@ Deno.test("[worker] nothing a job starts outlives it or holds its worker, howeve
     "hides": "completed",
     "double-fork": "completed",
   });
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   try {
     const [timedOut] = await s.listAttempts("timeout");
     assert.equal(timedOut.outcome, "timeout");
@@ -285,7 +285,7 @@ Deno.test("[cancel] a running job's worker stops its processes at once", async (
   }
   const job = await jobJson(t.db, "long");
   assert.equal(job.state, "cancelled");
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   try {
     assert.deepEqual((await s.listAttempts("long")).map((a) => a.outcome), ["cancelled"]);
   } finally {

@@ -48,7 +48,7 @@ async function workerList(db: string): Promise<WorkerRow[]> {
 
 /** Workers registered and not stopped, read through the Store (cheap enough to poll). */
 async function registered(db: string): Promise<number> {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     return (await s.listWorkers()).length;
   } finally {
@@ -61,7 +61,7 @@ async function job(db: string, id: string) {
 }
 
 async function outcomes(db: string, id: string): Promise<string[]> {
-  const s = openDb(db);
+  const s = await openDb(db);
   try {
     return (await s.listAttempts(id)).map((a) => a.outcome);
   } finally {

@@ -29,7 +29,7 @@ Deno.test("worker: enqueue → worker subprocess → completed, output in the lo
   const status = await w.done();
   assert.equal(status.code, 0, w.log());
   assert.equal(await cliOk(t.db, ["logs", "job1"]), "hello\noops\n");
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   try {
     const job = (await s.getJob("job1"))!;
     assert.equal(job.attempts, 1);
@@ -57,7 +57,7 @@ Deno.test("worker: a failing job is retried with backoff, then moves to the DLQ"
     w.signal("SIGTERM");
   }
   assert.equal((await w.done()).code, 0);
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   try {
     const job = (await s.getJob("bad"))!;
     assert.equal(job.attempts, 3);
@@ -140,7 +140,7 @@ Deno.test("worker: a timeout kills the job's whole process tree and counts as a 
     w.signal("SIGTERM");
   }
   assert.equal((await w.done()).code, 0);
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   try {
     const job = (await s.getJob("slow"))!;
     assert.match(job.error ?? "", /timed out after 1s/);
@@ -172,7 +172,7 @@ Deno.test("worker: kill -9 of a worker mid-job puts the job back as 'worker lost
     // Claimed is not enough: the kill must land once the job's shell runs, or the first run
     // never appends its line.
     await waitFor(() => lineCount(runs) === 1, { what: "the first run" });
-    const s = openDb(t.db);
+    const s = await openDb(t.db);
     const [worker] = await s.listWorkers();
     await s.close();
     Deno.kill(worker.pid, "SIGKILL");
@@ -187,7 +187,7 @@ Deno.test("worker: kill -9 of a worker mid-job puts the job back as 'worker lost
     w.signal("SIGTERM");
   }
   assert.equal((await w.done()).code, 0, w.log());
-  const s = openDb(t.db);
+  const s = await openDb(t.db);
   try {
     const attempts = await s.listAttempts("victim");
     assert.deepEqual(attempts.map((a) => a.outcome), ["worker_lost", "completed"]);
@@ -213,7 +213,7 @@ Deno.test("worker: 50 jobs × 4 workers, each job executed exactly once", async 
   const w = startWorkers(t.db, 4);
   try {
     await waitFor(async () => {
-      const s = openDb(t.db);
+      const s = await openDb(t.db);
       try {
         return (await s.countJobs("processing")) === 4;
       } finally {
@@ -222,7 +222,7 @@ Deno.test("worker: 50 jobs × 4 workers, each job executed exactly once", async 
     }, { what: "4 jobs running at once" });
     await openGate(gate);
     await waitFor(async () => {
-      const s = openDb(t.db);
+      const s = await openDb(t.db);
       try {
         return (await s.counts(Date.now())).completed === 50;
       } finally {
@@ -333,7 +333,7 @@ Deno.test("worker: kill -9 of a worker also ends its job's processes before the 
   const w = startWorkers(t.db, 1);
   try {
     await waitFor(() => processesWith(marker).length > 0, { what: "the job running" });
-    const s = openDb(t.db);
+    const s = await openDb(t.db);
     const [worker] = await s.listWorkers();
     await s.close();
     Deno.kill(worker.pid, "SIGKILL");

@@ -158,7 +158,7 @@ export async function startDetached(
   const logFile = join(dir, `${child.pid}.log`);
   let exited = null as Deno.CommandStatus | null;
   child.status.then((s) => exited = s);
-  const store = openStore(opts.db);
+  const store = await openStore(opts.db);
   try {
     const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
     for (;;) {
@@ -257,7 +257,7 @@ export const FORCED_EXIT_CODE = 130;
 export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
   const { log } = opts;
   const host = Deno.hostname();
-  const store: Store = openStore(opts.db);
+  const store: Store = await openStore(opts.db);
   try {
     await store.assertWritable();
     // Every worker would fail on an invalid value and be restarted forever: refuse now instead.

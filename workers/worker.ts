@@ -16,7 +16,7 @@ import { eventForOutcome, transition } from "../lib/job.ts";
 import { type Logger, parseLogLevel, setupLogging } from "../lib/log.ts";
 import { loadConfig } from "../lib/settings.ts";
 import { outputPath } from "../lib/output.ts";
-import { SqliteStore } from "../lib/store/sqlite.ts";
+import { openStore } from "../lib/store/open.ts";
 import type { Job, Store } from "../lib/store/store.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { runJob } from "./executor.ts";
@@ -84,7 +84,7 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   const workerId = workerIdOf(args.host, Deno.pid, args.nonce);
   // Whatever a job starts and abandons comes back to this process, which ends it (reaper.ts).
   const subreaper = enableSubreaper();
-  const store: Store = SqliteStore.open(args.db, { durable: false });
+  const store: Store = await openStore(args.db, { durable: false, create: false });
 
   const stopping = new AbortController();
   const forced = new AbortController();

@@ -7,7 +7,7 @@ import { parseInteger } from "../config.ts";
 import { parseDurationMs } from "../duration.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { JOB_STATES, type JobState } from "../job.ts";
-import { openStore, resolveDbPath } from "../store/open.ts";
+import { isPostgresUrl, openStore, resolveDbPath } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
 
 export type Context = CommandContext;
@@ -40,7 +40,7 @@ export async function withStore<T>(
   options: { create?: boolean } = {},
 ): Promise<T> {
   const path = resolveDbPath(flags.db);
-  if (isDirectory(path)) {
+  if (!isPostgresUrl(path) && isDirectory(path)) {
     // SQLite would only say "unable to open database file".
     throw new UserError(
       `${path} is a directory; the database is a file: pass --db ${
@@ -48,7 +48,7 @@ export async function withStore<T>(
       }/queue.db`,
     );
   }
-  const store = openStore(path, { create: options.create ?? true });
+  const store = await openStore(path, { create: options.create ?? true });
   try {
     return await fn(store, path);
   } finally {

@@ -7,10 +7,18 @@
  */
 import { dirname, join, resolve } from "../paths.ts";
 import { NotFoundError, UsageError, UserError } from "../errors.ts";
-import { type SqliteOptions, SqliteStore } from "./sqlite.ts";
+import { SqliteStore } from "./sqlite.ts";
 import type { Store } from "./store.ts";
 
-/** The database path from the flag, the environment or the default. */
+/** Whether `location` names a PostgreSQL database rather than an SQLite file. */
+export function isPostgresUrl(location: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(location);
+}
+
+/**
+ * Where the data lives, from the flag, the environment or the default: an absolute SQLite file
+ * path, or a `postgres://` URL as given.
+ */
 export function resolveDbPath(flag?: string): string {
   let p = flag ?? Deno.env.get("QUEUECTL_DB");
   if (p !== undefined && p.trim() === "") {
@@ -27,9 +35,13 @@ export function resolveDbPath(flag?: string): string {
     if (!base) throw new UsageError("cannot find a home directory; set QUEUECTL_DB or pass --db");
     p = join(base, "queuectl", "queue.db");
   }
+  if (isPostgresUrl(p)) return p;
   if (p.startsWith("sqlite:")) p = p.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "");
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) {
-    throw new UsageError(`unsupported store URL "${p}": use a file path or sqlite:PATH`);
+    const scheme = p.slice(0, p.indexOf(":"));
+    throw new UsageError(
+      `unsupported store URL scheme "${scheme}:"; use a file path, sqlite:PATH or postgres://…`,
+    );
   }
   return resolve(p);
 }
@@ -70,24 +82,30 @@ export function ensureDataFiles(path: string): void {
   }
 }
 
-export interface OpenOptions extends SqliteOptions {
-  /**
-   * Create the database when it is missing (default). With `false`, a missing file is a
-   * `NotFoundError` naming the path and how to create it, and nothing is created.
-   */
+export interface OpenOptions {
+  /** Create a missing SQLite database (default); `false` refuses it with a NotFoundError. */
   create?: boolean;
+  /** Commit durably (default); workers pass `false` (a lost last commit only reruns a job). */
+  durable?: boolean;
 }
 
-/** Opens the store at `path`, creating it when missing unless `create` is false. */
-export function openStore(path: string, options: OpenOptions = {}): Store {
-  const { create = true, ...sqlite } = options;
-  if (create) ensureDataFiles(path);
-  else if (!exists(path)) {
+/**
+ * Opens the store at `location`: PostgreSQL for a `postgres://` URL (its client is loaded only
+ * then), SQLite otherwise. For SQLite, creates a missing file unless `create` is false.
+ */
+export async function openStore(location: string, options: OpenOptions = {}): Promise<Store> {
+  const { create = true, durable } = options;
+  if (isPostgresUrl(location)) {
+    const { PostgresStore } = await import("./postgres.ts");
+    return await PostgresStore.open(location, { durable });
+  }
+  if (create) ensureDataFiles(location);
+  else if (!exists(location)) {
     throw new NotFoundError(
-      `no queue at ${path} yet; enqueue a job or run queuectl init (or pass --db)`,
+      `no queue at ${location} yet; enqueue a job or run queuectl init (or pass --db)`,
     );
   }
-  return SqliteStore.open(path, sqlite);
+  return SqliteStore.open(location, { durable });
 }
 
 function exists(path: string): boolean {

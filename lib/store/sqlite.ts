@@ -10,6 +10,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import { join } from "../paths.ts";
 import { ConflictError, StoreError } from "../errors.ts";
 import { JOB_STATES, type JobState, type Transition } from "../job.ts";
+import { toAttempt, toJob, toWorker } from "./rows.ts";
 import type {
   Attempt,
   AttemptResult,
@@ -123,52 +124,11 @@ function fileIdentity(path: string): string | null {
 /** Up to this many jobs of the listed states are found by the state index and sorted. */
 const INDEX_SORT_MAX = 10_000;
 
+type Row = Record<string, SQLInputValue>;
+
 export interface SqliteOptions {
   /** `synchronous=FULL` when true (default), `NORMAL` otherwise. */
   durable?: boolean;
-}
-
-type Row = Record<string, SQLInputValue>;
-
-function toJob(r: Row): Job {
-  return {
-    seq: r.seq as number,
-    id: r.id as string,
-    command: r.command as string,
-    state: r.state as JobState,
-    attempts: r.attempts as number,
-    retryBase: r.retry_base as number,
-    maxRetries: r.max_retries as number,
-    priority: r.priority as number,
-    runAt: r.run_at as number,
-    timeoutMs: r.timeout_ms as number,
-    cwd: r.cwd as string,
-    env: r.env === null ? null : JSON.parse(r.env as string),
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
-    startedAt: r.started_at as number | null,
-    finishedAt: r.finished_at as number | null,
-    exitCode: r.exit_code as number | null,
-    error: r.error as string | null,
-    workerId: r.worker_id as string | null,
-    outputKey: r.output_key as string | null,
-  };
-}
-
-function toAttempt(r: Row): Attempt {
-  return {
-    jobId: r.job_id as string,
-    attempt: r.attempt as number,
-    workerId: r.worker_id as string,
-    startedAt: r.started_at as number,
-    finishedAt: r.finished_at as number,
-    outcome: r.outcome as Attempt["outcome"],
-    exitCode: r.exit_code as number | null,
-    signal: r.signal as string | null,
-    error: r.error as string | null,
-    outputKey: r.output_key as string | null,
-    note: r.note as string | null,
-  };
 }
 
 /** Turns SQLite's errors into one-line messages that say what to do. */
@@ -816,17 +776,7 @@ export class SqliteStore implements Store {
            LIMIT 1) AS current_job
          FROM workers w ${options.all ? "" : "WHERE w.stopped_at IS NULL"}
          ORDER BY w.started_at, w.id`,
-      ).map((r) => ({
-        id: r.id as string,
-        pid: r.pid as number,
-        host: r.host as string,
-        supervisorPid: r.supervisor_pid as number,
-        startedAt: r.started_at as number,
-        heartbeatAt: r.heartbeat_at as number,
-        stoppingAt: r.stopping_at as number | null,
-        stoppedAt: r.stopped_at as number | null,
-        currentJob: r.current_job as string | null,
-      }))
+      ).map(toWorker)
     );
   }
 

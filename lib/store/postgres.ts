@@ -1,0 +1,838 @@
+/**
+ * The PostgreSQL store: the same contract as sqlite.ts, for queues shared by workers on many
+ * hosts. Every PostgreSQL statement of queuectl lives here, migrations included. The client
+ * (`npm:postgres`) is loaded only when a `postgres://` URL is opened, so the SQLite path never
+ * pays for it.
+ *
+ * Tables live in their own schema (`queuectl` unless the URL says `?schema=NAME`), so a database
+ * shared with other programs is never touched outside it. Claims are one `UPDATE … WHERE seq IN
+ * (SELECT … FOR UPDATE SKIP LOCKED) RETURNING *`; every later write is guarded by state and owner,
+ * exactly as on SQLite. Idle workers wake through LISTEN/NOTIFY, with polling as the fallback.
+ */
+import type postgresType from "postgres";
+import { ConflictError, StoreError } from "../errors.ts";
+import { JOB_STATES, type JobState, type Transition } from "../job.ts";
+import { toAttempt, toJob, toWorker } from "./rows.ts";
+import type {
+  Attempt,
+  AttemptResult,
+  DeletedJob,
+  Job,
+  JobCounts,
+  ListOptions,
+  NewJob,
+  RetryMark,
+  StaleJob,
+  Store,
+  WorkerInfo,
+} from "./store.ts";
+
+type Sql = postgresType.Sql<Record<string, never>>;
+
+/**
+ * Append-only: a released migration is never edited. Index i migrates to version i + 1. Each runs
+ * with `search_path` set to the store's schema.
+ */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE jobs (
+     seq bigserial PRIMARY KEY,
+     id text NOT NULL UNIQUE,
+     command text NOT NULL,
+     state text NOT NULL CHECK (state IN
+       ('pending','processing','completed','failed','dead','cancelled')),
+     attempts integer NOT NULL DEFAULT 0,
+     max_retries integer NOT NULL,
+     priority integer NOT NULL DEFAULT 0,
+     run_at bigint NOT NULL,
+     timeout_ms bigint NOT NULL DEFAULT 0,
+     cwd text NOT NULL,
+     env text,
+     created_at bigint NOT NULL,
+     updated_at bigint NOT NULL,
+     started_at bigint,
+     finished_at bigint,
+     exit_code integer,
+     error text,
+     worker_id text,
+     output_key text,
+     retry_base integer NOT NULL DEFAULT 0
+   );
+   CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
+     WHERE state IN ('pending','failed');
+   CREATE INDEX jobs_state ON jobs (state, finished_at);
+   CREATE INDEX jobs_worker ON jobs (worker_id) WHERE state = 'processing';
+   CREATE TABLE attempts (
+     n bigserial PRIMARY KEY,
+     job_id text NOT NULL,
+     attempt integer NOT NULL,
+     worker_id text NOT NULL,
+     started_at bigint NOT NULL,
+     finished_at bigint NOT NULL,
+     outcome text NOT NULL,
+     exit_code integer,
+     signal text,
+     error text,
+     output_key text,
+     note text
+   );
+   CREATE INDEX attempts_job ON attempts (job_id, finished_at);
+   CREATE TABLE retries (
+     n bigserial PRIMARY KEY,
+     job_id text NOT NULL,
+     after_attempt integer NOT NULL,
+     from_state text NOT NULL,
+     retried_at bigint NOT NULL
+   );
+   CREATE INDEX retries_job ON retries (job_id, retried_at);
+   CREATE TABLE workers (
+     id text PRIMARY KEY,
+     pid integer NOT NULL,
+     host text NOT NULL,
+     supervisor_pid integer NOT NULL,
+     started_at bigint NOT NULL,
+     heartbeat_at bigint NOT NULL,
+     stopping_at bigint,
+     stopped_at bigint
+   );
+   CREATE TABLE config (key text PRIMARY KEY, value text NOT NULL);
+   -- Counts per state, spread over slots so that concurrent writers rarely touch the same row;
+   -- status sums them instead of counting a million jobs.
+   CREATE TABLE job_counts (
+     state text NOT NULL,
+     slot integer NOT NULL,
+     n bigint NOT NULL,
+     PRIMARY KEY (state, slot)
+   );
+   INSERT INTO job_counts (state, slot, n)
+     SELECT s, 0, 0 FROM unnest(ARRAY['pending','processing','completed','failed','dead',
+       'cancelled']) s;
+   CREATE FUNCTION count_state() RETURNS trigger LANGUAGE plpgsql AS $$
+   DECLARE
+     s integer := pg_backend_pid() % 64;
+   BEGIN
+     -- Both rows in one statement, in name order, so two writers never lock them crosswise.
+     IF OLD.state < NEW.state THEN
+       INSERT INTO job_counts AS c (state, slot, n) VALUES (OLD.state, s, -1), (NEW.state, s, 1)
+         ON CONFLICT (state, slot) DO UPDATE SET n = c.n + excluded.n;
+     ELSE
+       INSERT INTO job_counts AS c (state, slot, n) VALUES (NEW.state, s, 1), (OLD.state, s, -1)
+         ON CONFLICT (state, slot) DO UPDATE SET n = c.n + excluded.n;
+     END IF;
+     RETURN NULL;
+   END $$;
+   CREATE TRIGGER jobs_count_state AFTER UPDATE OF state ON jobs
+     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION count_state();`,
+];
+
+export const PG_SCHEMA_VERSION = MIGRATIONS.length;
+
+/** The NOTIFY channel that wakes idle workers of one schema. */
+const wakeChannel = (schema: string) => `queuectl_wake_${schema}`;
+
+export interface PostgresOptions {
+  /** `synchronous_commit` stays on when true (default); workers turn it off. */
+  durable?: boolean;
+}
+
+/** The parts of a `postgres://` URL queuectl reads itself; the rest goes to the client. */
+export interface PgUrl {
+  /** The URL without `schema=` and without a password, for messages. */
+  redacted: string;
+  /** The URL given to the client (with the password, without `schema=`). */
+  clientUrl: string;
+  schema: string;
+  host: string;
+  port: number;
+}
+
+/** Parses a `postgres://` or `postgresql://` URL; throws StoreError with a one-line reason. */
+export function parsePgUrl(url: string): PgUrl {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new StoreError(
+      `"${redactUrl(url)}" is not a valid PostgreSQL URL; write postgres://USER@HOST:5432/DB`,
+    );
+  }
+  const schema = u.searchParams.get("schema") ?? "queuectl";
+  if (!/^[a-z_][a-z0-9_]{0,39}$/.test(schema)) {
+    throw new StoreError(
+      `schema "${schema}" in the URL must be lowercase letters, digits and _ (at most 40)`,
+    );
+  }
+  u.searchParams.delete("schema");
+  const clientUrl = u.toString();
+  const shown = new URL(clientUrl);
+  if (shown.password) shown.password = "";
+  return {
+    redacted: shown.toString().replace(/:@/, "@"),
+    clientUrl,
+    schema,
+    host: u.hostname || "localhost",
+    port: Number(u.port || 5432),
+  };
+}
+
+/** A URL with any password removed: what may be printed or logged. */
+export function redactUrl(url: string): string {
+  return url.replace(/^(postgres(?:ql)?:\/\/[^:@/]*):[^@/]*@/i, "$1@");
+}
+
+const MS = {
+  to: 20,
+  from: [20],
+  serialize: (x: number) => String(x),
+  parse: (x: string) => Number(x),
+};
+
+/** Turns the client's and the server's errors into one-line messages that say what to do. */
+export function describePgError(e: unknown, where: PgUrl): Error {
+  if (!(e instanceof Error) || e instanceof StoreError || e instanceof ConflictError) {
+    return e as Error;
+  }
+  const err = e as Error & { code?: string; errno?: string };
+  const code = err.code ?? "";
+  const at = `${where.host}:${where.port}`;
+  if (code === "ECONNREFUSED") {
+    return new StoreError(
+      `cannot reach PostgreSQL at ${at}: connection refused; check that the server runs and ` +
+        `the URL's host and port`,
+    );
+  }
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN" || /failed to lookup/i.test(err.message)) {
+    return new StoreError(`cannot resolve the PostgreSQL host "${where.host}"; check the URL`);
+  }
+  if (code === "CONNECT_TIMEOUT" || code === "ETIMEDOUT") {
+    return new StoreError(`PostgreSQL at ${at} did not answer in time; check the URL and network`);
+  }
+  if (code === "3D000") {
+    return new StoreError(
+      `database does not exist on ${at} (${where.redacted}); create it (createdb NAME) or fix ` +
+        `the URL`,
+    );
+  }
+  if (code === "28P01" || code === "28000") {
+    return new StoreError(
+      `PostgreSQL at ${at} refused the credentials of ${where.redacted}; check the user, ` +
+        `PGPASSWORD or ~/.pgpass`,
+    );
+  }
+  if (code === "25006") {
+    return new StoreError(`cannot write ${where.redacted}: the server is read-only (a standby?)`);
+  }
+  if (code === "53100") {
+    return new StoreError(`cannot write ${where.redacted}: the server's disk is full`);
+  }
+  if (code === "42501") {
+    return new StoreError(
+      `PostgreSQL denied access in ${where.redacted} (${err.message}); grant the user rights ` +
+        `on schema ${where.schema}`,
+    );
+  }
+  if (code === "CONNECTION_CLOSED" || code === "CONNECTION_ENDED" || code === "ECONNRESET") {
+    return new StoreError(`lost the connection to PostgreSQL at ${at}; try again`);
+  }
+  return e;
+}
+
+/** Whether an error from the server is worth retrying as it is (a deadlock, a serialization). */
+function isRetryable(e: unknown): boolean {
+  const code = (e as { code?: string })?.code;
+  return code === "40P01" || code === "40001";
+}
+
+export class PostgresStore implements Store {
+  readonly location: string;
+  #sql: Sql;
+  #url: PgUrl;
+  #instance: string | null = null;
+  #listening: Promise<void> | null = null;
+  #waiters = new Set<() => void>();
+  #changed = false;
+
+  private constructor(url: PgUrl, sql: Sql) {
+    this.location = url.redacted;
+    this.#url = url;
+    this.#sql = sql;
+  }
+
+  /** Connects, creates or migrates the schema, and refuses a schema of a newer queuectl. */
+  static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStore> {
+    const parsed = parsePgUrl(url);
+    const { default: postgres } = await import("postgres");
+    const sql = postgres(parsed.clientUrl, {
+      max: 1,
+      idle_timeout: 0,
+      connect_timeout: 10,
+      onnotice: () => {},
+      types: { ms: MS },
+      connection: {
+        application_name: "queuectl",
+        search_path: parsed.schema,
+        ...(options.durable === false ? { synchronous_commit: "off" } : {}),
+      },
+    }) as unknown as Sql;
+    const store = new PostgresStore(parsed, sql);
+    try {
+      await store.#setup();
+    } catch (e) {
+      await sql.end({ timeout: 1 }).catch(() => {});
+      throw describePgError(e, parsed);
+    }
+    return store;
+  }
+
+  async #setup() {
+    const sql = this.#sql;
+    const schema = this.#url.schema;
+    const version = await this.#readVersion();
+    if (version > PG_SCHEMA_VERSION) {
+      throw new StoreError(
+        `${this.location} has queuectl schema version ${version}, newer than this queuectl ` +
+          `understands (${PG_SCHEMA_VERSION}); upgrade queuectl`,
+      );
+    }
+    if (version === PG_SCHEMA_VERSION) {
+      this.#instance = await this.#readInstance();
+      return;
+    }
+    await sql.begin(async (tx) => {
+      // One migrating process at a time, whichever host it runs on.
+      await tx`SELECT pg_advisory_xact_lock(hashtext(${"queuectl:" + schema}))`;
+      const [{ exists }] = await tx`
+        SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ${schema}) AS exists`;
+      if (exists) {
+        const [{ ours }] = await tx`
+          SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = ${schema}
+            AND tablename = 'meta') AS ours`;
+        const [{ n }] = await tx`
+          SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+          WHERE s.nspname = ${schema}`;
+        if (!ours && n > 0) {
+          throw new StoreError(
+            `schema "${schema}" in ${this.location} belongs to another program; pass ` +
+              `?schema=NAME in the URL to use another (queuectl leaves this one untouched)`,
+          );
+        }
+      }
+      await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+      await tx.unsafe(`SET LOCAL search_path = "${schema}"`);
+      await tx.unsafe(
+        `CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL)`,
+      );
+      const [row] = await tx`SELECT value FROM meta WHERE key = 'schema_version'`;
+      const v = row ? Number(row.value) : 0;
+      for (let i = v; i < PG_SCHEMA_VERSION; i++) await tx.unsafe(MIGRATIONS[i]);
+      await tx`
+        INSERT INTO meta (key, value) VALUES ('schema_version', ${String(PG_SCHEMA_VERSION)})
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+      await tx`
+        INSERT INTO meta (key, value) VALUES ('instance', ${crypto.randomUUID()})
+        ON CONFLICT (key) DO NOTHING`;
+    });
+    this.#instance = await this.#readInstance();
+  }
+
+  async #readVersion(): Promise<number> {
+    const [row] = await this.#sql`
+      SELECT to_regclass(${this.#url.schema + ".meta"}) IS NOT NULL AS present`;
+    if (!row.present) return 0;
+    const [v] = await this.#sql`SELECT value FROM meta WHERE key = 'schema_version'`;
+    return v ? Number(v.value) : 0;
+  }
+
+  async #readInstance(): Promise<string | null> {
+    const [row] = await this.#sql`SELECT value FROM meta WHERE key = 'instance'`;
+    return (row?.value as string) ?? null;
+  }
+
+  /** Runs `fn`, retrying deadlocks, and maps errors to one-line StoreErrors. */
+  async #do<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await fn(this.#sql);
+      } catch (e) {
+        if (isRetryable(e) && attempt < 5) continue;
+        throw describePgError(e, this.#url);
+      }
+    }
+  }
+
+  /** A transaction around `fn`, retried as a whole on a deadlock. */
+  #tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.#do((sql) => sql.begin((tx) => fn(tx as unknown as Sql)) as Promise<T>);
+  }
+
+  #notify(sql: Sql) {
+    return sql`SELECT pg_notify(${wakeChannel(this.#url.schema)}, '')`;
+  }
+
+  async enqueue(jobs: NewJob[], now: number): Promise<void> {
+    const payload = JSON.stringify(jobs.map((j) => ({
+      id: j.id,
+      command: j.command,
+      max_retries: j.maxRetries,
+      priority: j.priority,
+      run_at: j.runAt,
+      timeout_ms: j.timeoutMs,
+      cwd: j.cwd,
+      env: j.env === null ? null : JSON.stringify(j.env),
+    })));
+    try {
+      await this.#tx(async (sql) => {
+        // ORDER BY the input's position, so seq follows the order of the batch.
+        await sql`
+          INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at,
+            timeout_ms, cwd, env, created_at, updated_at)
+          SELECT v->>'id', v->>'command', 'pending', 0, (v->>'max_retries')::integer,
+            (v->>'priority')::integer, (v->>'run_at')::bigint, (v->>'timeout_ms')::bigint,
+            v->>'cwd', v->>'env', ${now}, ${now}
+          FROM json_array_elements(${payload}::text::json) WITH ORDINALITY AS e(v, i)
+          ORDER BY i`;
+        await this.#countAdd(sql, "pending", jobs.length);
+        await this.#notify(sql);
+      });
+    } catch (e) {
+      if ((e as { code?: string }).code === "23505") throw await this.#duplicate(jobs);
+      throw e;
+    }
+  }
+
+  async #countAdd(sql: Sql, state: JobState, n: number) {
+    if (n === 0) return;
+    await sql`
+      INSERT INTO job_counts AS c (state, slot, n) VALUES (${state}, pg_backend_pid() % 64, ${n})
+      ON CONFLICT (state, slot) DO UPDATE SET n = c.n + excluded.n`;
+  }
+
+  /** Names the first id of `jobs` that already exists, for the message. */
+  async #duplicate(jobs: NewJob[]): Promise<ConflictError> {
+    const seen = new Set<string>();
+    const ids = jobs.map((j) => j.id);
+    const existing = new Set(
+      (await this.#do((sql) => sql`SELECT id FROM jobs WHERE id = ANY(${ids})`)).map((r) =>
+        r.id as string
+      ),
+    );
+    for (const j of jobs) {
+      if (seen.has(j.id) || existing.has(j.id)) {
+        return new ConflictError(
+          `job "${j.id}" already exists; choose another id, or omit "id" to get a generated one` +
+            (jobs.length > 1 ? " (nothing from this batch was stored)" : ""),
+        );
+      }
+      seen.add(j.id);
+    }
+    return new ConflictError("a job id already exists; nothing was stored");
+  }
+
+  async getJob(id: string): Promise<Job | null> {
+    const [r] = await this.#do((sql) => sql`SELECT * FROM jobs WHERE id = ${id}`);
+    return r ? toJob(r) : null;
+  }
+
+  async listJobs(
+    { state, states, search, newestFirst = false, limit, offset = 0 }: ListOptions,
+  ): Promise<Job[]> {
+    const rows = await this.#do((sql) => {
+      const conds = [];
+      if (state) conds.push(sql`state = ${state}`);
+      if (states) conds.push(sql`state = ANY(${states as string[]})`);
+      if (search !== undefined && search !== "") {
+        // ILIKE ignores case; `\` escapes the user's own % and _.
+        const pattern = `%${search.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
+        conds.push(
+          sql`(id ILIKE ${pattern} OR command ILIKE ${pattern} OR error ILIKE ${pattern})`,
+        );
+      }
+      const where = conds.length === 0
+        ? sql``
+        : conds.reduce((acc, c, k) => k === 0 ? sql`WHERE ${c}` : sql`${acc} AND ${c}`, sql``);
+      return newestFirst
+        ? sql`SELECT * FROM jobs ${where} ORDER BY seq DESC LIMIT ${limit} OFFSET ${offset}`
+        : sql`SELECT * FROM jobs ${where} ORDER BY seq LIMIT ${limit} OFFSET ${offset}`;
+    });
+    return rows.map(toJob);
+  }
+
+  async countJobs(state?: JobState | readonly JobState[]): Promise<number> {
+    const states = state === undefined ? null : typeof state === "string" ? [state] : [...state];
+    const [r] = await this.#do((sql) =>
+      states
+        ? sql`SELECT coalesce(sum(n), 0)::bigint AS n FROM job_counts WHERE state = ANY(${states})`
+        : sql`SELECT coalesce(sum(n), 0)::bigint AS n FROM job_counts`
+    );
+    return Number(r.n);
+  }
+
+  async listAttempts(jobId: string): Promise<Attempt[]> {
+    const rows = await this.#do((sql) =>
+      sql`SELECT * FROM attempts WHERE job_id = ${jobId} ORDER BY finished_at, n`
+    );
+    return rows.map(toAttempt);
+  }
+
+  async listRetries(jobId: string): Promise<RetryMark[]> {
+    const rows = await this.#do((sql) =>
+      sql`SELECT * FROM retries WHERE job_id = ${jobId} ORDER BY retried_at, n`
+    );
+    return rows.map((r) => ({
+      jobId: r.job_id as string,
+      afterAttempt: r.after_attempt as number,
+      fromState: r.from_state as JobState,
+      retriedAt: r.retried_at as number,
+    }));
+  }
+
+  async counts(now: number): Promise<JobCounts> {
+    const c = Object.fromEntries([...JOB_STATES, "scheduled"].map((s) => [s, 0])) as JobCounts;
+    const [rows, [scheduled]] = await this.#do((sql) =>
+      Promise.all([
+        sql`SELECT state, sum(n)::bigint AS n FROM job_counts GROUP BY state`,
+        sql`SELECT count(*)::bigint AS n FROM jobs
+            WHERE state IN ('pending','failed') AND run_at > ${now}`,
+      ])
+    );
+    for (const r of rows) c[r.state as JobState] = Number(r.n);
+    c.scheduled = Number(scheduled.n);
+    return c;
+  }
+
+  claimNext(workerId: string, now: number, limit = 1): Promise<Job[]> {
+    return this.#do((sql) => this.#claim(sql, workerId, now, limit));
+  }
+
+  /**
+   * One statement: the subquery locks the chosen rows and skips rows other claimers hold, so two
+   * workers never get the same job and never wait for each other. Mirrors transition(claim).
+   */
+  async #claim(sql: Sql, workerId: string, now: number, limit: number): Promise<Job[]> {
+    const rows = await sql`
+      UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ${workerId},
+        started_at = ${now}, finished_at = NULL, updated_at = ${now},
+        output_key = substr(md5(random()::text || clock_timestamp()::text), 1, 16)
+      WHERE seq IN (
+        SELECT seq FROM jobs
+        WHERE state IN ('pending','failed') AND run_at <= ${now}
+        ORDER BY priority DESC, run_at, seq LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED)
+      RETURNING *`;
+    return rows.map(toJob).sort((a, b) =>
+      b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq
+    );
+  }
+
+  finishAttempt(
+    jobId: string,
+    workerId: string,
+    next: Transition,
+    result: AttemptResult,
+    now: number,
+  ): Promise<Job | null> {
+    return this.#tx((sql) => this.#finish(sql, jobId, workerId, next, result, now));
+  }
+
+  finishAndClaim(
+    jobId: string,
+    workerId: string,
+    next: Transition,
+    result: AttemptResult,
+    now: number,
+  ): Promise<{ finished: Job | null; claimed: Job | null }> {
+    return this.#tx(async (sql) => {
+      const finished = await this.#finish(sql, jobId, workerId, next, result, now);
+      const [claimed = null] = await this.#claim(sql, workerId, now, 1);
+      return { finished, claimed };
+    });
+  }
+
+  /** The guarded end of a run plus its attempt row; call inside a transaction. */
+  async #finish(
+    sql: Sql,
+    jobId: string,
+    workerId: string,
+    next: Transition,
+    result: AttemptResult,
+    now: number,
+  ): Promise<Job | null> {
+    const [r] = await sql`
+      UPDATE jobs SET state = ${next.state}, attempts = ${next.attempts},
+        run_at = coalesce(${next.runAt}::bigint, run_at),
+        retry_base = coalesce(${next.retryBase ?? null}::integer, retry_base), finished_at = ${now},
+        updated_at = ${now}, exit_code = ${result.exitCode},
+        error = ${result.outcome === "completed" ? null : result.error}
+      WHERE id = ${jobId} AND state = 'processing' AND worker_id = ${workerId}
+      RETURNING *`;
+    if (!r) return null;
+    const job = toJob(r);
+    await sql`
+      INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
+        exit_code, signal, error, output_key, note)
+      VALUES (${jobId},
+        ${result.outcome === "interrupted" ? job.attempts + 1 : job.attempts},
+        ${workerId}, ${job.startedAt ?? now}, ${now}, ${result.outcome}, ${result.exitCode},
+        ${result.signal}, ${result.error}, ${job.outputKey}, ${result.note ?? null})`;
+    if (next.state === "pending" || next.state === "failed") await this.#notify(sql);
+    return job;
+  }
+
+  async applyTransition(
+    jobId: string,
+    expected: Pick<Job, "state" | "attempts">,
+    next: Transition,
+    now: number,
+  ): Promise<Job | null> {
+    return await this.#tx(async (sql) => {
+      const [r] = await sql`
+        UPDATE jobs SET state = ${next.state}, attempts = ${next.attempts},
+          run_at = coalesce(${next.runAt}::bigint, run_at),
+          retry_base = coalesce(${next.retryBase ?? null}::integer, retry_base),
+          updated_at = ${now}
+        WHERE id = ${jobId} AND state = ${expected.state} AND attempts = ${expected.attempts}
+        RETURNING *`;
+      if (r && next.retryBase !== undefined) {
+        await sql`
+          INSERT INTO retries (job_id, after_attempt, from_state, retried_at)
+          VALUES (${jobId}, ${next.retryBase}, ${expected.state}, ${now})`;
+      }
+      if (r && (next.state === "pending" || next.state === "failed")) await this.#notify(sql);
+      return r ? toJob(r) : null;
+    });
+  }
+
+  cancelRunning(
+    jobId: string,
+    workerId: string,
+    attempt: number,
+    next: Transition,
+    error: string,
+    now: number,
+  ): Promise<Job | null> {
+    return this.#tx(async (sql) => {
+      const [r] = await sql`
+        UPDATE jobs SET state = ${next.state}, attempts = ${next.attempts},
+          run_at = coalesce(${next.runAt}::bigint, run_at),
+          retry_base = coalesce(${next.retryBase ?? null}::integer, retry_base),
+          finished_at = ${now}, updated_at = ${now}, exit_code = NULL, error = ${error}
+        WHERE id = ${jobId} AND state = 'processing' AND worker_id = ${workerId}
+          AND attempts = ${attempt}
+        RETURNING *`;
+      if (!r) return null;
+      const job = toJob(r);
+      await sql`
+        INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
+          exit_code, signal, error, output_key)
+        VALUES (${jobId}, ${attempt}, ${workerId}, ${job.startedAt ?? now}, ${now}, 'cancelled',
+          NULL, NULL, ${error}, ${job.outputKey})`;
+      return job;
+    });
+  }
+
+  removeJob(jobId: string, states: readonly JobState[]): Promise<Job | null> {
+    if (states.length === 0) return Promise.resolve(null);
+    return this.#tx(async (sql) => {
+      const [r] = await sql`
+        DELETE FROM jobs WHERE id = ${jobId} AND state = ANY(${states as string[]})
+        RETURNING *`;
+      if (!r) return null;
+      await sql`DELETE FROM attempts WHERE job_id = ${jobId}`;
+      await sql`DELETE FROM retries WHERE job_id = ${jobId}`;
+      await this.#countAdd(sql, r.state as JobState, -1);
+      return toJob(r);
+    });
+  }
+
+  async countPurgeable(state: JobState, finishedBefore: number): Promise<number> {
+    const [r] = await this.#do((sql) =>
+      sql`SELECT count(*)::bigint AS n FROM jobs
+          WHERE state = ${state} AND coalesce(finished_at, updated_at) < ${finishedBefore}`
+    );
+    return Number(r.n);
+  }
+
+  async nextRunAt(): Promise<number | null> {
+    const [r] = await this.#do((sql) =>
+      sql`SELECT min(run_at) AS t FROM jobs WHERE state IN ('pending','failed')`
+    );
+    return r.t === null ? null : Number(r.t);
+  }
+
+  async findStaleJobs(now: number, leaseMs: number): Promise<StaleJob[]> {
+    const rows = await this.#do((sql) =>
+      sql`SELECT j.* FROM jobs j LEFT JOIN workers w ON w.id = j.worker_id
+          WHERE j.state = 'processing'
+            AND (w.id IS NULL OR w.stopped_at IS NOT NULL OR w.heartbeat_at < ${now - leaseMs})`
+    );
+    return rows.map((r) => ({ job: toJob(r), workerId: r.worker_id as string }));
+  }
+
+  async jobsHeldBy(workerId: string): Promise<Job[]> {
+    const rows = await this.#do((sql) =>
+      sql`SELECT * FROM jobs WHERE state = 'processing' AND worker_id = ${workerId}`
+    );
+    return rows.map(toJob);
+  }
+
+  purge(state: JobState, finishedBefore: number): Promise<DeletedJob[]> {
+    return this.#tx(async (sql) => {
+      const rows = await sql`
+        DELETE FROM jobs WHERE state = ${state}
+          AND coalesce(finished_at, updated_at) < ${finishedBefore}
+        RETURNING id, output_key`;
+      if (rows.length === 0) return [];
+      const ids = rows.map((r) => r.id as string);
+      const keys = new Map<string, Set<string>>(ids.map((id) => [id, new Set<string>()]));
+      await sql`DELETE FROM retries WHERE job_id = ANY(${ids})`;
+      for (
+        const a of await sql`DELETE FROM attempts WHERE job_id = ANY(${ids})
+          RETURNING job_id, output_key`
+      ) {
+        if (a.output_key !== null) keys.get(a.job_id as string)!.add(a.output_key as string);
+      }
+      for (const r of rows) {
+        if (r.output_key !== null) keys.get(r.id as string)!.add(r.output_key as string);
+      }
+      await this.#countAdd(sql, state, -rows.length);
+      return ids.map((id) => ({ id, outputKeys: [...keys.get(id)!] }));
+    });
+  }
+
+  async outputKeys(jobId: string): Promise<Array<{ attempt: number; key: string }>> {
+    const [attempts, [job]] = await this.#do((sql) =>
+      Promise.all([
+        sql`SELECT attempt, output_key FROM attempts
+            WHERE job_id = ${jobId} AND output_key IS NOT NULL ORDER BY finished_at, n`,
+        sql`SELECT attempts, output_key FROM jobs WHERE id = ${jobId} AND output_key IS NOT NULL`,
+      ])
+    );
+    const out: Array<{ attempt: number; key: string }> = [];
+    const seen = new Set<string>();
+    for (const r of attempts) {
+      if (seen.has(r.output_key as string)) continue;
+      seen.add(r.output_key as string);
+      out.push({ attempt: r.attempt as number, key: r.output_key as string });
+    }
+    if (job && !seen.has(job.output_key as string)) {
+      out.push({ attempt: job.attempts as number, key: job.output_key as string });
+    }
+    return out;
+  }
+
+  async registerWorker(w: Omit<WorkerInfo, "currentJob" | "stoppedAt">): Promise<void> {
+    await this.#do((sql) =>
+      sql`INSERT INTO workers (id, pid, host, supervisor_pid, started_at, heartbeat_at)
+          VALUES (${w.id}, ${w.pid}, ${w.host}, ${w.supervisorPid}, ${w.startedAt},
+            ${w.heartbeatAt})
+          ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host,
+            supervisor_pid = excluded.supervisor_pid, started_at = excluded.started_at,
+            heartbeat_at = excluded.heartbeat_at, stopping_at = NULL, stopped_at = NULL`
+    );
+  }
+
+  async heartbeat(workerId: string, now: number): Promise<void> {
+    await this.#do((sql) => sql`UPDATE workers SET heartbeat_at = ${now} WHERE id = ${workerId}`);
+  }
+
+  async markWorkerStopping(workerId: string, now: number): Promise<void> {
+    await this.#do((sql) =>
+      sql`UPDATE workers SET stopping_at = ${now}
+          WHERE id = ${workerId} AND stopping_at IS NULL AND stopped_at IS NULL`
+    );
+  }
+
+  async markWorkerStopped(workerId: string, now: number): Promise<void> {
+    await this.#do((sql) =>
+      sql`UPDATE workers SET stopped_at = ${now} WHERE id = ${workerId} AND stopped_at IS NULL`
+    );
+  }
+
+  async listWorkers(options: { all?: boolean } = {}): Promise<WorkerInfo[]> {
+    const rows = await this.#do((sql) =>
+      sql`SELECT w.*, (SELECT j.id FROM jobs j WHERE j.state = 'processing'
+            AND j.worker_id = w.id LIMIT 1) AS current_job
+          FROM workers w WHERE ${options.all ?? false} OR w.stopped_at IS NULL
+          ORDER BY w.started_at, w.id`
+    );
+    return rows.map(toWorker);
+  }
+
+  async getConfig(): Promise<Record<string, string>> {
+    const rows = await this.#do((sql) => sql`SELECT key, value FROM config`);
+    return Object.fromEntries(rows.map((r) => [r.key as string, r.value as string]));
+  }
+
+  async setConfig(key: string, value: string | null): Promise<void> {
+    await this.#do((sql) =>
+      value === null
+        ? sql`DELETE FROM config WHERE key = ${key}`
+        : sql`INSERT INTO config (key, value) VALUES (${key}, ${value})
+              ON CONFLICT (key) DO UPDATE SET value = excluded.value`
+    );
+  }
+
+  /**
+   * Resolves on a NOTIFY from an enqueue, a retry or a finished attempt that left a job ready, or
+   * after `maxWaitMs` (the fallback when LISTEN is not available, e.g. behind a pooler).
+   */
+  async waitForChange(maxWaitMs: number, signal?: AbortSignal): Promise<void> {
+    if (!this.#listening) {
+      this.#listening = this.#sql.listen(wakeChannel(this.#url.schema), () => {
+        // A commit seen while nobody waits makes the next wait return at once.
+        if (this.#waiters.size === 0) this.#changed = true;
+        for (const w of [...this.#waiters]) w();
+      }).then(() => {}, () => {});
+    }
+    await this.#listening;
+    if (this.#changed || signal?.aborted) {
+      this.#changed = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, maxWaitMs);
+      this.#waiters.add(done);
+      signal?.addEventListener("abort", done);
+    });
+  }
+
+  async assertSameStore(): Promise<void> {
+    let now: string | null;
+    try {
+      now = await this.#readInstance();
+    } catch (e) {
+      if ((e as { code?: string }).code === "42P01") now = null;
+      else throw describePgError(e, this.#url);
+    }
+    if (now !== this.#instance) {
+      throw new StoreError(
+        `the queue in ${this.location} was dropped or recreated while this process had it open`,
+      );
+    }
+  }
+
+  async assertWritable(): Promise<void> {
+    await this.#do(async (sql) => {
+      try {
+        await sql.begin(async (tx) => {
+          await tx`UPDATE meta SET value = value WHERE key = 'schema_version'`;
+          throw new RollbackOnPurpose();
+        });
+      } catch (e) {
+        if (!(e instanceof RollbackOnPurpose)) throw e;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const w of [...this.#waiters]) w();
+    await this.#sql.end({ timeout: 2 });
+  }
+}
+
+class RollbackOnPurpose extends Error {}

@@ -1,0 +1,64 @@
+/**
+ * Rows as every store returns them (snake_case columns, times as numbers of ms) → the types of
+ * store.ts. Shared by the SQLite and PostgreSQL stores, whose tables have the same columns.
+ */
+import type { JobState } from "../job.ts";
+import type { Attempt, Job, WorkerInfo } from "./store.ts";
+
+/** A row as a driver returns it. */
+export type Row = Record<string, unknown>;
+
+export function toJob(r: Row): Job {
+  return {
+    seq: r.seq as number,
+    id: r.id as string,
+    command: r.command as string,
+    state: r.state as JobState,
+    attempts: r.attempts as number,
+    retryBase: r.retry_base as number,
+    maxRetries: r.max_retries as number,
+    priority: r.priority as number,
+    runAt: r.run_at as number,
+    timeoutMs: r.timeout_ms as number,
+    cwd: r.cwd as string,
+    env: r.env === null ? null : JSON.parse(r.env as string),
+    createdAt: r.created_at as number,
+    updatedAt: r.updated_at as number,
+    startedAt: r.started_at as number | null,
+    finishedAt: r.finished_at as number | null,
+    exitCode: r.exit_code as number | null,
+    error: r.error as string | null,
+    workerId: r.worker_id as string | null,
+    outputKey: r.output_key as string | null,
+  };
+}
+
+export function toAttempt(r: Row): Attempt {
+  return {
+    jobId: r.job_id as string,
+    attempt: r.attempt as number,
+    workerId: r.worker_id as string,
+    startedAt: r.started_at as number,
+    finishedAt: r.finished_at as number,
+    outcome: r.outcome as Attempt["outcome"],
+    exitCode: r.exit_code as number | null,
+    signal: r.signal as string | null,
+    error: r.error as string | null,
+    outputKey: r.output_key as string | null,
+    note: r.note as string | null,
+  };
+}
+
+export function toWorker(r: Row): WorkerInfo {
+  return {
+    id: r.id as string,
+    pid: r.pid as number,
+    host: r.host as string,
+    supervisorPid: r.supervisor_pid as number,
+    startedAt: r.started_at as number,
+    heartbeatAt: r.heartbeat_at as number,
+    stoppingAt: r.stopping_at as number | null,
+    stoppedAt: r.stopped_at as number | null,
+    currentJob: r.current_job as string | null,
+  };
+}

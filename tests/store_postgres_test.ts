@@ -1,0 +1,108 @@
+/**
+ * The Store conformance suite against a real PostgreSQL server, plus what only PostgreSQL has.
+ * The server comes from `QUEUECTL_TEST_PG` (default postgres://postgres@127.0.0.1:5432/test, as on
+ * our machines and CI's). This file makes a database of its own and drops it at the end; each test
+ * gets a fresh schema in it. Where no server answers, every test here says so and is ignored.
+ */
+import assert from "node:assert/strict";
+import { StoreError } from "../lib/errors.ts";
+import { parsePgUrl, PostgresStore, redactUrl } from "../lib/store/postgres.ts";
+import type { Store } from "../lib/store/store.ts";
+import { storeConformance } from "./store_conformance.ts";
+import { pgTestServer } from "./pg_helpers.ts";
+
+const server = await pgTestServer();
+
+if (!server) {
+  Deno.test({
+    name: "store(postgres): skipped, no PostgreSQL server answers at QUEUECTL_TEST_PG",
+    fn() {},
+  });
+} else {
+  const { url, freshSchemaUrl } = server;
+
+  storeConformance("postgres", () => {
+    const schemaUrl = freshSchemaUrl();
+    return Promise.resolve({
+      url: schemaUrl,
+      connect: () => PostgresStore.open(schemaUrl) as Promise<Store>,
+      async [Symbol.asyncDispose]() {},
+    });
+  });
+
+  Deno.test("store(postgres): the URL's password never appears in its location", () => {
+    const u = parsePgUrl("postgres://alice:s3cret@db.example:6543/q?schema=jobs&sslmode=require");
+    assert.equal(u.schema, "jobs");
+    assert.equal(u.host, "db.example");
+    assert.equal(u.port, 6543);
+    assert.doesNotMatch(u.redacted, /s3cret/);
+    assert.match(u.redacted, /^postgres:\/\/alice@db\.example:6543\/q\?sslmode=require$/);
+    assert.match(u.clientUrl, /s3cret/);
+    assert.doesNotMatch(u.clientUrl, /schema=/);
+    assert.equal(redactUrl("postgresql://bob:pw@h/d"), "postgresql://bob@h/d");
+  });
+
+  Deno.test("store(postgres): a schema of another program is refused and left untouched", async () => {
+    const schemaUrl = freshSchemaUrl();
+    const schema = parsePgUrl(schemaUrl).schema;
+    await server.exec(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.theirs (x int)`);
+    await assert.rejects(
+      () => PostgresStore.open(schemaUrl),
+      (e) => e instanceof StoreError && /belongs to another program/.test(e.message),
+    );
+    assert.equal(await server.query(`SELECT count(*)::int AS n FROM ${schema}.theirs`), 0);
+    assert.equal(
+      await server.query(
+        `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = '${schema}'`,
+      ),
+      1,
+      "nothing was created beside their table",
+    );
+  });
+
+  Deno.test("store(postgres): a schema of a newer queuectl is refused untouched", async () => {
+    const schemaUrl = freshSchemaUrl();
+    const schema = parsePgUrl(schemaUrl).schema;
+    (await PostgresStore.open(schemaUrl)).close();
+    await server.exec(`UPDATE ${schema}.meta SET value = '999' WHERE key = 'schema_version'`);
+    await assert.rejects(
+      () => PostgresStore.open(schemaUrl),
+      (e) => e instanceof StoreError && /newer than this queuectl/.test(e.message),
+    );
+  });
+
+  Deno.test("store(postgres): unreachable servers, missing databases and bad users: one line each", async () => {
+    const cases: Array<[string, RegExp]> = [
+      ["postgres://postgres@127.0.0.1:1/test", /cannot reach PostgreSQL at 127\.0\.0\.1:1/],
+      [url.replace(/\/[^/?]+(\?|$)/, "/queuectl_no_such_db$1"), /database does not exist/],
+    ];
+    for (const [bad, pattern] of cases) {
+      await assert.rejects(
+        () => PostgresStore.open(bad),
+        (e) => e instanceof StoreError && pattern.test(e.message) && !e.message.includes("\n"),
+      );
+    }
+  });
+
+  Deno.test("store(postgres): a dropped queue is noticed by assertSameStore", async () => {
+    const schemaUrl = freshSchemaUrl();
+    const store = await PostgresStore.open(schemaUrl);
+    try {
+      await store.assertSameStore();
+      await server.exec(`DROP SCHEMA ${parsePgUrl(schemaUrl).schema} CASCADE`);
+      await assert.rejects(
+        () => store.assertSameStore(),
+        (e) => e instanceof StoreError && /dropped or recreated/.test(e.message),
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  Deno.test({
+    name: "store(postgres): drop the test database",
+    async fn() {
+      await server.dispose();
+    },
+  });
+}
