@@ -5,34 +5,7 @@
 import assert from "node:assert/strict";
 import { fitHelp } from "../lib/cli/format.ts";
 import { displayWidth } from "../lib/cli/width.ts";
-import { allDone, assertOneLineError, cliOk, runCli, tempDb } from "./helpers.ts";
-
-/** Every command and group, as typed before `--help`. */
-const COMMANDS = [
-  [],
-  ["enqueue"],
-  ["worker"],
-  ["worker", "start"],
-  ["worker", "stop"],
-  ["worker", "list"],
-  ["status"],
-  ["list"],
-  ["show"],
-  ["logs"],
-  ["dlq"],
-  ["dlq", "list"],
-  ["dlq", "retry"],
-  ["retry"],
-  ["cancel"],
-  ["purge"],
-  ["config"],
-  ["config", "get"],
-  ["config", "set"],
-  ["config", "unset"],
-  ["config", "list"],
-  ["config", "show"],
-  ["init"],
-];
+import { allDone, assertOneLineError, cliOk, COMMANDS, runCli, tempDb } from "./helpers.ts";
 
 Deno.test("[help] every help line fits in 80 columns", async (t) => {
   await using tmp = await tempDb();

@@ -5,34 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import denoJson from "../deno.json" with { type: "json" };
-import { allDone, cliOk, runCli, tempDb } from "./helpers.ts";
-
-/** Every command and command group, as a user types it before `--help`. */
-const COMMANDS = [
-  [],
-  ["enqueue"],
-  ["worker"],
-  ["worker", "start"],
-  ["worker", "stop"],
-  ["worker", "list"],
-  ["status"],
-  ["list"],
-  ["show"],
-  ["logs"],
-  ["dlq"],
-  ["dlq", "list"],
-  ["dlq", "retry"],
-  ["retry"],
-  ["cancel"],
-  ["purge"],
-  ["config"],
-  ["config", "get"],
-  ["config", "set"],
-  ["config", "unset"],
-  ["config", "list"],
-  ["config", "show"],
-  ["init"],
-];
+import { allDone, cliOk, COMMANDS, runCli, tempDb } from "./helpers.ts";
 
 Deno.test("[help] should match the snapshots of queuectl, enqueue and worker --help", async (t) => {
   await using tmp = await tempDb();

@@ -218,3 +218,31 @@ export function assertOneLineError(r: CliResult, code: number, pattern?: RegExp)
   assert.doesNotMatch(r.stderr, /internal error/, detail);
   if (pattern) assert.match(r.stderr.trimEnd(), pattern, detail);
 }
+
+/** Every command and command group, as a user types it before `--help`. */
+export const COMMANDS: readonly string[][] = [
+  [],
+  ["enqueue"],
+  ["worker"],
+  ["worker", "start"],
+  ["worker", "stop"],
+  ["worker", "list"],
+  ["status"],
+  ["list"],
+  ["show"],
+  ["logs"],
+  ["dlq"],
+  ["dlq", "list"],
+  ["dlq", "retry"],
+  ["retry"],
+  ["cancel"],
+  ["remove"],
+  ["purge"],
+  ["config"],
+  ["config", "get"],
+  ["config", "set"],
+  ["config", "unset"],
+  ["config", "list"],
+  ["config", "show"],
+  ["init"],
+];

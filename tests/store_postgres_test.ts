@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { StoreError } from "../lib/errors.ts";
-import { parsePgUrl, PostgresStore, redactUrl } from "../lib/store/postgres.ts";
+import { redactUrl } from "../lib/store/open.ts";
+import { parsePgUrl, PostgresStore } from "../lib/store/postgres.ts";
 import type { Store } from "../lib/store/store.ts";
 import { storeConformance } from "./store_conformance.ts";
 import { pgTestServer } from "./pg_helpers.ts";

@@ -20,6 +20,7 @@ import { openStore } from "../lib/store/open.ts";
 import type { Store } from "../lib/store/store.ts";
 import { libcPaths } from "./reaper.ts";
 import { failLostJobs } from "./rescue.ts";
+import { sleep } from "../lib/sleep.ts";
 import { FORCE_SIGNAL, GRACEFUL_SIGNAL, pidDir, writePidFile } from "./stop.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { workerIdOf } from "./worker_id.ts";
@@ -221,20 +222,6 @@ export async function killJobsOf(workerId: string): Promise<number[]> {
 
 const RESTART_MS = 500;
 const RESTART_MAX_MS = 30_000;
-
-/** Waits `ms`, or less when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    if (signal.aborted) done();
-    else signal.addEventListener("abort", done);
-  });
-}
 
 interface Child {
   index: number;

@@ -20,6 +20,7 @@ import { openStore } from "../lib/store/open.ts";
 import type { Job, Store } from "../lib/store/store.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { runJob } from "./executor.ts";
+import { sleep } from "../lib/sleep.ts";
 import { enableSubreaper } from "./reaper.ts";
 import { rescueStaleJobs } from "./rescue.ts";
 import { FORCE_SIGNAL, GRACEFUL_SIGNAL } from "./stop.ts";
@@ -365,25 +366,11 @@ async function runOne(
       });
       // A forced stop ends the wait at once: the job then stays processing until its lease runs
       // out or the supervisor rescues it.
-      await sleepUnless(delay, interrupt);
+      await sleep(delay, interrupt);
       if (interrupt.aborted) throw e;
       delay = Math.min(TRANSIENT_BACKOFF_MAX_MS, delay * 2);
     }
   }
-}
-
-/** Waits `ms`, or less when `signal` aborts. */
-function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    if (signal.aborted) done();
-    else signal.addEventListener("abort", done);
-  });
 }
 
 function firstLine(text: string | null): string | undefined {

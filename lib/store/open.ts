@@ -10,6 +10,11 @@ import { NotFoundError, UsageError, UserError } from "../errors.ts";
 import { SqliteStore } from "./sqlite.ts";
 import type { Store } from "./store.ts";
 
+/** A URL with any password removed: what may be printed or logged. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, "$1@");
+}
+
 /** Whether `location` names a PostgreSQL database rather than an SQLite file. */
 export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
@@ -35,12 +40,17 @@ export function resolveDbPath(flag?: string): string {
     if (!base) throw new UsageError("cannot find a home directory; set QUEUECTL_DB or pass --db");
     p = join(base, "queuectl", "queue.db");
   }
-  if (isPostgresUrl(p)) return p;
+  if (isPostgresUrl(p)) {
+    // The PostgreSQL store exists (openStore takes its URLs), but the commands and workers do not
+    // run on it yet: say so rather than half-work.
+    throw new UsageError(
+      `${redactUrl(p)}: the commands do not run on PostgreSQL yet; use a file path or sqlite:PATH`,
+    );
+  }
   if (p.startsWith("sqlite:")) p = p.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "");
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) {
-    const scheme = p.slice(0, p.indexOf(":"));
     throw new UsageError(
-      `unsupported store URL scheme "${scheme}:"; use a file path, sqlite:PATH or postgres://…`,
+      `unsupported store URL "${redactUrl(p)}": use a file path or sqlite:PATH`,
     );
   }
   return resolve(p);

@@ -11,8 +11,9 @@
  */
 import type postgresType from "postgres";
 import { ConflictError, StoreError } from "../errors.ts";
+import { redactUrl } from "./open.ts";
 import { JOB_STATES, type JobState, type Transition } from "../job.ts";
-import { toAttempt, toJob, toWorker } from "./rows.ts";
+import { duplicateIdError, toAttempt, toJob, toWorker } from "./rows.ts";
 import type {
   Attempt,
   AttemptResult,
@@ -174,11 +175,6 @@ export function parsePgUrl(url: string): PgUrl {
   };
 }
 
-/** A URL with any password removed: what may be printed or logged. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^:@/]*):[^@/]*@/i, "$1@");
-}
-
 const MS = {
   to: 20,
   from: [20],
@@ -198,6 +194,14 @@ export function describePgError(e: unknown, where: PgUrl): Error {
     return new StoreError(
       `cannot reach PostgreSQL at ${at}: connection refused; check that the server runs and ` +
         `the URL's host and port`,
+    );
+  }
+  if (
+    code === "EPERM" || code === "EACCES" || err.name === "NotCapable" ||
+    /Requires net access/i.test(err.message)
+  ) {
+    return new StoreError(
+      `no permission to reach PostgreSQL at ${at}; run with --allow-net=${at}`,
     );
   }
   if (code === "ENOTFOUND" || code === "EAI_AGAIN" || /failed to lookup/i.test(err.message)) {
@@ -408,23 +412,13 @@ export class PostgresStore implements Store {
 
   /** Names the first id of `jobs` that already exists, for the message. */
   async #duplicate(jobs: NewJob[]): Promise<ConflictError> {
-    const seen = new Set<string>();
     const ids = jobs.map((j) => j.id);
     const existing = new Set(
       (await this.#do((sql) => sql`SELECT id FROM jobs WHERE id = ANY(${ids})`)).map((r) =>
         r.id as string
       ),
     );
-    for (const j of jobs) {
-      if (seen.has(j.id) || existing.has(j.id)) {
-        return new ConflictError(
-          `job "${j.id}" already exists; choose another id, or omit "id" to get a generated one` +
-            (jobs.length > 1 ? " (nothing from this batch was stored)" : ""),
-        );
-      }
-      seen.add(j.id);
-    }
-    return new ConflictError("a job id already exists; nothing was stored");
+    return duplicateIdError(ids, (id) => existing.has(id));
   }
 
   async getJob(id: string): Promise<Job | null> {

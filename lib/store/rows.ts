@@ -2,6 +2,7 @@
  * Rows as every store returns them (snake_case columns, times as numbers of ms) → the types of
  * store.ts. Shared by the SQLite and PostgreSQL stores, whose tables have the same columns.
  */
+import { ConflictError } from "../errors.ts";
 import type { JobState } from "../job.ts";
 import type { Attempt, Job, WorkerInfo } from "./store.ts";
 
@@ -61,4 +62,22 @@ export function toWorker(r: Row): WorkerInfo {
     stoppedAt: r.stopped_at as number | null,
     currentJob: r.current_job as string | null,
   };
+}
+
+/**
+ * The error for a batch that hit an existing id: names the first id of `ids` that `exists` in
+ * the store or comes twice in the batch.
+ */
+export function duplicateIdError(ids: string[], exists: (id: string) => boolean): ConflictError {
+  const seen = new Set<string>();
+  for (const id of ids) {
+    if (seen.has(id) || exists(id)) {
+      return new ConflictError(
+        `job "${id}" already exists; choose another id, or omit "id" to get a generated one` +
+          (ids.length > 1 ? " (nothing from this batch was stored)" : ""),
+      );
+    }
+    seen.add(id);
+  }
+  return new ConflictError("a job id already exists; nothing was stored");
 }

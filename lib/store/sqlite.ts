@@ -10,7 +10,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import { join } from "../paths.ts";
 import { ConflictError, StoreError } from "../errors.ts";
 import { JOB_STATES, type JobState, type Transition } from "../job.ts";
-import { toAttempt, toJob, toWorker } from "./rows.ts";
+import { duplicateIdError, toAttempt, toJob, toWorker } from "./rows.ts";
 import type {
   Attempt,
   AttemptResult,
@@ -322,17 +322,10 @@ export class SqliteStore implements Store {
 
   /** Names the first id of `jobs` that already exists, for the message. */
   #duplicate(jobs: NewJob[]): ConflictError {
-    const seen = new Set<string>();
-    for (const j of jobs) {
-      if (seen.has(j.id) || this.#get("SELECT 1 FROM jobs WHERE id = ?", j.id)) {
-        return new ConflictError(
-          `job "${j.id}" already exists; choose another id, or omit "id" to get a generated one` +
-            (jobs.length > 1 ? " (nothing from this batch was stored)" : ""),
-        );
-      }
-      seen.add(j.id);
-    }
-    return new ConflictError("a job id already exists; nothing was stored");
+    return duplicateIdError(
+      jobs.map((j) => j.id),
+      (id) => this.#get("SELECT 1 FROM jobs WHERE id = ?", id) !== undefined,
+    );
   }
 
   getJob(id: string): Promise<Job | null> {
