@@ -35,6 +35,7 @@ Deno.test("[enqueue] text that is not a JSON job is refused with both forms, nev
     ["a JSON boolean", ["true"], "; got a JSON boolean"],
     ["an empty JSON array", ["[]"], "; got an empty JSON array"],
     ["a JSON array of words", ['["echo","hi"]'], "; got a JSON array without a job object in it"],
+    ["a JSON array of arrays", ["[[1.5,null]]"], "; got a JSON array without a job object in it"],
     ["an empty argument", [""], "; got an empty argument"],
     ["- meant as stdin", ["-"], "; to read jobs from stdin, use --file -"],
     [

@@ -397,12 +397,15 @@ interface ArgvCase {
   notAJob?: boolean;
 }
 
-/** Whether `text` is JSON that can be a job: an object, or an array of objects. */
+/**
+ * Whether `text` is JSON meant as jobs: an object, or an array with an object in it (whose other
+ * elements are then refused one by one, as a batch's are).
+ */
 function isJsonJob(text: string): boolean {
   try {
     const v = JSON.parse(text);
     const isObject = (x: unknown) => typeof x === "object" && x !== null && !Array.isArray(x);
-    return isObject(v) || (Array.isArray(v) && v.length > 0 && v.every(isObject));
+    return isObject(v) || (Array.isArray(v) && v.some(isObject));
   } catch {
     return false;
   }

@@ -162,12 +162,16 @@ function looksLikeSplitJson(word: string): boolean {
 }
 
 /** Whether the text is JSON that holds a job spec: an object, or an array of them. */
+/** A JSON object (not an array, not null): what one job spec is. */
+function isJobObject(v: unknown): boolean {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
 function isJsonSpec(text: string): boolean {
   if (!startsLikeJson(text)) return false;
   try {
     const v = JSON.parse(text);
-    return typeof v === "object" && v !== null &&
-      (!Array.isArray(v) || (v.length > 0 && v.every((e) => typeof e === "object" && e)));
+    return isJobObject(v) || (Array.isArray(v) && v.length > 0 && v.every(isJobObject));
   } catch {
     return false;
   }
@@ -178,7 +182,7 @@ function holdsNoJob(text: string): boolean {
   if (text.trimStart()[0] !== "[") return false;
   try {
     const v = JSON.parse(text);
-    return Array.isArray(v) && !v.some((e) => typeof e === "object" && e !== null);
+    return Array.isArray(v) && !v.some(isJobObject);
   } catch {
     return false;
   }
