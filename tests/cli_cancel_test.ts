@@ -4,10 +4,8 @@
  * running command is the worker's part and is tested with the workers.
  */
 import assert from "node:assert/strict";
-import { dirname } from "node:path";
 import { assertOneLineError, cliOk, openDb, runCli, tempDb } from "./helpers.ts";
 import { type JobState, transition } from "../lib/job.ts";
-import { outputPath } from "../lib/output.ts";
 
 const WORKER = "testhost:1";
 
@@ -98,17 +96,20 @@ Deno.test("[remove] deletes finished jobs with their output, reporting each id",
     ["x", "cancelled"],
     ["a", "pending"],
   ]);
+  // Output as workers leave it, for every job that ran.
   const s = await openDb(t.db);
-  const jobs = await s.listJobs({ limit: 10 }).finally(() => s.close());
-  // Output files as workers leave them, for every job that ran.
-  const ran = jobs.filter((j) => j.outputKey !== null);
-  assert.deepEqual(ran.map((j) => j.id).sort(), ["c", "d", "f", "p"]);
-  const logs: Record<string, string> = Object.fromEntries(
-    ran.map((j) => [j.id, outputPath(t.db, j.outputKey!)]),
-  );
-  await Deno.mkdir(dirname(logs.c), { recursive: true });
-  for (const path of Object.values(logs)) await Deno.writeTextFile(path, "output\n");
-  await Deno.writeTextFile(logs.d + ".1", "older output\n");
+  const keys: Record<string, string> = {};
+  try {
+    const ran = (await s.listJobs({ limit: 10 })).filter((j) => j.outputKey !== null);
+    assert.deepEqual(ran.map((j) => j.id).sort(), ["c", "d", "f", "p"]);
+    for (const j of ran) {
+      keys[j.id] = j.outputKey!;
+      const data = new TextEncoder().encode("output\n");
+      await s.appendOutput(j.id, j.outputKey!, { offset: 0, data, capBytes: 1024 });
+    }
+  } finally {
+    await s.close();
+  }
 
   const r = await runCli(t.db, ["remove", "c", "a", "nope", "d", "p", "x"]);
   assert.equal(r.code, 1, r.stderr);
@@ -119,12 +120,17 @@ Deno.test("[remove] deletes finished jobs with their output, reporting each id",
       'still processing: "p" (only completed, dead or cancelled jobs can be removed; cancel the ' +
       "others first)\n",
   );
-  const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
-  assert.deepEqual(
-    await Promise.all(["c", "d", "p", "f"].map((id) => exists(logs[id]))),
-    [false, false, true, true],
-  );
-  assert.equal(await exists(logs.d + ".1"), false, "the rotated log goes too");
+  const s2 = await openDb(t.db);
+  try {
+    const kept = async (id: string) => (await s2.readOutput(keys[id])).length > 0;
+    assert.deepEqual(
+      await Promise.all(["c", "d", "p", "f"].map(kept)),
+      [false, false, true, true],
+      "removed jobs' output goes with them",
+    );
+  } finally {
+    await s2.close();
+  }
   for (const id of ["c", "d", "x"]) {
     const { job, attempts } = await read(t.db, id);
     assert.equal(job, null, id);

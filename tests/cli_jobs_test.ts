@@ -4,7 +4,6 @@
  * states a test needs through the store's own guarded transitions, so no worker has to run.
  */
 import assert from "node:assert/strict";
-import { dirname } from "node:path";
 import {
   allDone,
   assertOneLineError,
@@ -17,7 +16,6 @@ import {
   waitFor,
 } from "./helpers.ts";
 import { type JobState, transition } from "../lib/job.ts";
-import { outputPath } from "../lib/output.ts";
 import type { AttemptResult } from "../lib/store/store.ts";
 
 const WORKER = "testhost:1";
@@ -262,7 +260,6 @@ Deno.test("[show] should print a job with every attempt it made", async () => {
   assert.match(text, /^command:\s+echo f$/m);
   assert.match(text, /^attempt:\s+1 of 3$/m);
   assert.match(text, /^exit code: 3$/m);
-  assert.match(text, new RegExp(`^output:\\s+${t.db}-logs/[0-9a-f]{16}\\.log$`, "m"));
   assert.match(text, /^error:\n {2}disk full\n {2}second line$/m);
   assert.match(text, /^#\s+OUTCOME\s+EXIT\s+DURATION\s+FINISHED\s+WORKER\s+ERROR$/m);
   assert.match(
@@ -438,14 +435,19 @@ Deno.test("[purge] should delete finished jobs of one state older than --older-t
     { id: "x-old", state: "cancelled", agoMs: 10 * day },
     { id: "p", state: "pending", agoMs: 10 * day },
   ]);
-  // Output logs as a worker leaves them, for every job.
+  // Output as a worker leaves it, for every job that ran.
   const s = await openDb(t.db);
-  const jobs = await s.listJobs({ limit: 10 }).finally(() => s.close());
-  const logs = Object.fromEntries(
-    jobs.map((j) => [j.id, outputPath(t.db, j.outputKey ?? `never-ran-${j.id}`)]),
-  );
-  await Deno.mkdir(dirname(logs.p), { recursive: true });
-  for (const path of Object.values(logs)) await Deno.writeTextFile(path, "output\n");
+  const keys: Record<string, string> = {};
+  try {
+    for (const j of await s.listJobs({ limit: 10 })) {
+      if (!j.outputKey) continue;
+      keys[j.id] = j.outputKey;
+      const data = new TextEncoder().encode("output\n");
+      await s.appendOutput(j.id, j.outputKey, { offset: 0, data, capBytes: 1024 });
+    }
+  } finally {
+    await s.close();
+  }
 
   assert.equal(
     await cliOk(t.db, ["purge", "--state", "completed", "--older-than", "7d", "--yes"]),
@@ -458,13 +460,15 @@ Deno.test("[purge] should delete finished jobs of one state older than --older-t
   assert.equal(await cliOk(t.db, ["purge", "--state", "dead", "--yes"]), "purged 1 dead job\n");
   const after = await dump(t.db);
   assert.deepEqual(after.jobs.map((j) => j.id), ["c-new", "x-old", "p"]);
-  const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
-  assert.deepEqual(
-    await Promise.all(["c-old", "c-new", "d-old", "x-old", "p"].map((id) => exists(logs[id]))),
-    [false, true, false, true, true],
-  );
   const s2 = await openDb(t.db);
   try {
+    assert.deepEqual(Object.keys(keys).sort(), ["c-new", "c-old", "d-old"]);
+    const kept = async (id: string) => (await s2.readOutput(keys[id])).length > 0;
+    assert.deepEqual(await Promise.all(["c-old", "c-new", "d-old"].map(kept)), [
+      false,
+      true,
+      false,
+    ]);
     assert.deepEqual(await s2.listAttempts("c-old"), []);
   } finally {
     await s2.close();

@@ -458,7 +458,7 @@ Deno.test("storage: the data directory is 0700 and every file in it 0600, after 
       async () => (await jobState(db, "j")) === "completed",
       { what: "j completed" },
     );
-    // The supervisor's pid file, the -wal/-shm files and the job's log all exist now.
+    // The supervisor's pid file and the -wal/-shm files exist now (output is in the database).
     whileRunning = modes();
   } finally {
     w.signal("SIGTERM");
@@ -466,10 +466,9 @@ Deno.test("storage: the data directory is 0700 and every file in it 0600, after 
   }
   assert.deepEqual(whileRunning.actual, whileRunning.expected);
   const seen = whileRunning.actual.join("\n");
-  for (const p of ["/queue.db-logs 700", "/queue.db-run 700", "/queue.db-shm 600"]) {
+  for (const p of ["/queue.db-run 700", "/queue.db-shm 600"]) {
     assert.ok(whileRunning.actual.includes(p), `${p} missing from\n${seen}`);
   }
-  assert.match(seen, /^\/queue\.db-logs\/\S+ 600$/m);
   assert.match(seen, /^\/queue\.db-run\/\S+\.pid 600$/m);
   const afterWorker = modes();
   assert.deepEqual(afterWorker.actual, afterWorker.expected);

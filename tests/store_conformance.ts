@@ -991,6 +991,41 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
   });
 
   storeTest(
+    "output is stored per run, trimmed to its cap, and read from an offset",
+    async ({ store, connect }) => {
+      await store.enqueue([newJob("a")], T0);
+      const a = await claimOne(store, "w1", T0);
+      const key = a.outputKey!;
+      const bytes = (s: string) => new TextEncoder().encode(s);
+      const text = (p: { offset: number; data: Uint8Array }[]) =>
+        p.map((x) => `${x.offset}:${new TextDecoder().decode(x.data)}`);
+      assert.deepEqual(await store.readOutput(key), []);
+      await store.appendOutput("a", key, { offset: 0, data: bytes("hello "), capBytes: 10 });
+      await store.appendOutput("a", key, { offset: 6, data: bytes("wor"), capBytes: 10 });
+      const other = await connect();
+      assert.deepEqual(text(await other.readOutput(key)), ["0:hello ", "6:wor"]);
+      assert.deepEqual(text(await other.readOutput(key, 7)), ["6:wor"], "pieces ending after 7");
+      assert.deepEqual(await other.readOutput(key, 9), []);
+      // Past the cap, pieces wholly before the last 10 bytes go.
+      await store.appendOutput("a", key, { offset: 9, data: bytes("ld and more"), capBytes: 10 });
+      assert.deepEqual(text(await store.readOutput(key)), ["9:ld and more"]);
+      // The last piece can come with the result, in the same commit.
+      const done = await store.finishAttempt(
+        "a",
+        "w1",
+        transition(a, { type: "succeed" }, T0 + 5),
+        { ...OK, output: { offset: 20, data: bytes("!"), capBytes: 10 } },
+        T0 + 5,
+      );
+      assert.equal(done?.state, "completed");
+      assert.deepEqual(text(await store.readOutput(key)), ["9:ld and more", "20:!"]);
+      // It goes with its job.
+      assert.equal((await store.purge("completed", T0 + 10)).length, 1);
+      assert.deepEqual(await store.readOutput(key), []);
+    },
+  );
+
+  storeTest(
     "a store that is still where it was opened passes assertSameStore",
     async ({ store }) => {
       await store.assertSameStore();

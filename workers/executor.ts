@@ -1,13 +1,11 @@
 /**
- * Runs one job's command: `sh -c COMMAND` in its own process group, output streamed to the job's
- * log file (capped, keeping the tail), a timeout that kills the whole process tree, and an outcome
+ * Runs one job's command: `sh -c COMMAND` in its own process group, output streamed into a bounded
+ * buffer (the worker moves it to the store), a timeout that kills the whole process tree, and an outcome
  * that keeps a non-zero exit, a failed spawn, a timeout and a kill apart. No store access here.
  */
 import { formatDurationExact } from "../lib/duration.ts";
-import { DROPPED_MARKER } from "../lib/output.ts";
-import { dirname } from "../lib/paths.ts";
 import type { AttemptResult } from "../lib/store/store.ts";
-import { writeAll } from "../lib/write_all.ts";
+import type { OutputBuffer } from "./output_buffer.ts";
 import { endOrphans } from "./reaper.ts";
 
 export interface RunOptions {
@@ -18,9 +16,8 @@ export interface RunOptions {
   timeoutMs: number;
   /** After SIGTERM (timeout or forced stop), wait this long before SIGKILL. */
   killGraceMs: number;
-  /** This run's own output file (lib/output.ts); created on the first output. */
-  logFile: string;
-  logMaxBytes: number;
+  /** Where the run's stdout and stderr go (interleaved); the worker moves it to the store. */
+  output: OutputBuffer;
   /** Aborting it kills the job (forced shutdown): the outcome is `interrupted`. */
   interrupt: AbortSignal;
   /**
@@ -35,84 +32,6 @@ const STDERR_TAIL_BYTES = 4096;
 const PIPE_DRAIN_MS = 2000;
 const ERROR_LINES = 5;
 const ERROR_MAX_CHARS = 500;
-
-/**
- * A run's output file capped at `maxBytes` that keeps the newest output: it writes into `path`
- * until that holds half the cap, then renames it to `path.1` and starts a new `path`, which opens
- * with `DROPPED_MARKER` (lib/output.ts); the two never hold more than the cap. Files are never
- * rewritten, so `logs --follow` can track them. A write that fails (a full disk) drops that
- * output and every later chunk, and is reported once by `lost`; it never fails the job.
- */
-class CappedLog {
-  #file: Deno.FsFile | null = null;
-  #size = 0;
-  #generation = 0;
-  /** Why output stopped being stored, once it did. */
-  lost: string | null = null;
-  #lostBytes = 0;
-  constructor(readonly path: string, readonly maxBytes: number) {}
-
-  #start() {
-    if (this.#generation === 0) {
-      Deno.mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    } else {
-      this.#file!.close();
-      this.#file = null;
-      Deno.renameSync(this.path, this.path + ".1");
-    }
-    // createNew: the key is fresh for this run, so a file already there is not ours to extend.
-    this.#file = this.#generation === 0
-      ? Deno.openSync(this.path, { write: true, createNew: true, mode: 0o600 })
-      : Deno.openSync(this.path, { write: true, create: true, truncate: true, mode: 0o600 });
-    this.#generation++;
-    this.#size = 0;
-    if (this.#generation > 1) this.#writeRaw(DROPPED_MARKER);
-  }
-
-  #writeRaw(chunk: Uint8Array) {
-    writeAll(this.#file!, chunk);
-    this.#size += chunk.length;
-  }
-
-  write(chunk: Uint8Array) {
-    if (this.lost) {
-      this.#lostBytes += chunk.length;
-      return;
-    }
-    try {
-      const half = Math.max(2 * DROPPED_MARKER.length, Math.floor(this.maxBytes / 2));
-      // Room for a chunk in a fresh file after its marker, so each half stays within half.
-      const room = half - DROPPED_MARKER.length;
-      if (chunk.length > room) chunk = chunk.subarray(chunk.length - room);
-      if (!this.#file || this.#size + chunk.length > half) this.#start();
-      this.#writeRaw(chunk);
-    } catch (e) {
-      this.lost = (e as Error).message;
-      this.#lostBytes += chunk.length;
-    }
-  }
-
-  /** Closes the file; returns a note when output could not be stored. */
-  close(): string | null {
-    try {
-      this.#file?.close();
-    } catch { /* closing a file that failed a write */ }
-    this.#file = null;
-    if (!this.lost) return null;
-    const note = `output not stored from byte ${this.#size} on (${this.#lostBytes} bytes ` +
-      `dropped): ${this.lost}`;
-    try {
-      // One line in the log itself where there is room for it now.
-      const f = Deno.openSync(this.path, { append: true, create: true, mode: 0o600 });
-      try {
-        f.writeSync(new TextEncoder().encode(`\n[queuectl: ${note}]\n`));
-      } finally {
-        f.close();
-      }
-    } catch { /* still no room: the attempt's note says it */ }
-    return note;
-  }
-}
 
 /** The last lines of stderr, for the job's `error`. */
 function tailText(bytes: Uint8Array): string | null {
@@ -155,7 +74,6 @@ function killGroup(pid: number, signal: Deno.Signal) {
 /** Runs the command to its end and says how it ended. Never throws for a job's own failure. */
 export async function runJob(opts: RunOptions): Promise<AttemptResult & { durationMs: number }> {
   const started = performance.now();
-  const log = new CappedLog(opts.logFile, opts.logMaxBytes);
   let child: Deno.ChildProcess;
   try {
     // Its own session and process group, so a timeout can kill the whole tree and a Ctrl+C in
@@ -191,7 +109,7 @@ export async function runJob(opts: RunOptions): Promise<AttemptResult & { durati
     for (;;) {
       const { value: chunk, done } = await reader.read();
       if (done) return;
-      log.write(chunk);
+      opts.output.write(chunk);
       if (isErr) {
         const joined = new Uint8Array(
           Math.min(STDERR_TAIL_BYTES, stderrTail.length + chunk.length),
@@ -244,11 +162,9 @@ export async function runJob(opts: RunOptions): Promise<AttemptResult & { durati
     for (const r of readers) r.cancel().catch(() => {});
     await pumps;
   }
-  const note = log.close();
   const durationMs = performance.now() - started;
   const tail = tailText(stderrTail);
-  const result = outcomeOf();
-  return note ? { ...result, note } : result;
+  return outcomeOf();
 
   function outcomeOf(): AttemptResult & { durationMs: number } {
     if (ended === "timeout") {

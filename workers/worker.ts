@@ -15,11 +15,11 @@ import { formatDuration } from "../lib/duration.ts";
 import { eventForOutcome, transition } from "../lib/job.ts";
 import { type Logger, parseLogLevel, setupLogging } from "../lib/log.ts";
 import { loadConfig } from "../lib/settings.ts";
-import { outputPath } from "../lib/output.ts";
 import { openStore } from "../lib/store/open.ts";
-import type { Job, Store } from "../lib/store/store.ts";
+import type { Job, OutputAppend, Store } from "../lib/store/store.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { runJob } from "./executor.ts";
+import { OutputBuffer } from "./output_buffer.ts";
 import { sleep } from "../lib/sleep.ts";
 import { enableSubreaper } from "./reaper.ts";
 import { rescueStaleJobs } from "./rescue.ts";
@@ -52,7 +52,10 @@ export function parseWorkerArgs(args: string[]): WorkerArgs {
 }
 
 const IDLE_MAX_WAIT_MS = 1000;
-/** How often a worker checks that the job it runs is still its own (not cancelled or rescued). */
+/**
+ * How often a worker checks that the job it runs is still its own (not cancelled or rescued), and
+ * moves the job's new output to the store (so `logs --follow` sees it from any host).
+ */
 const OWNERSHIP_CHECK_MS = 1000;
 
 const TRANSIENT_BACKOFF_MAX_MS = 30_000;
@@ -238,14 +241,17 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
       }
       const lost = new AbortController();
       running = { job, lost };
+      const output = new RunOutput(store, job, config.logMaxBytes, wlog);
       const check = setInterval(() => {
         checkOwnership().catch((e) =>
           wlog.warn("worker.check_failed", { error: (e as Error).message })
         );
+        output.flush();
       }, OWNERSHIP_CHECK_MS);
       try {
         claimed = await runOne(store, job, workerId, config, forced.signal, stopping.signal, wlog, {
           lost: lost.signal,
+          output,
         });
       } finally {
         clearInterval(check);
@@ -285,7 +291,7 @@ async function runOne(
   interrupt: AbortSignal,
   stopping: AbortSignal,
   log: Logger,
-  { lost }: { lost: AbortSignal },
+  { lost, output }: { lost: AbortSignal; output: RunOutput },
 ): Promise<Job | null> {
   log.info("job.started", { job: job.id, attempt: job.attempts });
   log.debug("job.command", { job: job.id, command: job.command, cwd: job.cwd });
@@ -301,12 +307,12 @@ async function runOne(
     },
     timeoutMs: job.timeoutMs,
     killGraceMs: config.killGraceMs,
-    // Claims always set a fresh key; a job claimed by an older version falls back to its seq.
-    logFile: outputPath(store.location, job.outputKey ?? String(job.seq)),
-    logMaxBytes: config.logMaxBytes,
+    output: output.buffer,
     interrupt,
     lost,
   });
+  await output.settled();
+  Object.assign(result, output.finish());
   if (result.note) log.warn("job.output_lost", { job: job.id, note: result.note });
   const now = Date.now();
   const next = transition(job, eventForOutcome(result.outcome), now, backoffPolicy(config));
@@ -339,6 +345,10 @@ async function runOne(
           ...fields,
           reason: "the job was rescued or changed while it ran; this result is dropped",
         });
+        // Its output still belongs to its own run: keep the last of it (best effort).
+        if (result.output && job.outputKey) {
+          await store.appendOutput(job.id, job.outputKey, result.output).catch(() => {});
+        }
       } else if (saved.state === "completed") {
         log.info("job.completed", fields);
       } else if (saved.state === "failed") {
@@ -370,6 +380,62 @@ async function runOne(
       if (interrupt.aborted) throw e;
       delay = Math.min(TRANSIENT_BACKOFF_MAX_MS, delay * 2);
     }
+  }
+}
+
+/**
+ * One run's output on its way to the store: the executor writes into `buffer`; `flush` (every
+ * second) appends what is new; `finish` hands the rest to the result, so it is stored in the
+ * same commit. Output that cannot be stored (a full disk) is dropped and noted once; it never
+ * changes the job's outcome.
+ */
+class RunOutput {
+  readonly buffer: OutputBuffer;
+  #pending: Promise<void> = Promise.resolve();
+  #lost: string | null = null;
+  #lostFrom = 0;
+
+  constructor(
+    readonly store: Store,
+    readonly job: Job,
+    readonly capBytes: number,
+    readonly log: Logger,
+  ) {
+    this.buffer = new OutputBuffer(capBytes);
+  }
+
+  flush() {
+    const key = this.job.outputKey;
+    const chunk = this.buffer.take();
+    if (!chunk || !key) return;
+    this.#pending = this.#pending.then(() =>
+      this.store.appendOutput(this.job.id, key, { ...chunk, capBytes: this.capBytes }).catch(
+        (e) => {
+          if (this.#lost === null) {
+            this.#lost = (e as Error).message;
+            this.#lostFrom = chunk.offset;
+            this.log.warn("job.output_lost", { job: this.job.id, error: this.#lost });
+          }
+        },
+      )
+    );
+  }
+
+  /** Resolves when every flush started so far has ended. */
+  settled(): Promise<void> {
+    return this.#pending;
+  }
+
+  /** The rest of the output and any note, for the attempt's result. */
+  finish(): { output: OutputAppend | null; note?: string } {
+    const chunk = this.buffer.take();
+    const output = chunk ? { ...chunk, capBytes: this.capBytes } : null;
+    if (this.#lost === null) return { output };
+    return {
+      output,
+      note:
+        `output from byte ${this.#lostFrom} up to the last second was not stored: ${this.#lost}`,
+    };
   }
 }
 

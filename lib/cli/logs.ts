@@ -1,12 +1,11 @@
 /**
  * `queuectl logs ID [--attempt N] [--follow] [--json]`: the job's captured stdout and stderr, run
- * by run. Each run has its own output (lib/output.ts), so a run that is stopped late, a rescued
- * one or one of an earlier database at the same path never mixes into another's.
+ * by run, read from the store (so from any host). Each run's output is keyed by the run, so a run
+ * that is stopped late or a rescued one never mixes into another's.
  */
 import { buildCommand } from "@stricli/core";
 import { UsageError, UserError } from "../errors.ts";
 import { ACTIVE_STATES, isIn } from "../job.ts";
-import { OutputFollower, outputPath, readOutput } from "../output.ts";
 import type { Job, Store } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, intParser, withStore } from "./context.ts";
 import { iso, outJson } from "./format.ts";
@@ -55,23 +54,30 @@ const header = (run: Run) =>
     `--- attempt ${run.attempt}${run.startedAt ? ` at ${iso(run.startedAt)}` : ""} ---\n`,
   );
 
-function unreadable(path: string, e: unknown) {
-  return new UserError(`cannot read the output ${path}: ${(e as Error).message}`);
-}
+/** Says that the cap dropped output before the bytes that follow. */
+const DROPPED = new TextEncoder().encode(
+  "[queuectl: earlier output dropped; output is capped per attempt, keeping the tail]\n",
+);
 
-async function read(path: string): Promise<Uint8Array | null> {
-  try {
-    return await readOutput(path);
-  } catch (e) {
-    throw unreadable(path, e);
+/** One run's stored output as one buffer, after a note when the cap dropped its beginning. */
+async function readRun(store: Store, key: string): Promise<Uint8Array> {
+  const pieces = await store.readOutput(key, 0);
+  const parts: Uint8Array[] = pieces.length > 0 && pieces[0].offset > 0 ? [DROPPED] : [];
+  parts.push(...pieces.map((p) => p.data));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
   }
+  return out;
 }
 
 async function logs(this: Context, flags: LogsFlags, id: string) {
   if (flags.json && flags.follow) {
     throw new UsageError("--json and --follow do not combine; use one of them");
   }
-  await withStore(flags, async (store, dbPath) => {
+  await withStore(flags, async (store) => {
     const job = await store.getJob(id);
     if (!job) throw notFound(id);
     let runs = await runsOf(store, job);
@@ -89,12 +95,12 @@ async function logs(this: Context, flags: LogsFlags, id: string) {
       const decoder = new TextDecoder();
       const attempts = [];
       for (const run of runs) {
-        const bytes = await read(outputPath(dbPath, run.key));
+        const bytes = await readRun(store, run.key);
         attempts.push({
           attempt: run.attempt,
           started_at: iso(run.startedAt),
           outcome: run.outcome,
-          output: bytes ? decoder.decode(bytes) : "",
+          output: decoder.decode(bytes),
         });
       }
       return outJson({ id: job.id, state: job.state, attempts });
@@ -103,8 +109,8 @@ async function logs(this: Context, flags: LogsFlags, id: string) {
     if (!flags.follow) {
       let printed = false;
       for (const run of runs) {
-        const bytes = await read(outputPath(dbPath, run.key));
-        if (!bytes || bytes.length === 0) continue;
+        const bytes = await readRun(store, run.key);
+        if (bytes.length === 0) continue;
         if (printed) writeOut(header(run));
         writeOut(bytes);
         printed = true;
@@ -121,78 +127,75 @@ async function logs(this: Context, flags: LogsFlags, id: string) {
       }
       return;
     }
-    await follow(store, dbPath, job, runs);
+    await follow(store, job, runs);
   }, { create: false });
 }
 
 /**
- * Prints each run's output as it is written, moving on to the next run when the job is retried,
- * until the job stops running. Fails (exit 1) when it ends anywhere but `completed`.
+ * Prints each run's output as the worker stores it (every second), moving on to the next run when
+ * the job is retried, until the job stops running. Fails (exit 1) when it ends anywhere but
+ * `completed`.
  */
-async function follow(store: Store, dbPath: string, job: Job, runs: Run[]) {
+async function follow(store: Store, job: Job, runs: Run[]) {
   let printed = false;
-  const sink = (bytes: Uint8Array) => {
+  const print = (bytes: Uint8Array) => {
+    if (bytes.length === 0) return;
     writeOut(bytes);
-    if (bytes.length > 0) printed = true;
+    printed = true;
   };
-  const done = new Set<string>();
-  let current: { run: Run; follower: OutputFollower } | null = null;
-  const start = (run: Run) => {
-    let first = true;
-    current = {
-      run,
-      follower: new OutputFollower(outputPath(dbPath, run.key), (bytes) => {
-        if (first && printed && bytes.length > 0) writeOut(header(run));
-        first = false;
-        sink(bytes);
-      }),
-    };
-  };
-  // Earlier runs are printed whole; the latest one is followed.
+  const seen = new Set<string>();
+  // Earlier runs are printed whole; the latest one is followed from its start.
   for (const run of runs.slice(0, -1)) {
-    const bytes = await read(outputPath(dbPath, run.key));
-    if (bytes && bytes.length > 0) {
-      if (printed) writeOut(header(run));
-      sink(bytes);
-    }
-    done.add(run.key);
+    const bytes = await readRun(store, run.key);
+    if (bytes.length > 0 && printed) writeOut(header(run));
+    print(bytes);
+    seen.add(run.key);
   }
-  if (runs.length > 0) start(runs[runs.length - 1]);
-  let latest: Job | null = job;
-  try {
-    for (;;) {
-      latest = await store.getJob(job.id);
-      const c = current as { run: Run; follower: OutputFollower } | null;
-      if (c) {
-        try {
-          await c.follower.poll();
-        } catch (e) {
-          throw unreadable(c.follower.path, e);
-        }
+  let current: { run: Run; offset: number; started: boolean } | null = runs.length > 0
+    ? { run: runs[runs.length - 1], offset: 0, started: false }
+    : null;
+  /** Prints what the current run stored since the last look. */
+  const drain = async () => {
+    if (!current) return;
+    for (const piece of await store.readOutput(current.run.key, current.offset)) {
+      let data = piece.data;
+      if (piece.offset > current.offset) {
+        // The cap dropped bytes we had not printed yet.
+        if (!current.started && printed) writeOut(header(current.run));
+        print(current.offset === 0 ? DROPPED : MISSED);
+      } else if (piece.offset < current.offset) {
+        data = data.subarray(current.offset - piece.offset);
       }
-      if (latest?.outputKey && latest.outputKey !== c?.run.key && !done.has(latest.outputKey)) {
-        // A new run started: finish the previous one, then follow the new one.
-        if (c) {
-          await c.follower.poll();
-          c.follower.close();
-          done.add(c.run.key);
-        }
-        start({
+      if (data.length > 0 && !current.started && printed) writeOut(header(current.run));
+      if (data.length > 0) current.started = true;
+      print(data);
+      current.offset = piece.offset + piece.data.length;
+    }
+  };
+  let latest: Job | null = job;
+  for (;;) {
+    latest = await store.getJob(job.id);
+    await drain();
+    if (latest?.outputKey && latest.outputKey !== current?.run.key && !seen.has(latest.outputKey)) {
+      // A new run started: finish the previous one, then follow the new one.
+      await drain();
+      if (current) seen.add(current.run.key);
+      current = {
+        run: {
           attempt: latest.attempts,
           key: latest.outputKey,
           startedAt: latest.startedAt,
           outcome: null,
-        });
-        continue;
-      }
-      if (!latest || !isIn(latest.state, ACTIVE_STATES)) break;
-      await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
+        },
+        offset: 0,
+        started: false,
+      };
+      continue;
     }
-    const c = current as { run: Run; follower: OutputFollower } | null;
-    await c?.follower.poll();
-  } finally {
-    (current as { follower: OutputFollower } | null)?.follower.close();
+    if (!latest || !isIn(latest.state, ACTIVE_STATES)) break;
+    await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
   }
+  await drain();
   if (!latest) throw new UserError(`${job.id} was deleted while its output was followed`);
   if (latest.state !== "completed") {
     throw new UserError(
@@ -203,6 +206,10 @@ async function follow(store: Store, dbPath: string, job: Job, runs: Run[]) {
     );
   }
 }
+
+const MISSED = new TextEncoder().encode(
+  "[queuectl: output dropped while following: the job printed faster than the cap keeps]\n",
+);
 
 export const logsCommand = buildCommand({
   func: logs,

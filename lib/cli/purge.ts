@@ -17,7 +17,6 @@ import {
 } from "./context.ts";
 import { out } from "./format.ts";
 import { orList } from "./list.ts";
-import { removeJobOutput } from "./output.ts";
 
 interface PurgeFlags extends DbFlags {
   state: JobState;
@@ -45,7 +44,7 @@ async function purge(this: Context, flags: PurgeFlags) {
         "or --dry-run to only count",
     );
   }
-  await withStore(flags, async (store, path) => {
+  await withStore(flags, async (store) => {
     // One cutoff for the count and the deletion: jobs that finish meanwhile are newer than it.
     const cutoff = Date.now() - flags.olderThan;
     const age = flags.olderThan > 0
@@ -61,23 +60,9 @@ async function purge(this: Context, flags: PurgeFlags) {
     ) {
       throw new UserError("nothing purged (not confirmed)");
     }
+    // Their attempts and output go in the same transaction.
     const deleted = await store.purge(flags.state, cutoff);
-    const problems: string[] = [];
-    for (const job of deleted) {
-      try {
-        await removeJobOutput(path, job.outputKeys);
-      } catch (e) {
-        if (!(e instanceof UserError)) throw e;
-        problems.push(e.message);
-      }
-    }
     out(`purged ${jobs(deleted.length, flags.state)}`);
-    if (problems.length > 0) {
-      throw new UserError(
-        `the output of ${problems.length} purged job${problems.length === 1 ? "" : "s"} is ` +
-          `still on disk: ${problems[0]}${problems.length > 1 ? " (and more)" : ""}`,
-      );
-    }
   });
 }
 

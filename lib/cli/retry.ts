@@ -3,7 +3,7 @@
  * reporting they share with `dlq retry`: "retried a, b; not found: c", exit 1 if any id failed.
  */
 import { buildCommand } from "@stricli/core";
-import { ConflictError, NotFoundError, UsageError, UserError } from "../errors.ts";
+import { ConflictError, NotFoundError, UsageError } from "../errors.ts";
 import {
   ACTIVE_STATES,
   FINISHED_STATES,
@@ -17,7 +17,6 @@ import type { Store } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, withStore } from "./context.ts";
 import { out } from "./format.ts";
 import { orList } from "./list.ts";
-import { removeJobOutput } from "./output.ts";
 import { notFound } from "./show.ts";
 
 /** What a cancelled run's attempt says, in `show` and `--json`. */
@@ -184,7 +183,7 @@ const cancelOptions: ApplyOptions = {
 
 async function remove(this: Context, flags: DbFlags, ...ids: string[]) {
   requireIds(ids, "queuectl remove job1");
-  await withStore(flags, async (store, path) => {
+  await withStore(flags, async (store) => {
     const done: string[] = [];
     const missing: string[] = [];
     const active = new Map<JobState, string[]>();
@@ -199,19 +198,12 @@ async function remove(this: Context, flags: DbFlags, ...ids: string[]) {
         active.set(job.state, [...(active.get(job.state) ?? []), id]);
         continue;
       }
-      // Read before the job goes (its attempts go with it); a finished job starts no new run.
-      const outputKeys = (await store.outputKeys(id)).map((r) => r.key);
+      // Its attempts and output go with it, in one transaction.
       if (!await store.removeJob(id, FINISHED_STATES)) {
         problems.push(`job "${id}" changed while this ran (retried?); see queuectl show ${id}`);
         continue;
       }
       done.push(id);
-      try {
-        await removeJobOutput(path, outputKeys);
-      } catch (e) {
-        if (!(e instanceof UserError)) throw e;
-        problems.push(`job "${id}" was removed but its output was not: ${e.message}`);
-      }
     }
     if (done.length > 0) out(`removed ${done.join(", ")}`);
     const stillActive = [...active.values()].flat();

@@ -6,7 +6,6 @@ import { buildCommand } from "@stricli/core";
 import { formatDuration } from "../duration.ts";
 import { NotFoundError } from "../errors.ts";
 import { attemptsUsed, type JobState } from "../job.ts";
-import { outputPath } from "../output.ts";
 import type { Job, RetryMark } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
 import {
@@ -25,7 +24,7 @@ export function notFound(id: string) {
 }
 
 async function show(this: Context, flags: DbFlags & { json: boolean }, id: string) {
-  await withStore(flags, async (store, path) => {
+  await withStore(flags, async (store) => {
     const job = await store.getJob(id);
     if (!job) throw notFound(id);
     const attempts = await store.listAttempts(id);
@@ -57,7 +56,6 @@ async function show(this: Context, flags: DbFlags & { json: boolean }, id: strin
       ["updated", `${iso(job.updatedAt)} (${relativeTime(job.updatedAt, now)})`],
       ["worker", job.workerId ?? "-"],
       ["exit code", job.exitCode === null ? "-" : String(job.exitCode)],
-      ["output", job.outputKey ? outputPath(path, job.outputKey) : "-"],
     ];
     out(rows.map(([k, v]) => `${(k + ":").padEnd(11)}${v}`).join("\n"));
     if (job.error) out(`error:\n  ${job.error.split("\n").join("\n  ")}`);

@@ -22,6 +22,8 @@ import type {
   JobCounts,
   ListOptions,
   NewJob,
+  OutputAppend,
+  OutputPiece,
   RetryMark,
   StaleJob,
   Store,
@@ -85,6 +87,14 @@ const MIGRATIONS: string[] = [
      retried_at bigint NOT NULL
    );
    CREATE INDEX retries_job ON retries (job_id, retried_at);
+   CREATE TABLE outputs (
+     key text NOT NULL,
+     byte_offset bigint NOT NULL,
+     job_id text NOT NULL,
+     data bytea NOT NULL,
+     PRIMARY KEY (key, byte_offset)
+   );
+   CREATE INDEX outputs_job ON outputs (job_id);
    CREATE TABLE workers (
      id text PRIMARY KEY,
      pid integer NOT NULL,
@@ -567,6 +577,9 @@ export class PostgresStore implements Store {
         ${result.outcome === "interrupted" ? job.attempts + 1 : job.attempts},
         ${workerId}, ${job.startedAt ?? now}, ${now}, ${result.outcome}, ${result.exitCode},
         ${result.signal}, ${result.error}, ${job.outputKey}, ${result.note ?? null})`;
+    if (result.output && job.outputKey) {
+      await this.#appendOutput(sql, jobId, job.outputKey, result.output);
+    }
     if (next.state === "pending" || next.state === "failed") await this.#notify(sql);
     return job;
   }
@@ -632,6 +645,7 @@ export class PostgresStore implements Store {
       if (!r) return null;
       await sql`DELETE FROM attempts WHERE job_id = ${jobId}`;
       await sql`DELETE FROM retries WHERE job_id = ${jobId}`;
+      await sql`DELETE FROM outputs WHERE job_id = ${jobId}`;
       await this.#countAdd(sql, r.state as JobState, -1);
       return toJob(r);
     });
@@ -678,6 +692,7 @@ export class PostgresStore implements Store {
       const ids = rows.map((r) => r.id as string);
       const keys = new Map<string, Set<string>>(ids.map((id) => [id, new Set<string>()]));
       await sql`DELETE FROM retries WHERE job_id = ANY(${ids})`;
+      await sql`DELETE FROM outputs WHERE job_id = ANY(${ids})`;
       for (
         const a of await sql`DELETE FROM attempts WHERE job_id = ANY(${ids})
           RETURNING job_id, output_key`
@@ -793,6 +808,35 @@ export class PostgresStore implements Store {
       this.#waiters.add(done);
       signal?.addEventListener("abort", done);
     });
+  }
+
+  appendOutput(jobId: string, key: string, output: OutputAppend): Promise<void> {
+    return this.#tx((sql) => this.#appendOutput(sql, jobId, key, output));
+  }
+
+  /** Inserts a piece and trims the run to its cap; call inside a transaction. */
+  async #appendOutput(sql: Sql, jobId: string, key: string, output: OutputAppend) {
+    const { offset, data, capBytes } = output;
+    if (data.length === 0) return;
+    await sql`
+      INSERT INTO outputs (key, byte_offset, job_id, data)
+      VALUES (${key}, ${offset}, ${jobId}, ${data})
+      ON CONFLICT (key, byte_offset) DO UPDATE SET data = excluded.data`;
+    await sql`
+      DELETE FROM outputs
+      WHERE key = ${key} AND byte_offset + length(data) <= ${offset + data.length - capBytes}`;
+  }
+
+  async readOutput(key: string, fromOffset = 0): Promise<OutputPiece[]> {
+    const rows = await this.#do((sql) =>
+      sql`SELECT byte_offset, data FROM outputs
+          WHERE key = ${key} AND byte_offset + length(data) > ${fromOffset}
+          ORDER BY byte_offset`
+    );
+    return rows.map((r) => ({
+      offset: Number(r.byte_offset),
+      data: new Uint8Array(r.data as Uint8Array),
+    }));
   }
 
   async assertSameStore(): Promise<void> {

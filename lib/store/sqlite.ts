@@ -19,6 +19,8 @@ import type {
   JobCounts,
   ListOptions,
   NewJob,
+  OutputAppend,
+  OutputPiece,
   RetryMark,
   StaleJob,
   Store,
@@ -106,6 +108,16 @@ const MIGRATIONS: string[] = [
    CREATE INDEX retries_job ON retries (job_id, retried_at);`,
   // When a worker began to drain (a graceful stop): `worker list` shows it as stopping.
   `ALTER TABLE workers ADD COLUMN stopping_at INTEGER;`,
+  // Output lives with its job, in pieces of each run keyed by the run's output key; the store keeps
+  // the tail within the cap. Output files of earlier versions stay in <db>-logs/, unread.
+  `CREATE TABLE outputs (
+     key TEXT NOT NULL,
+     byte_offset INTEGER NOT NULL,
+     job_id TEXT NOT NULL,
+     data BLOB NOT NULL,
+     PRIMARY KEY (key, byte_offset)
+   ) WITHOUT ROWID;
+   CREATE INDEX outputs_job ON outputs (job_id);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -520,6 +532,7 @@ export class SqliteStore implements Store {
       job.outputKey,
       result.note ?? null,
     );
+    if (result.output && job.outputKey) this.#appendOutput(jobId, job.outputKey, result.output);
     return job;
   }
 
@@ -622,6 +635,7 @@ export class SqliteStore implements Store {
         if (!r) return null;
         this.#run("DELETE FROM attempts WHERE job_id = ?", jobId);
         this.#run("DELETE FROM retries WHERE job_id = ?", jobId);
+        this.#run("DELETE FROM outputs WHERE job_id = ?", jobId);
         this.#run("UPDATE job_counts SET n = n - 1 WHERE state = ?", r.state);
         return toJob(r);
       })
@@ -666,6 +680,7 @@ export class SqliteStore implements Store {
         );
         const del = this.#stmt("DELETE FROM attempts WHERE job_id = ? RETURNING output_key");
         const delRetries = this.#stmt("DELETE FROM retries WHERE job_id = ?");
+        const delOutput = this.#stmt("DELETE FROM outputs WHERE job_id = ?");
         const deleted = rows.map((r) => {
           const keys = new Set<string>();
           for (const a of del.all(r.id)) {
@@ -673,6 +688,7 @@ export class SqliteStore implements Store {
           }
           if (r.output_key !== null) keys.add(r.output_key as string);
           delRetries.run(r.id);
+          delOutput.run(r.id);
           return { id: r.id as string, outputKeys: [...keys] };
         });
         this.#run("UPDATE job_counts SET n = n - ? WHERE state = ?", rows.length, state);
@@ -792,6 +808,39 @@ export class SqliteStore implements Store {
         );
       }
     });
+  }
+
+  appendOutput(jobId: string, key: string, output: OutputAppend): Promise<void> {
+    return this.#do(() => this.#tx(() => this.#appendOutput(jobId, key, output)));
+  }
+
+  /** Inserts a piece and trims the run to its cap; call inside a transaction. */
+  #appendOutput(jobId: string, key: string, { offset, data, capBytes }: OutputAppend) {
+    if (data.length === 0) return;
+    this.#run(
+      `INSERT INTO outputs (key, byte_offset, job_id, data) VALUES (?, ?, ?, ?)
+       ON CONFLICT (key, byte_offset) DO UPDATE SET data = excluded.data`,
+      key,
+      offset,
+      jobId,
+      data,
+    );
+    this.#run(
+      "DELETE FROM outputs WHERE key = ? AND byte_offset + length(data) <= ?",
+      key,
+      offset + data.length - capBytes,
+    );
+  }
+
+  readOutput(key: string, fromOffset = 0): Promise<OutputPiece[]> {
+    return this.#do(() =>
+      this.#all(
+        `SELECT byte_offset, data FROM outputs WHERE key = ? AND byte_offset + length(data) > ?
+         ORDER BY byte_offset`,
+        key,
+        fromOffset,
+      ).map((r) => ({ offset: r.byte_offset as number, data: r.data as Uint8Array }))
+    );
   }
 
   assertSameStore(): Promise<void> {

@@ -76,7 +76,24 @@ export interface Attempt {
 /** What a worker reports when a run ends. */
 export type AttemptResult =
   & Pick<Attempt, "outcome" | "exitCode" | "signal" | "error">
-  & Partial<Pick<Attempt, "note">>;
+  & Partial<Pick<Attempt, "note">>
+  & {
+    /** The run's last output, stored in the same transaction as the result (when it matches). */
+    output?: OutputAppend | null;
+  };
+
+/** Bytes of one run's output at `offset` in all it printed; the store keeps its last `capBytes`. */
+export interface OutputAppend {
+  offset: number;
+  data: Uint8Array;
+  capBytes: number;
+}
+
+/** A stored piece of one run's output, at `offset` in all the run printed. */
+export interface OutputPiece {
+  offset: number;
+  data: Uint8Array;
+}
 
 /** A registered worker process. */
 export interface WorkerInfo {
@@ -308,6 +325,18 @@ export interface Store {
    * a long-running process can refuse to start instead of failing on its first write.
    */
   assertWritable(): Promise<void>;
+
+  /**
+   * Appends output of the run `key` of job `jobId`, then drops the run's pieces that lie wholly
+   * before its last `capBytes`. Output lives with its job: `purge` and `removeJob` delete it.
+   */
+  appendOutput(jobId: string, key: string, output: OutputAppend): Promise<void>;
+
+  /**
+   * The stored output of the run `key` that ends after `fromOffset`, oldest first. A first piece
+   * starting after `fromOffset` means output in between was dropped by the cap.
+   */
+  readOutput(key: string, fromOffset?: number): Promise<OutputPiece[]>;
 
   /**
    * Throws `StoreError` when the store this process opened is no longer the one its location
