@@ -36,6 +36,42 @@ import { buildProgram } from "./lib/cli/program.ts";
 import { disableColor, fitHelp } from "./lib/cli/format.ts";
 import { writeAll } from "./lib/write_all.ts";
 
+// A PostgreSQL store needs network permission for its server alone, which the tasks cannot name
+// in advance: under `deno run`, run again with `--allow-net=HOST:PORT` added (once).
+{
+  const { dbLocationOf, netAddressOf } = await import("./lib/store/location.ts");
+  const net = netAddressOf(dbLocationOf(Deno.args));
+  if (
+    net && !Deno.env.get("QUEUECTL_NET_GRANTED") &&
+    Deno.permissions.querySync({ name: "net", host: net }).state !== "granted" &&
+    /^deno(\.exe)?$/i.test(Deno.execPath().split(/[\\/]/).pop() ?? "")
+  ) {
+    const { queuectlCommand } = await import("./lib/self.ts");
+    const cmd = queuectlCommand(Deno.args, [`--allow-net=${net}`]);
+    const child = new Deno.Command(cmd.exec, {
+      args: cmd.args,
+      env: { QUEUECTL_NET_GRANTED: "1" },
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+    // Ctrl+C and Ctrl+\ reach both processes (one process group): the child alone acts on them.
+    // A SIGTERM sent to this process is passed on.
+    for (const sig of ["SIGINT", "SIGQUIT"] as const) Deno.addSignalListener(sig, () => {});
+    Deno.addSignalListener("SIGTERM", () => {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* exited */ }
+    });
+    const status = await child.status;
+    Deno.exit(status.signal ? 128 + signalNumber(status.signal) : status.code);
+  }
+}
+
+function signalNumber(sig: Deno.Signal): number {
+  return ({ SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[sig] ?? 1;
+}
+
 // `deno task queuectl` runs from the project root; jobs and relative paths belong to the
 // directory the user typed the command in.
 const invokedFrom = Deno.env.get("QUEUECTL_CWD");

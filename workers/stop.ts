@@ -15,6 +15,7 @@
  * whose lock is free belongs to a supervisor that is gone (even by SIGKILL) and is removed here.
  * Its workers (orphans, draining on their own) are then signalled directly. No CLI code here.
  */
+import { runDir } from "../lib/store/open.ts";
 import { join } from "../lib/paths.ts";
 import type { Store, WorkerInfo } from "../lib/store/store.ts";
 import { isWorkerLive } from "./liveness.ts";
@@ -24,9 +25,12 @@ export const GRACEFUL_SIGNAL: Deno.Signal = "SIGTERM";
 /** Makes a supervisor or a worker interrupt its running job and exit now. */
 export const FORCE_SIGNAL: Deno.Signal = "SIGQUIT";
 
-/** Where supervisors leave their pid files (and detached ones their logs): `<db>-run/`. */
+/**
+ * Where supervisors leave their pid files (and detached ones their logs): this host's run
+ * directory of the store (`<db>-run/` for an SQLite file; see `runDir`).
+ */
 export function pidDir(db: string): string {
-  return `${db}-run`;
+  return runDir(db);
 }
 
 /**

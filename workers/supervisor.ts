@@ -18,6 +18,8 @@ import type { Logger } from "../lib/log.ts";
 import { loadConfig } from "../lib/settings.ts";
 import { openStore } from "../lib/store/open.ts";
 import type { Store } from "../lib/store/store.ts";
+import { netAddress, pgPassFile } from "../lib/store/open.ts";
+import { queuectlCommand } from "../lib/self.ts";
 import { libcPaths } from "./reaper.ts";
 import { failLostJobs } from "./rescue.ts";
 import { sleep } from "../lib/sleep.ts";
@@ -39,10 +41,12 @@ export interface SupervisorOptions {
  */
 export function workerCommand(db: string, host: string, logLevel: string, nonce = "0") {
   const exec = Deno.execPath();
+  const net = netAddress(db);
+  // The store's location travels in the environment, never in argv: `ps` shows argv to everyone,
+  // and a PostgreSQL URL may hold a password.
+  const env = { QUEUECTL_DB: db };
   const workerArgs = [
     "__worker",
-    "--db",
-    db,
     "--host",
     host,
     "--supervisor",
@@ -53,21 +57,25 @@ export function workerCommand(db: string, host: string, logLevel: string, nonce 
     nonce,
   ];
   const underDeno = /^deno(\.exe)?$/i.test(basename(exec));
-  if (!underDeno) return { exec, args: workerArgs, cwd: undefined };
+  if (!underDeno) return { exec, args: workerArgs, cwd: undefined, env };
   const main = Deno.mainModule;
-  const dataDir = dirname(db);
-  const args = [
-    "run",
-    "--quiet",
-    "--no-prompt",
-    // The database, its -wal/-shm files, the logs and the pid files all live in this directory.
-    `--allow-read=${dataDir}`,
-    `--allow-write=${dataDir}`,
+  const args = ["run", "--quiet", "--no-prompt"];
+  if (net) {
+    // The database server alone; no local files but a password file, if there is one.
+    args.push(`--allow-net=${net}`);
+    const passFile = pgPassFile();
+    if (passFile) args.push(`--allow-read=${passFile}`);
+  } else {
+    // The database, its -wal/-shm files and the run directory all live in this directory.
+    const dataDir = dirname(db);
+    args.push(`--allow-read=${dataDir}`, `--allow-write=${dataDir}`);
+  }
+  args.push(
     // Deno.kill of a job's process group needs unscoped run permission; the worker runs arbitrary
     // commands through sh anyway, so a narrower list would protect nothing.
     "--allow-run",
-    `--allow-env=${CONFIG_KEYS.map((k) => envName(k.name)).join(",")}`,
-  ];
+    `--allow-env=${[...CONFIG_KEYS.map((k) => envName(k.name)), ...WORKER_ENV].join(",")}`,
+  );
   // libc alone, for the subreaper that ends what a job leaves behind (reaper.ts).
   const libc = libcPaths();
   if (libc.length > 0) args.push(`--allow-ffi=${libc.join(",")}`);
@@ -82,35 +90,46 @@ export function workerCommand(db: string, host: string, logLevel: string, nonce 
       // Installed without a config file: the module graph resolves on its own.
     }
   }
-  return { exec, args: [...args, main, ...workerArgs], cwd };
+  return { exec, args: [...args, main, ...workerArgs], cwd, env };
 }
 
-/** The permissions of `queuectl` itself (as the deno.json tasks grant them). */
-const CLI_PERMISSIONS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys=hostname",
+/**
+ * What a worker reads of its environment beyond config keys: its store, and what the PostgreSQL
+ * client reads (libpq's PG* variables and one per option of `npm:postgres`, the login name).
+ */
+const WORKER_ENV = [
+  "QUEUECTL_DB",
+  "HOME",
+  "USER",
+  "USERNAME",
+  "LOGNAME",
+  ...[
+    "HOST",
+    "PORT",
+    "USER",
+    "USERNAME",
+    "PASSWORD",
+    "PASSFILE",
+    "DATABASE",
+    "APPNAME",
+    "TARGETSESSIONATTRS",
+    "MAX",
+    "SSL",
+    "SSLMODE",
+    "SSLNEGOTIATION",
+    "IDLE_TIMEOUT",
+    "CONNECT_TIMEOUT",
+    "MAX_LIFETIME",
+    "MAX_PIPELINE",
+    "BACKOFF",
+    "KEEP_ALIVE",
+    "PREPARE",
+    "DEBUG",
+    "FETCH_TYPES",
+    "PUBLICATIONS",
+    "TARGET_SESSION_ATTRS",
+  ].map((k) => `PG${k}`),
 ];
-
-/** The command line that runs `queuectl ARGS` again, under `deno run` or as a compiled binary. */
-function queuectlCommand(args: string[]) {
-  const exec = Deno.execPath();
-  if (!/^deno(\.exe)?$/i.test(basename(exec))) return { exec, args };
-  const main = Deno.mainModule;
-  const pre = ["run", "--quiet", "--no-prompt", ...CLI_PERMISSIONS];
-  if (main.startsWith("file:")) {
-    const config = join(dirname(fileURLToPath(main)), "deno.json");
-    try {
-      Deno.statSync(config);
-      pre.push("--config", config);
-    } catch {
-      // Installed without a config file: the module graph resolves on its own.
-    }
-  }
-  return { exec, args: [...pre, main, ...args] };
-}
 
 export interface DetachedSupervisor {
   pid: number;
@@ -129,17 +148,17 @@ export async function startDetached(
 ): Promise<DetachedSupervisor> {
   const dir = pidDir(opts.db);
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // The store's location goes in the environment, never in argv (a URL may hold a password).
+  const net = netAddress(opts.db);
   const cmd = queuectlCommand([
     "worker",
     "start",
     "--foreground",
-    "--db",
-    opts.db,
     "--count",
     String(opts.count),
     "--log-level",
     opts.logLevel,
-  ]);
+  ], net ? [`--allow-net=${net}`] : []);
   // `exec` keeps the shell's pid, so `$$.log` is named after the supervisor's pid.
   const child = new Deno.Command("sh", {
     args: [
@@ -151,6 +170,7 @@ export async function startDetached(
       ...cmd.args,
     ],
     detached: true, // setsid: a session and process group of its own, no controlling terminal
+    env: { QUEUECTL_DB: opts.db },
     stdin: "null",
     stdout: "null",
     stderr: "null",
@@ -270,6 +290,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     const process = new Deno.Command(cmd.exec, {
       args: cmd.args,
       cwd: cmd.cwd,
+      env: cmd.env,
       stdin: "piped", // held open: a worker that sees EOF knows its supervisor is gone
       stdout: "inherit",
       stderr: "inherit",

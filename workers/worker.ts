@@ -43,7 +43,8 @@ export function parseWorkerArgs(args: string[]): WorkerArgs {
     return args[i + 1];
   };
   return {
-    db: get("db"),
+    // From the environment (never argv, which `ps` shows); `--db` is still read where given.
+    db: args.includes("--db") ? get("db") : Deno.env.get("QUEUECTL_DB") ?? get("db"),
     host: get("host"),
     supervisorPid: Number(get("supervisor")),
     logLevel: get("log-level"),

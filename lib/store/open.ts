@@ -7,12 +7,53 @@
  */
 import { dirname, join, resolve } from "../paths.ts";
 import { NotFoundError, UsageError, UserError } from "../errors.ts";
+import { netAddressOf } from "./location.ts";
 import { SqliteStore } from "./sqlite.ts";
 import type { Store } from "./store.ts";
 
 /** A URL with any password removed: what may be printed or logged. */
 export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, "$1@");
+}
+
+/** The `host:port` a PostgreSQL location connects to (for `--allow-net`), or `null` for SQLite. */
+export function netAddress(location: string): string | null {
+  return netAddressOf(location);
+}
+
+/**
+ * A directory of this host for the store at `location`: supervisors' pid files and logs, and
+ * SQLite's wake file. Beside an SQLite file (`<db>-run`); for a PostgreSQL URL, under
+ * `$XDG_STATE_HOME/queuectl/` (default `~/.local/state/queuectl/`), named by a hash of the URL
+ * without its password.
+ */
+export function runDir(location: string): string {
+  if (!isPostgresUrl(location)) return `${location}-run`;
+  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? "/tmp";
+  const state = Deno.env.get("XDG_STATE_HOME") || join(home, ".local", "state");
+  return join(state, "queuectl", `run-pg-${fnv1a(redactUrl(location))}`);
+}
+
+/**
+ * The PostgreSQL password file this host has (`PGPASSFILE`, else `~/.pgpass`), or `null`: workers
+ * may read it, as libpq's clients do.
+ */
+export function pgPassFile(): string | null {
+  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
+  const path = Deno.env.get("PGPASSFILE") || (home ? join(home, ".pgpass") : null);
+  if (!path) return null;
+  try {
+    return Deno.statSync(path).isFile ? path : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A short, stable hash of `text` (FNV-1a, 32 bits, hex): names a directory, guards nothing. */
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (const b of new TextEncoder().encode(text)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, "0");
 }
 
 /** Whether `location` names a PostgreSQL database rather than an SQLite file. */
@@ -40,13 +81,7 @@ export function resolveDbPath(flag?: string): string {
     if (!base) throw new UsageError("cannot find a home directory; set QUEUECTL_DB or pass --db");
     p = join(base, "queuectl", "queue.db");
   }
-  if (isPostgresUrl(p)) {
-    // The PostgreSQL store exists (openStore takes its URLs), but the commands and workers do not
-    // run on it yet: say so rather than half-work.
-    throw new UsageError(
-      `${redactUrl(p)}: the commands do not run on PostgreSQL yet; use a file path or sqlite:PATH`,
-    );
-  }
+  if (isPostgresUrl(p)) return p;
   if (p.startsWith("sqlite:")) p = p.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "");
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) {
     throw new UsageError(

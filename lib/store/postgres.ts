@@ -11,7 +11,7 @@
  */
 import type postgresType from "postgres";
 import { ConflictError, StoreError } from "../errors.ts";
-import { redactUrl } from "./open.ts";
+import { pgPassFile, redactUrl } from "./open.ts";
 import { JOB_STATES, type JobState, type Transition } from "../job.ts";
 import { duplicateIdError, toAttempt, toJob, toWorker } from "./rows.ts";
 import type {
@@ -250,6 +250,44 @@ export function describePgError(e: unknown, where: PgUrl): Error {
   return e;
 }
 
+/**
+ * The password for `url` when neither the URL nor `PGPASSWORD` gives one: the first matching line
+ * of the password file (`PGPASSFILE`, else `~/.pgpass`; `host:port:database:user:password`, `*`
+ * matches anything, `\\:` is a colon), as libpq reads it. `undefined` when none matches.
+ */
+export function passwordFor(url: PgUrl): string | undefined {
+  const u = new URL(url.clientUrl);
+  if (u.password || Deno.env.get("PGPASSWORD")) return undefined;
+  const file = pgPassFile();
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch {
+    return undefined;
+  }
+  const user = decodeURIComponent(u.username) || Deno.env.get("PGUSER") ||
+    Deno.env.get("USER") || "";
+  const database = decodeURIComponent(u.pathname.replace(/^\//, "")) || user;
+  const want = [url.host, String(url.port), database, user];
+  for (const line of text.split("\n")) {
+    if (line.trim() === "" || line.startsWith("#")) continue;
+    const fields: string[] = [];
+    let cur = "";
+    for (let i = 0; i < line.length; i++) {
+      if (line[i] === "\\" && i + 1 < line.length) cur += line[++i];
+      else if (line[i] === ":" && fields.length < 4) {
+        fields.push(cur);
+        cur = "";
+      } else cur += line[i];
+    }
+    fields.push(cur);
+    if (fields.length !== 5) continue;
+    if (want.every((w, i) => fields[i] === "*" || fields[i] === w)) return fields[4];
+  }
+  return undefined;
+}
+
 /** Whether an error from the server is worth retrying as it is (a deadlock, a serialization). */
 function isRetryable(e: unknown): boolean {
   const code = (e as { code?: string })?.code;
@@ -274,8 +312,17 @@ export class PostgresStore implements Store {
   /** Connects, creates or migrates the schema, and refuses a schema of a newer queuectl. */
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStore> {
     const parsed = parsePgUrl(url);
+    const at = `${parsed.host}:${parsed.port}`;
+    if (Deno.permissions.querySync({ name: "net", host: at }).state !== "granted") {
+      throw new StoreError(
+        `this process may not connect to ${at}; run queuectl with --allow-net=${at} ` +
+          `(a compiled queuectl needs a build with --allow-net)`,
+      );
+    }
     const { default: postgres } = await import("postgres");
+    const pass = passwordFor(parsed);
     const sql = postgres(parsed.clientUrl, {
+      ...(pass !== undefined ? { pass } : {}),
       max: 1,
       idle_timeout: 0,
       connect_timeout: 10,
