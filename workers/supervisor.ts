@@ -317,7 +317,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
       if (!storeGone) {
         storeGone = true;
         log.error("supervisor.store_replaced", {
-          db: opts.db,
+          db: store.location,
           action: "stopping all workers; start them again once the database is in place",
         });
         drain("the database file was replaced");
@@ -430,7 +430,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
   Deno.addSignalListener(GRACEFUL_SIGNAL, onTerm);
   Deno.addSignalListener(FORCE_SIGNAL, force);
 
-  log.info("supervisor.started", { workers: opts.count, db: opts.db, pid: Deno.pid });
+  log.info("supervisor.started", { workers: opts.count, db: store.location, pid: Deno.pid });
   try {
     for (let i = 0; i < opts.count; i++) spawn(i);
     // Wait until every worker, restarted ones included, has exited.

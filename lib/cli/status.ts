@@ -7,7 +7,7 @@ import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./conte
 import { colorState, out, outJson, table } from "./format.ts";
 
 async function status(this: Context, flags: DbFlags & { json: boolean }) {
-  await withStore(flags, async (store, path) => {
+  await withStore(flags, async (store) => {
     const now = Date.now();
     // Only the lease decides which workers are active: another bad setting must not hide the
     // counts, which is what a user checks when something is wrong.
@@ -21,7 +21,7 @@ async function status(this: Context, flags: DbFlags & { json: boolean }) {
         total,
         active_workers: workers.length,
         busy_workers: workers.filter((w) => w.currentJob).length,
-        db: path,
+        db: store.location,
       });
     }
     out(table(
@@ -34,7 +34,7 @@ async function status(this: Context, flags: DbFlags & { json: boolean }) {
     ));
     const busy = workers.filter((w) => w.currentJob).length;
     out(`\nactive workers: ${workers.length} (${busy} busy)`);
-    out(`database: ${path}`);
+    out(`database: ${store.location}`);
   }, { create: false });
 }
 
