@@ -135,7 +135,7 @@ export async function liveWorkers(
   host: string,
   leaseTimeoutMs: number,
 ): Promise<WorkerInfo[]> {
-  const now = Date.now();
+  const now = await store.now();
   return (await store.listWorkers()).filter((w) =>
     w.host === host && isWorkerLive(w, leaseTimeoutMs, now)
   );

@@ -42,11 +42,12 @@ export interface SupervisorOptions {
 export function workerCommand(db: string, host: string, logLevel: string, nonce = "0") {
   const exec = Deno.execPath();
   const net = netAddress(db);
-  // The store's location travels in the environment, never in argv: `ps` shows argv to everyone,
-  // and a PostgreSQL URL may hold a password.
+  // A PostgreSQL URL may hold a password, and `ps` shows argv to everyone: it travels in the
+  // environment. An SQLite path stays in argv, where `ps` shows which queue a worker serves.
   const env = { QUEUECTL_DB: db };
   const workerArgs = [
     "__worker",
+    ...(net ? [] : ["--db", db]),
     "--host",
     host,
     "--supervisor",
@@ -148,12 +149,13 @@ export async function startDetached(
 ): Promise<DetachedSupervisor> {
   const dir = pidDir(opts.db);
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // The store's location goes in the environment, never in argv (a URL may hold a password).
+  // A PostgreSQL URL goes in the environment, never in argv (it may hold a password).
   const net = netAddress(opts.db);
   const cmd = queuectlCommand([
     "worker",
     "start",
     "--foreground",
+    ...(net ? [] : ["--db", opts.db]),
     "--count",
     String(opts.count),
     "--log-level",
@@ -329,8 +331,9 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     // session, so end them before the job goes back to the queue (now, not after the lease runs
     // out); otherwise the retry would run beside them.
     if (!status.success) await killJobsOf(child.workerId);
-    const now = Date.now();
+    let now = Date.now();
     try {
+      now = await store.now();
       const config = await loadConfig(store);
       const held = (await store.jobsHeldBy(child.workerId)).map((job) => ({
         job,

@@ -19,6 +19,7 @@ import { openStore } from "../lib/store/open.ts";
 import type { Job, OutputAppend, Store } from "../lib/store/store.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { runJob } from "./executor.ts";
+import { StoreClock } from "./store_clock.ts";
 import { OutputBuffer } from "./output_buffer.ts";
 import { sleep } from "../lib/sleep.ts";
 import { enableSubreaper } from "./reaper.ts";
@@ -90,6 +91,7 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   // Whatever a job starts and abandons comes back to this process, which ends it (reaper.ts).
   const subreaper = enableSubreaper();
   const store: Store = await openStore(args.db, { durable: false, create: false });
+  const clock = new StoreClock();
 
   const stopping = new AbortController();
   const forced = new AbortController();
@@ -97,7 +99,7 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   /** `worker list` shows a draining worker as stopping. */
   const markStopping = async () => {
     try {
-      await store.markWorkerStopping(workerId, Date.now());
+      await store.markWorkerStopping(workerId, clock.now());
     } catch (e) {
       wlog.warn("worker.mark_stopping_failed", { error: (e as Error).message });
     }
@@ -128,7 +130,9 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   })();
 
   let config: Config = await loadConfig(store);
-  const now = Date.now();
+  // Every time this worker hands the store goes by the store's clock (the database server's),
+  // never this host's: see Store.now and StoreClock.
+  const now = await clock.sync(store);
   await store.registerWorker({
     id: workerId,
     pid: Deno.pid,
@@ -182,12 +186,13 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
         }
         return;
       }
-      await store.heartbeat(workerId, t);
+      const leaseNow = await clock.sync(store);
+      await store.heartbeat(workerId, leaseNow);
       await checkOwnership();
       config = await loadConfig(store);
       if (t - lastRescue >= config.leaseTimeoutMs / 2) {
         lastRescue = t;
-        for (const r of await rescueStaleJobs(store, config, t)) {
+        for (const r of await rescueStaleJobs(store, config, leaseNow)) {
           wlog.warn("job.rescued", {
             job: r.job.id,
             lost_worker: r.workerId,
@@ -219,7 +224,7 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
       claimed = null;
       if (!job) {
         try {
-          [job = null] = await store.claimNext(workerId, Date.now());
+          [job = null] = await store.claimNext(workerId, clock.now());
           transientDelay = 0;
         } catch (e) {
           if (!isTransient(e)) throw e;
@@ -236,7 +241,7 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
         const due = await store.nextRunAt();
         const wait = due === null
           ? IDLE_MAX_WAIT_MS
-          : Math.max(0, Math.min(IDLE_MAX_WAIT_MS, due - Date.now()));
+          : Math.max(0, Math.min(IDLE_MAX_WAIT_MS, due - clock.now()));
         if (wait > 0) await store.waitForChange(wait, stopping.signal);
         continue;
       }
@@ -253,6 +258,7 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
         claimed = await runOne(store, job, workerId, config, forced.signal, stopping.signal, wlog, {
           lost: lost.signal,
           output,
+          clock,
         });
       } finally {
         clearInterval(check);
@@ -265,7 +271,7 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
     Deno.removeSignalListener(FORCE_SIGNAL, onForce);
     Deno.removeSignalListener("SIGINT", ignore);
     try {
-      await store.markWorkerStopped(workerId, Date.now());
+      await store.markWorkerStopped(workerId, clock.now());
     } catch (e) {
       wlog.warn("worker.unregister_failed", { error: (e as Error).message });
     }
@@ -292,7 +298,7 @@ async function runOne(
   interrupt: AbortSignal,
   stopping: AbortSignal,
   log: Logger,
-  { lost, output }: { lost: AbortSignal; output: RunOutput },
+  { lost, output, clock }: { lost: AbortSignal; output: RunOutput; clock: StoreClock },
 ): Promise<Job | null> {
   log.info("job.started", { job: job.id, attempt: job.attempts });
   log.debug("job.command", { job: job.id, command: job.command, cwd: job.cwd });
@@ -315,7 +321,7 @@ async function runOne(
   await output.settled();
   Object.assign(result, output.finish());
   if (result.note) log.warn("job.output_lost", { job: job.id, note: result.note });
-  const now = Date.now();
+  const now = clock.now();
   const next = transition(job, eventForOutcome(result.outcome), now, backoffPolicy(config));
 
   let delay = 100;

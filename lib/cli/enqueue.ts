@@ -287,7 +287,11 @@ async function enqueue(this: Context, flags: EnqueueFlags, ...args: string[]) {
   const fileText = flags.file !== undefined ? await readInput(flags.file) : undefined;
 
   await withStore(flags, async (store) => {
-    const ctx: SpecContext = { config: await loadConfig(store), cwd: Deno.cwd(), now: Date.now() };
+    const ctx: SpecContext = {
+      config: await loadConfig(store),
+      cwd: Deno.cwd(),
+      now: await store.now(),
+    };
     let jobs: NewJob[];
     if (fileText !== undefined) {
       jobs = parseJobsText(fileText, ctx, flags.file === "-" ? "stdin" : flags.file!);

@@ -46,7 +46,7 @@ async function purge(this: Context, flags: PurgeFlags) {
   }
   await withStore(flags, async (store) => {
     // One cutoff for the count and the deletion: jobs that finish meanwhile are newer than it.
-    const cutoff = Date.now() - flags.olderThan;
+    const cutoff = await store.now() - flags.olderThan;
     const age = flags.olderThan > 0
       ? ` that finished more than ${formatDuration(flags.olderThan)} ago`
       : "";

@@ -63,7 +63,7 @@ export async function applyToIds(
       problems.push(`job "${id}" is ${job.state}; ${opts.hint(job.state)}`);
       continue;
     }
-    const now = Date.now();
+    const now = await store.now();
     try {
       const next = transition(job, opts.event, now);
       if (job.state === "processing") {

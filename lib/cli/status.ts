@@ -8,7 +8,7 @@ import { colorState, out, outJson, table } from "./format.ts";
 
 async function status(this: Context, flags: DbFlags & { json: boolean }) {
   await withStore(flags, async (store) => {
-    const now = Date.now();
+    const now = await store.now();
     // Only the lease decides which workers are active: another bad setting must not hide the
     // counts, which is what a user checks when something is wrong.
     const leaseTimeoutMs = await loadSetting(store, "lease-timeout");

@@ -152,7 +152,7 @@ interface ListFlags extends DbFlags {
 async function list(this: Context, flags: ListFlags) {
   await withStore(flags, async (store) => {
     const lease = await loadSetting(store, "lease-timeout");
-    const now = Date.now();
+    const now = await store.now();
     const workers = await store.listWorkers({ all: flags.all });
     if (flags.json) {
       return outJson(workers.map((w) => ({

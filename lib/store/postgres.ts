@@ -786,6 +786,13 @@ export class PostgresStore implements Store {
     );
   }
 
+  async now(): Promise<number> {
+    const [r] = await this.#do((sql) =>
+      sql`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t`
+    );
+    return Number(r.t);
+  }
+
   async heartbeat(workerId: string, now: number): Promise<void> {
     await this.#do((sql) => sql`UPDATE workers SET heartbeat_at = ${now} WHERE id = ${workerId}`);
   }

@@ -116,7 +116,7 @@ const MIGRATIONS: string[] = [
      job_id TEXT NOT NULL,
      data BLOB NOT NULL,
      PRIMARY KEY (key, byte_offset)
-   ) WITHOUT ROWID;
+   );
    CREATE INDEX outputs_job ON outputs (job_id);`,
 ];
 
@@ -749,6 +749,10 @@ export class SqliteStore implements Store {
         w.heartbeatAt,
       );
     });
+  }
+
+  now(): Promise<number> {
+    return Promise.resolve(Date.now());
   }
 
   heartbeat(workerId: string, now: number): Promise<void> {

@@ -292,6 +292,14 @@ export interface Store {
     worker: Omit<WorkerInfo, "currentJob" | "stoppingAt" | "stoppedAt">,
   ): Promise<void>;
 
+  /**
+   * The store's clock, in ms since the epoch: the database server's for PostgreSQL, this host's
+   * for an SQLite file (which only this host's workers use). Leases are stamped and judged by it
+   * alone (`registerWorker`, `heartbeat`, `findStaleJobs`), so hosts whose own clocks are off
+   * agree on which worker is alive.
+   */
+  now(): Promise<number>;
+
   /** Renews a worker's lease. */
   heartbeat(workerId: string, now: number): Promise<void>;
 
