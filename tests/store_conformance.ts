@@ -1026,6 +1026,33 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
   );
 
   storeTest(
+    "requestStop reaches the supervisors of one host, or of all; now beats graceful",
+    async ({ store }) => {
+      const reg = (id: string, host: string, supervisorPid: number) =>
+        store.registerWorker({ id, pid: 1, host, supervisorPid, startedAt: T0, heartbeatAt: T0 });
+      await reg("a1", "hostA", 10);
+      await reg("a2", "hostA", 11);
+      await reg("b1", "hostB", 20);
+      assert.equal(await store.stopRequestFor("hostA", 10), null);
+      const asked = await store.requestStop({ host: "hostA" }, "graceful", T0 + 1);
+      assert.deepEqual(asked.map((w) => w.id).sort(), ["a1", "a2"]);
+      assert.equal(await store.stopRequestFor("hostA", 10), "graceful");
+      assert.equal(await store.stopRequestFor("hostA", 11), "graceful");
+      assert.equal(await store.stopRequestFor("hostB", 20), null, "another host is left alone");
+      await store.requestStop({}, "now", T0 + 2);
+      assert.equal(await store.stopRequestFor("hostB", 20), "now");
+      assert.equal(await store.stopRequestFor("hostA", 10), "now", "now beats graceful");
+      await store.requestStop({}, "graceful", T0 + 3);
+      assert.equal(await store.stopRequestFor("hostA", 10), "now", "never the other way");
+      await store.markWorkerStopped("b1", T0 + 4);
+      assert.equal(await store.stopRequestFor("hostB", 20), null, "stopped workers ask nothing");
+      await reg("a1", "hostA", 10);
+      await store.markWorkerStopped("a2", T0 + 5);
+      assert.equal(await store.stopRequestFor("hostA", 10), null, "registering again clears it");
+    },
+  );
+
+  storeTest(
     "a store that is still where it was opened passes assertSameStore",
     async ({ store }) => {
       await store.assertSameStore();

@@ -20,6 +20,7 @@ import { openStore } from "../lib/store/open.ts";
 import type { Store } from "../lib/store/store.ts";
 import { netAddress, pgPassFile } from "../lib/store/open.ts";
 import { queuectlCommand } from "../lib/self.ts";
+import { hostName } from "../lib/host.ts";
 import { libcPaths } from "./reaper.ts";
 import { failLostJobs } from "./rescue.ts";
 import { sleep } from "../lib/sleep.ts";
@@ -258,6 +259,9 @@ type Phase = "running" | "graceful" | "forced" | "killed";
 /** The exit code of a supervisor whose stop was forced (running jobs were interrupted). */
 export const FORCED_EXIT_CODE = 130;
 
+/** How often a supervisor looks in the store for a stop asked from another host. */
+const STOP_POLL_MS = 1000;
+
 /**
  * Runs the workers until they are stopped. Refuses to start (throws, before any worker starts)
  * when the store cannot be written or a configured value is invalid. Returns 0 after a graceful
@@ -265,7 +269,7 @@ export const FORCED_EXIT_CODE = 130;
  */
 export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
   const { log } = opts;
-  const host = Deno.hostname();
+  const host = hostName();
   const store: Store = await openStore(opts.db);
   try {
     await store.assertWritable();
@@ -432,6 +436,21 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener(GRACEFUL_SIGNAL, onTerm);
   Deno.addSignalListener(FORCE_SIGNAL, force);
+  // `worker stop --host`/`--all-hosts` from any host reaches this supervisor through the store.
+  let polling = false;
+  const pollStop = setInterval(async () => {
+    if (polling || phase === "forced" || phase === "killed") return;
+    polling = true;
+    try {
+      const asked = await store.stopRequestFor(host, Deno.pid);
+      if (asked === "now") force();
+      else if (asked === "graceful") drain("asked through the store; running jobs finish first");
+    } catch (e) {
+      log.warn("supervisor.stop_poll_failed", { error: (e as Error).message });
+    } finally {
+      polling = false;
+    }
+  }, STOP_POLL_MS);
 
   log.info("supervisor.started", { workers: opts.count, db: store.location, pid: Deno.pid });
   try {
@@ -439,6 +458,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     // Wait until every worker, restarted ones included, has exited.
     while (exits.length > 0) await exits.shift();
   } finally {
+    clearInterval(pollStop);
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener(GRACEFUL_SIGNAL, onTerm);
     Deno.removeSignalListener(FORCE_SIGNAL, force);

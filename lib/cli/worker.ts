@@ -5,6 +5,7 @@
  */
 import { buildCommand, buildRouteMap } from "@stricli/core";
 import { QueuectlError, UsageError, UserError } from "../errors.ts";
+import { hostName } from "../host.ts";
 import { loadConfig, loadSetting } from "../settings.ts";
 import { resolveDbPath } from "../store/open.ts";
 import { isWorkerLive, workerStatus } from "../../workers/liveness.ts";
@@ -72,6 +73,63 @@ async function start(this: Context, flags: StartFlags) {
 interface StopFlags extends DbFlags {
   timeout: number;
   now: boolean;
+  host?: string;
+  allHosts: boolean;
+}
+
+/**
+ * `worker stop --host H | --all-hosts`: asks through the store, which every supervisor reads
+ * every second, whatever host it runs on; then waits (bounded) until the workers asked have
+ * stopped or lost their lease.
+ */
+async function stopThroughStore(flags: StopFlags) {
+  if (flags.host !== undefined && flags.allHosts) {
+    throw new UsageError("give either --host or --all-hosts");
+  }
+  if (flags.host !== undefined && flags.host.trim() === "") {
+    throw new UsageError("--host needs a host name, as worker list shows it");
+  }
+  await withStore(flags, async (store) => {
+    const lease = await loadSetting(store, "lease-timeout");
+    const mode = flags.now ? "now" : "graceful";
+    const target = flags.allHosts ? {} : { host: flags.host };
+    const where = flags.allHosts ? "on any host" : `on ${flags.host}`;
+    const at = await store.now();
+    const asked = (await store.requestStop(target, mode, at)).filter((w) =>
+      isWorkerLive(w, lease, at)
+    );
+    if (asked.length === 0) {
+      out(`no workers are running ${where}`);
+      return;
+    }
+    const n = asked.length;
+    const secs = `${flags.timeout / 1000}s`;
+    out(
+      `asked ${n} worker${n === 1 ? "" : "s"} ${where} to stop` +
+        (flags.now
+          ? " now (running jobs are interrupted and go back to the queue)"
+          : " (running jobs finish first)") +
+        `; their supervisors look within a second; waiting up to ${secs}…`,
+    );
+    const ids = new Set(asked.map((w) => w.id));
+    const deadline = Date.now() + flags.timeout;
+    let left = asked;
+    while (left.length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      const now = await store.now();
+      left = (await store.listWorkers()).filter((w) =>
+        ids.has(w.id) && isWorkerLive(w, lease, now)
+      );
+    }
+    if (left.length > 0) {
+      throw new UserError(
+        `${n - left.length} of ${n} workers stopped; ${left.length} still running after ${secs}` +
+          (flags.now ? "; see queuectl worker list" : "; they stop when their jobs are done. " +
+            "Wait, or add --now to interrupt the jobs (they go back to the queue)"),
+      );
+    }
+    out(`stopped ${n} worker${n === 1 ? "" : "s"} ${where}`);
+  });
 }
 
 /**
@@ -80,12 +138,13 @@ interface StopFlags extends DbFlags {
  * Asking again never forces a graceful stop: only `--now` does.
  */
 async function stop(this: Context, flags: StopFlags) {
+  if (flags.host !== undefined || flags.allHosts) return await stopThroughStore(flags);
   const { signalStop, waitStopped } = await import("../../workers/stop.ts");
   await withStore(flags, async (store, db) => {
     const req = {
       store,
       db,
-      host: Deno.hostname(),
+      host: hostName(),
       // Only the lease is used: another bad setting must not keep workers from being stopped.
       leaseTimeoutMs: await loadSetting(store, "lease-timeout"),
       force: flags.now,
@@ -245,6 +304,18 @@ export const workerRoutes = buildRouteMap({
             brief: "Interrupt running jobs (back to the queue) instead of waiting",
             default: false,
           },
+          host: {
+            kind: "parsed",
+            parse: String,
+            brief: "Stop the workers of this host (as worker list shows it), through the store",
+            optional: true,
+            placeholder: "name",
+          },
+          allHosts: {
+            kind: "boolean",
+            brief: "Stop the workers of every host, through the store",
+            default: false,
+          },
         },
       },
       docs: {
@@ -253,9 +324,12 @@ export const workerRoutes = buildRouteMap({
           "Each worker finishes its current job, then exits. Running it again stays graceful;",
           "--now interrupts the running jobs, which go back to the queue without using a retry.",
           "Workers whose supervisor was killed are signalled directly.",
+          "--host NAME or --all-hosts reach supervisors on other hosts through the store",
+          "(they look every second).",
           "",
-          "Example:",
+          "Examples:",
           "  queuectl worker stop --timeout 2m",
+          "  queuectl worker stop --all-hosts --now",
         ].join("\n"),
       },
     }),

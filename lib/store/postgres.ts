@@ -26,6 +26,7 @@ import type {
   OutputPiece,
   RetryMark,
   StaleJob,
+  StopMode,
   Store,
   WorkerInfo,
 } from "./store.ts";
@@ -103,7 +104,8 @@ const MIGRATIONS: string[] = [
      started_at bigint NOT NULL,
      heartbeat_at bigint NOT NULL,
      stopping_at bigint,
-     stopped_at bigint
+     stopped_at bigint,
+     stop_request text
    );
    CREATE TABLE config (key text PRIMARY KEY, value text NOT NULL);
    -- Counts per state, spread over slots so that concurrent writers rarely touch the same row;
@@ -782,7 +784,8 @@ export class PostgresStore implements Store {
             ${w.heartbeatAt})
           ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host,
             supervisor_pid = excluded.supervisor_pid, started_at = excluded.started_at,
-            heartbeat_at = excluded.heartbeat_at, stopping_at = NULL, stopped_at = NULL`
+            heartbeat_at = excluded.heartbeat_at, stopping_at = NULL, stopped_at = NULL,
+            stop_request = NULL`
     );
   }
 
@@ -791,6 +794,30 @@ export class PostgresStore implements Store {
       sql`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t`
     );
     return Number(r.t);
+  }
+
+  requestStop(target: { host?: string }, mode: StopMode, _now: number): Promise<WorkerInfo[]> {
+    const host = target.host ?? null;
+    return this.#tx(async (sql) => {
+      await sql`
+        UPDATE workers SET stop_request = ${mode}
+        WHERE stopped_at IS NULL AND (${host}::text IS NULL OR host = ${host})
+          AND (stop_request IS NULL OR ${mode} = 'now')`;
+      const rows = await sql`
+        SELECT w.*, (SELECT j.id FROM jobs j WHERE j.state = 'processing'
+          AND j.worker_id = w.id LIMIT 1) AS current_job
+        FROM workers w WHERE stopped_at IS NULL AND (${host}::text IS NULL OR host = ${host})
+        ORDER BY started_at, id`;
+      return rows.map(toWorker);
+    });
+  }
+
+  async stopRequestFor(host: string, supervisorPid: number): Promise<StopMode | null> {
+    const [r] = await this.#do((sql) =>
+      sql`SELECT max(stop_request) AS r FROM workers
+          WHERE host = ${host} AND supervisor_pid = ${supervisorPid} AND stopped_at IS NULL`
+    );
+    return (r.r as StopMode | null) ?? null;
   }
 
   async heartbeat(workerId: string, now: number): Promise<void> {

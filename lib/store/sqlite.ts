@@ -23,6 +23,7 @@ import type {
   OutputPiece,
   RetryMark,
   StaleJob,
+  StopMode,
   Store,
   WorkerInfo,
 } from "./store.ts";
@@ -118,6 +119,8 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (key, byte_offset)
    );
    CREATE INDEX outputs_job ON outputs (job_id);`,
+  // A stop asked through the store, for supervisors on other hosts (worker stop --host).
+  `ALTER TABLE workers ADD COLUMN stop_request TEXT;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -740,7 +743,8 @@ export class SqliteStore implements Store {
          VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host,
            supervisor_pid = excluded.supervisor_pid, started_at = excluded.started_at,
-           heartbeat_at = excluded.heartbeat_at, stopping_at = NULL, stopped_at = NULL`,
+           heartbeat_at = excluded.heartbeat_at, stopping_at = NULL, stopped_at = NULL,
+           stop_request = NULL`,
         w.id,
         w.pid,
         w.host,
@@ -753,6 +757,42 @@ export class SqliteStore implements Store {
 
   now(): Promise<number> {
     return Promise.resolve(Date.now());
+  }
+
+  requestStop(target: { host?: string }, mode: StopMode, _now: number): Promise<WorkerInfo[]> {
+    return this.#do(() =>
+      this.#tx(() => {
+        const host = target.host ?? null;
+        this.#run(
+          `UPDATE workers SET stop_request = ?
+           WHERE stopped_at IS NULL AND (? IS NULL OR host = ?)
+             AND (stop_request IS NULL OR ? = 'now')`,
+          mode,
+          host,
+          host,
+          mode,
+        );
+        return this.#all(
+          `SELECT w.*, (SELECT j.id FROM jobs j WHERE j.state = 'processing'
+             AND j.worker_id = w.id LIMIT 1) AS current_job
+           FROM workers w WHERE stopped_at IS NULL AND (? IS NULL OR host = ?)
+           ORDER BY started_at, id`,
+          host,
+          host,
+        ).map(toWorker);
+      })
+    );
+  }
+
+  stopRequestFor(host: string, supervisorPid: number): Promise<StopMode | null> {
+    return this.#do(() =>
+      (this.#get(
+        `SELECT max(stop_request) AS r FROM workers
+         WHERE host = ? AND supervisor_pid = ? AND stopped_at IS NULL`,
+        host,
+        supervisorPid,
+      )!.r as StopMode | null) ?? null
+    );
   }
 
   heartbeat(workerId: string, now: number): Promise<void> {

@@ -121,6 +121,9 @@ export interface StaleJob {
   workerId: string;
 }
 
+/** How a stop asked through the store goes: like SIGTERM (`graceful`) or `worker stop --now`. */
+export type StopMode = "graceful" | "now";
+
 /** A job removed by `purge`, with the keys of its runs' output. */
 export interface DeletedJob {
   id: string;
@@ -299,6 +302,17 @@ export interface Store {
    * agree on which worker is alive.
    */
   now(): Promise<number>;
+
+  /**
+   * Asks the supervisors of the live workers on `host` (all hosts without it) to stop them:
+   * `graceful` (finish the running job) or `now` (interrupt it); `now` overrides `graceful`, never
+   * the other way. Each supervisor looks every second (`stopRequestFor`). Returns the workers
+   * asked. Registering a worker id again clears its request.
+   */
+  requestStop(target: { host?: string }, mode: StopMode, now: number): Promise<WorkerInfo[]>;
+
+  /** The strongest stop request for the live workers of one supervisor, or `null`. */
+  stopRequestFor(host: string, supervisorPid: number): Promise<StopMode | null>;
 
   /** Renews a worker's lease. */
   heartbeat(workerId: string, now: number): Promise<void>;
