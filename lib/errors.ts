@@ -23,5 +23,34 @@ export class NotFoundError extends UserError {}
 /** The thing exists but is in a state that forbids the request. Exit 1. */
 export class ConflictError extends UserError {}
 
-/** The store cannot be used as it is (corrupt, newer schema, read-only). Exit 1. */
-export class StoreError extends UserError {}
+/**
+ * What is wrong with a store, for callers to switch on (never on the message): `busy` (locked
+ * too long), `full` (no space), `io` (a read or write failed), `unreachable` (no connection) may
+ * pass by themselves and are retried by workers; the others need a person.
+ */
+export type StoreErrorKind =
+  | "busy"
+  | "full"
+  | "io"
+  | "unreachable"
+  | "read_only"
+  | "corrupt"
+  | "not_ours"
+  | "too_new"
+  | "replaced"
+  | "denied"
+  | "missing"
+  | "invalid";
+
+/** The store cannot be used as it is (corrupt, newer schema, read-only, unreachable). Exit 1. */
+export class StoreError extends UserError {
+  constructor(message: string, readonly kind: StoreErrorKind) {
+    super(message);
+  }
+
+  /** Whether waiting and trying again may help (a lock, a full disk, a lost connection). */
+  get transient(): boolean {
+    return this.kind === "busy" || this.kind === "full" || this.kind === "io" ||
+      this.kind === "unreachable";
+  }
+}

@@ -73,14 +73,24 @@ if (!server) {
   });
 
   Deno.test("store(postgres): unreachable servers, missing databases and bad users: one line each", async () => {
-    const cases: Array<[string, RegExp]> = [
-      ["postgres://postgres@127.0.0.1:1/test", /cannot reach PostgreSQL at 127\.0\.0\.1:1/],
-      [url.replace(/\/[^/?]+(\?|$)/, "/queuectl_no_such_db$1"), /database does not exist/],
+    const cases: Array<[string, RegExp, string]> = [
+      [
+        "postgres://postgres@127.0.0.1:1/test",
+        /cannot reach PostgreSQL at 127\.0\.0\.1:1/,
+        "unreachable",
+      ],
+      [
+        url.replace(/\/[^/?]+(\?|$)/, "/queuectl_no_such_db$1"),
+        /database does not exist/,
+        "missing",
+      ],
     ];
-    for (const [bad, pattern] of cases) {
+    for (const [bad, pattern, kind] of cases) {
       await assert.rejects(
         () => PostgresStore.open(bad),
-        (e) => e instanceof StoreError && pattern.test(e.message) && !e.message.includes("\n"),
+        (e) =>
+          e instanceof StoreError && e.kind === kind && pattern.test(e.message) &&
+          !e.message.includes("\n"),
       );
     }
   });

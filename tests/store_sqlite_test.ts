@@ -1,7 +1,7 @@
 /** The Store conformance suite against SQLite, plus what only SQLite has. */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { StoreError } from "../lib/errors.ts";
+import { StoreError, type StoreErrorKind } from "../lib/errors.ts";
 import { openStore } from "../lib/store/open.ts";
 import { SCHEMA_VERSION, SqliteStore } from "../lib/store/sqlite.ts";
 import { storeConformance } from "./store_conformance.ts";
@@ -48,12 +48,13 @@ const schema = (path: string) =>
     (db) => db.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name").all(),
   );
 
-/** Asserts that opening `path` fails with a one-line StoreError matching `pattern`. */
-function assertRefused(path: string, pattern: RegExp) {
+/** Asserts that opening `path` fails with a one-line StoreError of `kind` matching `pattern`. */
+function assertRefused(path: string, pattern: RegExp, kind: StoreErrorKind) {
   assert.throws(
     () => SqliteStore.open(path),
     (e: unknown) => {
       assert.ok(e instanceof StoreError, `expected StoreError, got ${e}`);
+      assert.equal(e.kind, kind);
       assert.match(e.message, pattern);
       assert.doesNotMatch(e.message, /\n/);
       return true;
@@ -136,6 +137,7 @@ Deno.test("store(sqlite): a database with a newer schema is refused and left alo
       `^${RegExp.escape(path)} has schema version ${SCHEMA_VERSION + 1}, newer than this ` +
         `queuectl understands \\(${SCHEMA_VERSION}\\); upgrade queuectl, or pass --db`,
     ),
+    "too_new",
   );
   assert.deepEqual(await Deno.readFile(path), bytes);
   assert.equal(pragma(path, "user_version"), SCHEMA_VERSION + 1);
@@ -155,6 +157,7 @@ Deno.test("store(sqlite): a file that is not SQLite is refused with StoreError a
     assertRefused(
       path,
       new RegExp(`^${RegExp.escape(path)} is not a usable queuectl database .*; move it away`),
+      "corrupt",
     );
     assert.deepEqual(await Deno.readFile(path), content, `${name} was modified`);
   }
@@ -172,6 +175,7 @@ Deno.test("store(sqlite): another program's SQLite database is refused and left 
   assertRefused(
     path,
     new RegExp(`^${RegExp.escape(path)} is an SQLite database of another program; pass --db`),
+    "not_ours",
   );
   assert.deepEqual(await Deno.readFile(path), bytes);
   assert.equal(pragma(path, "journal_mode"), "delete");

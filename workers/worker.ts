@@ -12,6 +12,7 @@
 import { type Config, heartbeatIntervalMs } from "../lib/config.ts";
 import { backoffPolicy } from "../lib/config.ts";
 import { formatDuration } from "../lib/duration.ts";
+import { StoreError } from "../lib/errors.ts";
 import { eventForOutcome, transition } from "../lib/job.ts";
 import { type Logger, parseLogLevel, setupLogging } from "../lib/log.ts";
 import { loadConfig } from "../lib/settings.ts";
@@ -62,8 +63,9 @@ const OWNERSHIP_CHECK_MS = 1000;
 
 const TRANSIENT_BACKOFF_MAX_MS = 30_000;
 
+/** A store error that may pass by itself (a lock, a full disk, a lost connection). */
 function isTransient(e: unknown): boolean {
-  return e instanceof Error && /locked|busy|disk is full|I\/O error/i.test(e.message);
+  return e instanceof StoreError && e.transient;
 }
 
 /**

@@ -166,12 +166,14 @@ export function parsePgUrl(url: string): PgUrl {
   } catch {
     throw new StoreError(
       `"${redactUrl(url)}" is not a valid PostgreSQL URL; write postgres://USER@HOST:5432/DB`,
+      "invalid",
     );
   }
   const schema = u.searchParams.get("schema") ?? "queuectl";
   if (!/^[a-z_][a-z0-9_]{0,39}$/.test(schema)) {
     throw new StoreError(
       `schema "${schema}" in the URL must be lowercase letters, digits and _ (at most 40)`,
+      "invalid",
     );
   }
   u.searchParams.delete("schema");
@@ -206,6 +208,7 @@ export function describePgError(e: unknown, where: PgUrl): Error {
     return new StoreError(
       `cannot reach PostgreSQL at ${at}: connection refused; check that the server runs and ` +
         `the URL's host and port`,
+      "unreachable",
     );
   }
   if (
@@ -214,40 +217,57 @@ export function describePgError(e: unknown, where: PgUrl): Error {
   ) {
     return new StoreError(
       `no permission to reach PostgreSQL at ${at}; run with --allow-net=${at}`,
+      "denied",
     );
   }
   if (code === "ENOTFOUND" || code === "EAI_AGAIN" || /failed to lookup/i.test(err.message)) {
-    return new StoreError(`cannot resolve the PostgreSQL host "${where.host}"; check the URL`);
+    return new StoreError(
+      `cannot resolve the PostgreSQL host "${where.host}"; check the URL`,
+      "unreachable",
+    );
   }
   if (code === "CONNECT_TIMEOUT" || code === "ETIMEDOUT") {
-    return new StoreError(`PostgreSQL at ${at} did not answer in time; check the URL and network`);
+    return new StoreError(
+      `PostgreSQL at ${at} did not answer in time; check the URL and network`,
+      "unreachable",
+    );
   }
   if (code === "3D000") {
     return new StoreError(
       `database does not exist on ${at} (${where.redacted}); create it (createdb NAME) or fix ` +
         `the URL`,
+      "missing",
     );
   }
   if (code === "28P01" || code === "28000") {
     return new StoreError(
       `PostgreSQL at ${at} refused the credentials of ${where.redacted}; check the user, ` +
         `PGPASSWORD or ~/.pgpass`,
+      "denied",
     );
   }
   if (code === "25006") {
-    return new StoreError(`cannot write ${where.redacted}: the server is read-only (a standby?)`);
+    return new StoreError(
+      `cannot write ${where.redacted}: the server is read-only (a standby?)`,
+      "read_only",
+    );
   }
   if (code === "53100") {
-    return new StoreError(`cannot write ${where.redacted}: the server's disk is full`);
+    return new StoreError(`cannot write ${where.redacted}: the server's disk is full`, "full");
   }
   if (code === "42501") {
     return new StoreError(
       `PostgreSQL denied access in ${where.redacted} (${err.message}); grant the user rights ` +
         `on schema ${where.schema}`,
+      "denied",
     );
   }
-  if (code === "CONNECTION_CLOSED" || code === "CONNECTION_ENDED" || code === "ECONNRESET") {
-    return new StoreError(`lost the connection to PostgreSQL at ${at}; try again`);
+  if (
+    code === "CONNECTION_CLOSED" || code === "CONNECTION_ENDED" ||
+    code === "CONNECTION_DESTROYED" ||
+    code === "ECONNRESET" || code === "EPIPE" || /^(08|57P0)/.test(code)
+  ) {
+    return new StoreError(`lost the connection to PostgreSQL at ${at}; try again`, "unreachable");
   }
   return e;
 }
@@ -319,6 +339,7 @@ export class PostgresStore implements Store {
       throw new StoreError(
         `this process may not connect to ${at}; run queuectl with --allow-net=${at} ` +
           `(a compiled queuectl needs a build with --allow-net)`,
+        "denied",
       );
     }
     const { default: postgres } = await import("postgres");
@@ -354,6 +375,7 @@ export class PostgresStore implements Store {
       throw new StoreError(
         `${this.location} has queuectl schema version ${version}, newer than this queuectl ` +
           `understands (${PG_SCHEMA_VERSION}); upgrade queuectl`,
+        "too_new",
       );
     }
     if (version === PG_SCHEMA_VERSION) {
@@ -376,6 +398,7 @@ export class PostgresStore implements Store {
           throw new StoreError(
             `schema "${schema}" in ${this.location} belongs to another program; pass ` +
               `?schema=NAME in the URL to use another (queuectl leaves this one untouched)`,
+            "not_ours",
           );
         }
       }
@@ -931,6 +954,7 @@ export class PostgresStore implements Store {
     if (now !== this.#instance) {
       throw new StoreError(
         `the queue in ${this.location} was dropped or recreated while this process had it open`,
+        "replaced",
       );
     }
   }

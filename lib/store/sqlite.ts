@@ -155,28 +155,35 @@ export function describeSqliteError(e: unknown, path: string): Error {
   if (/file is not a database|malformed/i.test(m)) {
     return new StoreError(
       `${path} is not a usable queuectl database (${m}); move it away, or pass --db to use another file`,
+      "corrupt",
     );
   }
   if (/readonly database|read-only/i.test(m)) {
     return new StoreError(
       `cannot write ${path}: it is read-only; fix its permissions (and its directory's), or pass --db`,
+      "read_only",
     );
   }
   if (/unable to open database/i.test(m)) {
     return new StoreError(
       `cannot open ${path}: check that its directory exists and is writable, or pass --db`,
+      "missing",
     );
   }
   if (/disk is full|SQLITE_FULL/i.test(m)) {
-    return new StoreError(`cannot write ${path}: the disk is full; free some space and try again`);
+    return new StoreError(
+      `cannot write ${path}: the disk is full; free some space and try again`,
+      "full",
+    );
   }
   if (/database is locked|busy/i.test(m)) {
     return new StoreError(
       `${path} stayed locked by another process for too long; try again in a moment`,
+      "busy",
     );
   }
   if (/disk I\/O error/i.test(m)) {
-    return new StoreError(`cannot read or write ${path}: disk I/O error (${m})`);
+    return new StoreError(`cannot read or write ${path}: disk I/O error (${m})`, "io");
   }
   return e;
 }
@@ -232,6 +239,7 @@ export class SqliteStore implements Store {
       throw new StoreError(
         `${this.location} has schema version ${version}, newer than this queuectl understands ` +
           `(${SCHEMA_VERSION}); upgrade queuectl, or pass --db to use another file`,
+        "too_new",
       );
     }
     if (version === 0) {
@@ -239,6 +247,7 @@ export class SqliteStore implements Store {
         throw new StoreError(
           `${this.location} is an SQLite database of another program; ` +
             `pass --db to use another file (queuectl leaves this one untouched)`,
+          "not_ours",
         );
       }
     }
@@ -897,6 +906,7 @@ export class SqliteStore implements Store {
           now === null
             ? `${this.location} was deleted while this process had it open`
             : `${this.location} was replaced by another file while this process had it open`,
+          "replaced",
         ),
       );
     }
