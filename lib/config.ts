@@ -222,6 +222,23 @@ const KEY_TABLE = [
     default: 1024 * 1024,
     ...bytes("log-max-bytes", 1024, 1024 ** 3),
   }),
+  key({
+    name: "retention-completed",
+    field: "retentionCompletedMs",
+    aliases: ["retention_completed"],
+    doc:
+      "workers delete completed jobs (with their output) this long after they finished; 0 keeps them",
+    default: 0,
+    ...duration("retention-completed", 0, 3650 * 86_400_000, "0 and 3650d"),
+  }),
+  key({
+    name: "retention-dead",
+    field: "retentionDeadMs",
+    aliases: ["retention_dead"],
+    doc: "workers delete dead jobs (the DLQ) this long after they died; 0 keeps them",
+    default: 0,
+    ...duration("retention-dead", 0, 3650 * 86_400_000, "0 and 3650d"),
+  }),
 ] as const;
 
 type KeyOfTable = typeof KEY_TABLE[number];

@@ -74,6 +74,8 @@ Deno.test("[config] durations, sizes and switches should read back as they were 
     lease_timeout: { value: 120, text: "2m", ...seconds },
     kill_grace: { value: 5, text: "5s", ...seconds },
     log_max_bytes: { value: 4_194_304, unit: "bytes", text: "4MiB", source: "stored" },
+    retention_completed: { value: 0, unit: "seconds", text: "0s", source: "default" },
+    retention_dead: { value: 0, unit: "seconds", text: "0s", source: "default" },
   });
   assert.equal(await cliOk(t.db, ["config", "get", "job-timeout"]), "10m\n");
   assert.match(await cliOk(t.db, ["config", "list"]), /^backoff-max\s+1h\s+stored\s/m);
@@ -130,6 +132,8 @@ Deno.test("[config] get without a key, list and show should print the same table
     "lease-timeout",
     "kill-grace",
     "log-max-bytes",
+    "retention-completed",
+    "retention-dead",
   ]);
   assert.deepEqual(rows[2].slice(0, 3), ["backoff-base", "3", "stored"]);
   assert.deepEqual(rows[1].slice(0, 3), ["max-retries", "3", "default"]);

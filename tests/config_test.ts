@@ -72,7 +72,8 @@ Deno.test("config: an unknown key is refused, listing the known ones", () => {
   assertUsage(
     () => findKey("max-retry"),
     'unknown config key "max-retry"; known keys: max-retries, backoff-base, backoff-max, ' +
-      "backoff-jitter, job-timeout, lease-timeout, kill-grace, log-max-bytes",
+      "backoff-jitter, job-timeout, lease-timeout, kill-grace, log-max-bytes, " +
+      "retention-completed, retention-dead",
   );
   assertUsage(() => findKey(""), /^unknown config key ""/);
   assertUsage(() => findKey("constructor"), /^unknown config key "constructor"/);
@@ -200,6 +201,8 @@ Deno.test("config: with nothing set, every key resolves to its default", () => {
     leaseTimeoutMs: 30_000,
     killGraceMs: 5_000,
     logMaxBytes: 1024 * 1024,
+    retentionCompletedMs: 0,
+    retentionDeadMs: 0,
   });
   assert.equal(byKey(values, "lease-timeout").shown, "30s");
   assert.equal(byKey(values, "max-retries").doc, findKey("max-retries").doc);
@@ -235,6 +238,8 @@ Deno.test("config: each key resolves from its own source, independently of the o
     "lease-timeout": "env",
     "kill-grace": "flag",
     "log-max-bytes": "default",
+    "retention-completed": "default",
+    "retention-dead": "default",
   });
   const config = toConfig(values);
   assert.equal(config.backoffBaseSeconds, 3);
@@ -332,6 +337,8 @@ Deno.test("config: values are shown in the units typed, defaults in whole units"
     "lease-timeout": "2m", // a bare number is seconds
     "kill-grace": "1500ms",
     "log-max-bytes": "4MiB",
+    "retention-completed": "0s",
+    "retention-dead": "0s",
   });
   // Defaults: never `3600s` or a byte count.
   const defaults = Object.fromEntries(resolveAll({}, noEnv).map((v) => [v.key, v.shown]));

@@ -53,3 +53,22 @@ export async function rescueStaleJobs(store: Store, config: Config, now: number)
     now,
   );
 }
+
+/**
+ * Deletes finished jobs past their retention (config `retention-completed`, `retention-dead`; 0
+ * keeps them), with their attempts and output. Every worker does it now and then; deleting what
+ * another worker deleted first is harmless. Returns how many went, per state.
+ */
+export async function pruneFinished(
+  store: Store,
+  config: Config,
+  now: number,
+): Promise<{ completed: number; dead: number }> {
+  const completed = config.retentionCompletedMs > 0
+    ? (await store.purge("completed", now - config.retentionCompletedMs)).length
+    : 0;
+  const dead = config.retentionDeadMs > 0
+    ? (await store.purge("dead", now - config.retentionDeadMs)).length
+    : 0;
+  return { completed, dead };
+}

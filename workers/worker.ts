@@ -24,7 +24,7 @@ import { StoreClock } from "./store_clock.ts";
 import { OutputBuffer } from "./output_buffer.ts";
 import { sleep } from "../lib/sleep.ts";
 import { enableSubreaper } from "./reaper.ts";
-import { rescueStaleJobs } from "./rescue.ts";
+import { pruneFinished, rescueStaleJobs } from "./rescue.ts";
 import { FORCE_SIGNAL, GRACEFUL_SIGNAL } from "./stop.ts";
 import { workerIdOf } from "./worker_id.ts";
 
@@ -202,6 +202,8 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
             attempt: r.job.attempts,
           });
         }
+        const pruned = await pruneFinished(store, config, leaseNow);
+        if (pruned.completed + pruned.dead > 0) wlog.info("jobs.pruned", pruned);
       }
     } catch (e) {
       wlog.warn("worker.heartbeat_failed", { error: (e as Error).message });
