@@ -3,6 +3,7 @@
  * flag > environment > stored > default. Pure: the environment is a function passed in.
  */
 import assert from "node:assert/strict";
+import { assertUsage } from "./helpers.ts";
 import {
   backoffPolicy,
   type Config,
@@ -19,18 +20,6 @@ import {
   resolveKey,
   toConfig,
 } from "../lib/config.ts";
-import { UsageError } from "../lib/errors.ts";
-
-/** Asserts that `fn` throws a one-line `UsageError` with exactly `message` (or matching it). */
-function assertUsage(fn: () => unknown, message: string | RegExp) {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof UsageError, `expected a UsageError, got ${e}`);
-    if (typeof message === "string") assert.equal(e.message, message);
-    else assert.match(e.message, message);
-    assert.doesNotMatch(e.message, /\n/);
-    return true;
-  });
-}
 
 const noEnv = () => undefined;
 const envOf = (vars: Record<string, string>) => (name: string) => vars[name];

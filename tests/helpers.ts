@@ -4,6 +4,7 @@
  * binary); otherwise it is `deno run <permissions> main.ts`.
  */
 import assert from "node:assert/strict";
+import { UsageError } from "../lib/errors.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { openStore } from "../lib/store/open.ts";
 import type { Store } from "../lib/store/store.ts";
@@ -246,3 +247,17 @@ export const COMMANDS: readonly string[][] = [
   ["config", "show"],
   ["init"],
 ];
+
+/**
+ * Asserts that `fn` throws a one-line `UsageError` whose message equals `message` (a string) or
+ * matches it (a RegExp).
+ */
+export function assertUsage(fn: () => unknown, message: string | RegExp) {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof UsageError, `expected a UsageError, got ${e}`);
+    if (typeof message === "string") assert.equal(e.message, message);
+    else assert.match(e.message, message);
+    assert.doesNotMatch(e.message, /\n/, "messages are one line");
+    return true;
+  });
+}

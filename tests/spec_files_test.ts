@@ -4,7 +4,7 @@
  * line, and never give shell advice for a file. Pure: no CLI, no store.
  */
 import assert from "node:assert/strict";
-import { UsageError } from "../lib/errors.ts";
+import { assertUsage } from "./helpers.ts";
 import { parseJobArgument, parseJobsText, type SpecContext } from "../lib/spec.ts";
 
 const CTX: SpecContext = {
@@ -12,16 +12,6 @@ const CTX: SpecContext = {
   cwd: "/home/ada/work",
   now: 1_800_000_000_000,
 };
-
-/** Asserts that `fn` throws a one-line `UsageError` whose message matches `pattern`. */
-function assertUsage(fn: () => unknown, pattern: RegExp) {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof UsageError, `expected a UsageError, got ${e}`);
-    assert.match(e.message, pattern);
-    assert.doesNotMatch(e.message, /\n/, "messages are one line");
-    return true;
-  });
-}
 
 Deno.test("spec: a job file may be a JSON array over many lines", () => {
   const text = `[

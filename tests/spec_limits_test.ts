@@ -4,8 +4,8 @@
  * ids. Pure: no CLI, no store.
  */
 import assert from "node:assert/strict";
+import { assertUsage } from "./helpers.ts";
 import { MAX_JOB_TIMEOUT_MS } from "../lib/config.ts";
-import { UsageError } from "../lib/errors.ts";
 import {
   generateId,
   MAX_ENV_VAR_BYTES,
@@ -20,16 +20,6 @@ const CTX: SpecContext = {
   cwd: "/home/ada/work",
   now: NOW,
 };
-
-/** Asserts that `fn` throws a one-line `UsageError` whose message matches `pattern`. */
-function assertUsage(fn: () => unknown, pattern: RegExp) {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof UsageError, `expected a UsageError, got ${e}`);
-    assert.match(e.message, pattern);
-    assert.doesNotMatch(e.message, /\n/, "messages are one line");
-    return true;
-  });
-}
 
 const rejects = (raw: unknown, pattern: RegExp) => assertUsage(() => toNewJob(raw, CTX), pattern);
 

@@ -3,7 +3,7 @@
  * and where invalid JSON broke. Pure: config, cwd and `now` are passed in.
  */
 import assert from "node:assert/strict";
-import { UsageError } from "../lib/errors.ts";
+import { assertUsage } from "./helpers.ts";
 import {
   generateId,
   MAX_COMMAND_BYTES,
@@ -21,16 +21,6 @@ const CTX: SpecContext = {
   cwd: "/home/ada/work",
   now: NOW,
 };
-
-/** Asserts that `fn` throws a one-line `UsageError` whose message matches `pattern`. */
-function assertUsage(fn: () => unknown, pattern: RegExp) {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof UsageError, `expected a UsageError, got ${e}`);
-    assert.match(e.message, pattern);
-    assert.doesNotMatch(e.message, /\n/, "messages are one line");
-    return true;
-  });
-}
 
 const rejects = (raw: unknown, pattern: RegExp) => assertUsage(() => toNewJob(raw, CTX), pattern);
 
