@@ -37,10 +37,32 @@ if (!server) {
     assert.equal(u.host, "db.example");
     assert.equal(u.port, 6543);
     assert.doesNotMatch(u.redacted, /s3cret/);
-    assert.match(u.redacted, /^postgres:\/\/alice@db\.example:6543\/q\?sslmode=require$/);
+    assert.match(
+      u.redacted,
+      /^postgres:\/\/alice@db\.example:6543\/q\?sslmode=require&schema=jobs$/,
+    );
     assert.match(u.clientUrl, /s3cret/);
     assert.doesNotMatch(u.clientUrl, /schema=/);
     assert.equal(redactUrl("postgresql://bob:pw@h/d"), "postgresql://bob@h/d");
+  });
+
+  Deno.test("store(postgres): ?listen=off polls instead of LISTEN, for poolers", async () => {
+    assert.equal(parsePgUrl("postgres://h/d?listen=off").listen, false);
+    assert.equal(parsePgUrl("postgres://h/d").listen, true);
+    assert.throws(() => parsePgUrl("postgres://h/d?listen=maybe"), StoreError);
+    const schemaUrl = freshSchemaUrl() + "&listen=off";
+    const store = await PostgresStore.open(schemaUrl);
+    try {
+      assert.match(store.location, /listen=off/);
+      const started = performance.now();
+      await store.waitForChange(100);
+      assert.ok(performance.now() - started >= 90, "a poll waits its interval");
+      const abort = new AbortController();
+      abort.abort();
+      await store.waitForChange(60_000, abort.signal);
+    } finally {
+      await store.close();
+    }
   });
 
   Deno.test("store(postgres): a schema of another program is refused and left untouched", async () => {

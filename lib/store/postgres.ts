@@ -156,6 +156,11 @@ export interface PgUrl {
   schema: string;
   host: string;
   port: number;
+  /**
+   * `?listen=off`: idle workers poll instead of LISTEN, for connection poolers in transaction
+   * mode (PgBouncer), which do not carry notifications.
+   */
+  listen: boolean;
 }
 
 /** Parses a `postgres://` or `postgresql://` URL; throws StoreError with a one-line reason. */
@@ -177,15 +182,23 @@ export function parsePgUrl(url: string): PgUrl {
     );
   }
   u.searchParams.delete("schema");
+  const listenParam = u.searchParams.get("listen");
+  if (listenParam !== null && listenParam !== "on" && listenParam !== "off") {
+    throw new StoreError(`listen in the URL is on or off, got "${listenParam}"`, "invalid");
+  }
+  u.searchParams.delete("listen");
   const clientUrl = u.toString();
   const shown = new URL(clientUrl);
   if (shown.password) shown.password = "";
+  if (schema !== "queuectl") shown.searchParams.set("schema", schema);
+  if (listenParam === "off") shown.searchParams.set("listen", "off");
   return {
     redacted: shown.toString().replace(/:@/, "@"),
     clientUrl,
     schema,
     host: u.hostname || "localhost",
     port: Number(u.port || 5432),
+    listen: listenParam !== "off",
   };
 }
 
@@ -889,6 +902,19 @@ export class PostgresStore implements Store {
    * after `maxWaitMs` (the fallback when LISTEN is not available, e.g. behind a pooler).
    */
   async waitForChange(maxWaitMs: number, signal?: AbortSignal): Promise<void> {
+    if (!this.#url.listen) {
+      // Poll-only: the caller's wait is the polling interval.
+      return await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, maxWaitMs);
+        if (signal?.aborted) done();
+        else signal?.addEventListener("abort", done);
+      });
+    }
     if (!this.#listening) {
       this.#listening = this.#sql.listen(wakeChannel(this.#url.schema), () => {
         // A commit seen while nobody waits makes the next wait return at once.
