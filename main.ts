@@ -39,11 +39,12 @@ import { writeAll } from "./lib/write_all.ts";
 // A PostgreSQL store needs network permission for its server alone, which the tasks cannot name
 // in advance: under `deno run`, run again with `--allow-net=HOST:PORT` added (once).
 {
-  const { dbLocationOf, netAddressOf } = await import("./lib/store/location.ts");
-  const net = netAddressOf(dbLocationOf(Deno.args));
+  const { dbLocationsOf, netAddressOf } = await import("./lib/store/location.ts");
+  const nets = dbLocationsOf(Deno.args).map(netAddressOf).filter((n) => n !== null);
+  const net = nets.join(",");
   if (
     net && !Deno.env.get("QUEUECTL_NET_GRANTED") &&
-    Deno.permissions.querySync({ name: "net", host: net }).state !== "granted" &&
+    nets.some((host) => Deno.permissions.querySync({ name: "net", host }).state !== "granted") &&
     /^deno(\.exe)?$/i.test(Deno.execPath().split(/[\\/]/).pop() ?? "")
   ) {
     const { queuectlCommand } = await import("./lib/self.ts");

@@ -5,6 +5,7 @@ import { dlqRoutes } from "./dlq.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import { listCommand } from "./list.ts";
 import { logsCommand } from "./logs.ts";
+import { migrateCommand } from "./migrate.ts";
 import { purgeCommand } from "./purge.ts";
 import { cancelCommand, removeCommand, retryCommand } from "./retry.ts";
 import { showCommand } from "./show.ts";
@@ -30,6 +31,7 @@ export function buildProgram(text: ApplicationText) {
       cancel: cancelCommand,
       remove: removeCommand,
       purge: purgeCommand,
+      migrate: migrateCommand,
       config: configRoutes,
       init: initCommand,
     },

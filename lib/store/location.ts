@@ -4,15 +4,27 @@
  * permission for a PostgreSQL server. No store code is loaded here.
  */
 
-/** The store location the command line or the environment names, or `undefined`. */
-export function dbLocationOf(args: string[]): string | undefined {
+/**
+ * The store locations the command line or the environment names: `--db` (else `QUEUECTL_DB`)
+ * and `migrate --to`.
+ */
+export function dbLocationsOf(args: string[]): string[] {
   const end = args.indexOf("--");
   const head = end === -1 ? args : args.slice(0, end);
+  const found: string[] = [];
+  let db: string | undefined;
   for (const [i, a] of head.entries()) {
-    if (a === "--db" && i + 1 < head.length) return head[i + 1];
-    if (a.startsWith("--db=")) return a.slice("--db=".length);
+    for (const flag of ["--db", "--to"]) {
+      let value: string | undefined;
+      if (a === flag && i + 1 < head.length) value = head[i + 1];
+      else if (a.startsWith(`${flag}=`)) value = a.slice(flag.length + 1);
+      if (value === undefined) continue;
+      if (flag === "--db") db = value;
+      else found.push(value);
+    }
   }
-  return Deno.env.get("QUEUECTL_DB");
+  const store = db ?? Deno.env.get("QUEUECTL_DB");
+  return store === undefined ? found : [store, ...found];
 }
 
 /** `host:port` of a `postgres://` location (localhost:5432 when left out); `null` otherwise. */

@@ -20,6 +20,7 @@ import type {
   DeletedJob,
   Job,
   JobCounts,
+  JobRecord,
   ListOptions,
   NewJob,
   OutputAppend,
@@ -823,6 +824,72 @@ export class PostgresStore implements Store {
             heartbeat_at = excluded.heartbeat_at, stopping_at = NULL, stopped_at = NULL,
             stop_request = NULL`
     );
+  }
+
+  async exportJobs(afterSeq: number, limit: number): Promise<JobRecord[]> {
+    return await this.#do(async (sql) => {
+      const jobs = (await sql`
+        SELECT * FROM jobs WHERE seq > ${afterSeq} ORDER BY seq LIMIT ${limit}`).map(toJob);
+      if (jobs.length === 0) return [];
+      const ids = jobs.map((j) => j.id);
+      const [attempts, retries, outputs] = await Promise.all([
+        sql`SELECT * FROM attempts WHERE job_id = ANY(${ids}) ORDER BY finished_at, n`,
+        sql`SELECT * FROM retries WHERE job_id = ANY(${ids}) ORDER BY retried_at, n`,
+        sql`SELECT key, byte_offset, job_id, data FROM outputs WHERE job_id = ANY(${ids})
+            ORDER BY key, byte_offset`,
+      ]);
+      const of = <T>(rows: T[], id: (r: T) => string, jobId: string) =>
+        rows.filter((r) => id(r) === jobId);
+      return jobs.map((job) => ({
+        job,
+        attempts: of(attempts, (r) => r.job_id as string, job.id).map(toAttempt),
+        retries: of(retries, (r) => r.job_id as string, job.id).map((x) => ({
+          jobId: x.job_id as string,
+          afterAttempt: x.after_attempt as number,
+          fromState: x.from_state as JobState,
+          retriedAt: Number(x.retried_at),
+        })),
+        output: of(outputs, (r) => r.job_id as string, job.id).map((x) => ({
+          key: x.key as string,
+          offset: Number(x.byte_offset),
+          data: new Uint8Array(x.data as Uint8Array),
+        })),
+      }));
+    });
+  }
+
+  importJobs(records: JobRecord[]): Promise<void> {
+    return this.#tx(async (sql) => {
+      const counts = new Map<JobState, number>();
+      for (const { job: j, attempts, retries, output } of records) {
+        await sql`
+          INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base)
+          VALUES (${j.id}, ${j.command}, ${j.state}, ${j.attempts}, ${j.maxRetries},
+            ${j.priority}, ${j.runAt}, ${j.timeoutMs}, ${j.cwd},
+            ${j.env === null ? null : JSON.stringify(j.env)}, ${j.createdAt}, ${j.updatedAt},
+            ${j.startedAt}, ${j.finishedAt}, ${j.exitCode}, ${j.error}, ${j.workerId},
+            ${j.outputKey}, ${j.retryBase})`;
+        counts.set(j.state, (counts.get(j.state) ?? 0) + 1);
+        for (const a of attempts) {
+          await sql`
+            INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
+              exit_code, signal, error, output_key, note)
+            VALUES (${a.jobId}, ${a.attempt}, ${a.workerId}, ${a.startedAt}, ${a.finishedAt},
+              ${a.outcome}, ${a.exitCode}, ${a.signal}, ${a.error}, ${a.outputKey}, ${a.note})`;
+        }
+        for (const r of retries) {
+          await sql`
+            INSERT INTO retries (job_id, after_attempt, from_state, retried_at)
+            VALUES (${r.jobId}, ${r.afterAttempt}, ${r.fromState}, ${r.retriedAt})`;
+        }
+        for (const p of output) {
+          await sql`
+            INSERT INTO outputs (key, byte_offset, job_id, data)
+            VALUES (${p.key}, ${p.offset}, ${j.id}, ${p.data})`;
+        }
+      }
+      for (const [state, n] of counts) await this.#countAdd(sql, state, n);
+    });
   }
 
   async now(): Promise<number> {

@@ -17,6 +17,7 @@ import type {
   DeletedJob,
   Job,
   JobCounts,
+  JobRecord,
   ListOptions,
   NewJob,
   OutputAppend,
@@ -766,6 +767,103 @@ export class SqliteStore implements Store {
 
   now(): Promise<number> {
     return Promise.resolve(Date.now());
+  }
+
+  exportJobs(afterSeq: number, limit: number): Promise<JobRecord[]> {
+    return this.#do(() =>
+      this.#all("SELECT * FROM jobs WHERE seq > ? ORDER BY seq LIMIT ?", afterSeq, limit).map(
+        (r) => {
+          const job = toJob(r);
+          return {
+            job,
+            attempts: this.#all(
+              "SELECT * FROM attempts WHERE job_id = ? ORDER BY finished_at, rowid",
+              job.id,
+            ).map(toAttempt),
+            retries: this.#all(
+              "SELECT * FROM retries WHERE job_id = ? ORDER BY retried_at, rowid",
+              job.id,
+            ).map((x) => ({
+              jobId: x.job_id as string,
+              afterAttempt: x.after_attempt as number,
+              fromState: x.from_state as JobState,
+              retriedAt: x.retried_at as number,
+            })),
+            output: this.#all(
+              "SELECT key, byte_offset, data FROM outputs WHERE job_id = ? ORDER BY key, byte_offset",
+              job.id,
+            ).map((x) => ({
+              key: x.key as string,
+              offset: x.byte_offset as number,
+              data: x.data as Uint8Array,
+            })),
+          };
+        },
+      )
+    );
+  }
+
+  importJobs(records: JobRecord[]): Promise<void> {
+    return this.#do(() =>
+      this.#tx(() => {
+        const job = this.#stmt(
+          `INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        );
+        const attempt = this.#stmt(
+          `INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
+             exit_code, signal, error, output_key, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        );
+        const retry = this.#stmt(
+          "INSERT INTO retries (job_id, after_attempt, from_state, retried_at) VALUES (?, ?, ?, ?)",
+        );
+        const output = this.#stmt(
+          "INSERT INTO outputs (key, byte_offset, job_id, data) VALUES (?, ?, ?, ?)",
+        );
+        const count = this.#stmt("UPDATE job_counts SET n = n + 1 WHERE state = ?");
+        for (const { job: j, attempts, retries, output: pieces } of records) {
+          job.run(
+            j.id,
+            j.command,
+            j.state,
+            j.attempts,
+            j.maxRetries,
+            j.priority,
+            j.runAt,
+            j.timeoutMs,
+            j.cwd,
+            j.env === null ? null : JSON.stringify(j.env),
+            j.createdAt,
+            j.updatedAt,
+            j.startedAt,
+            j.finishedAt,
+            j.exitCode,
+            j.error,
+            j.workerId,
+            j.outputKey,
+            j.retryBase,
+          );
+          count.run(j.state);
+          for (const a of attempts) {
+            attempt.run(
+              a.jobId,
+              a.attempt,
+              a.workerId,
+              a.startedAt,
+              a.finishedAt,
+              a.outcome,
+              a.exitCode,
+              a.signal,
+              a.error,
+              a.outputKey,
+              a.note,
+            );
+          }
+          for (const r of retries) retry.run(r.jobId, r.afterAttempt, r.fromState, r.retriedAt);
+          for (const p of pieces) output.run(p.key, p.offset, j.id, p.data);
+        }
+      })
+    );
   }
 
   requestStop(target: { host?: string }, mode: StopMode, _now: number): Promise<WorkerInfo[]> {

@@ -140,6 +140,15 @@ export interface RetryMark {
   retriedAt: number;
 }
 
+/** A job with everything stored about it, as `migrate` moves it from one store to another. */
+export interface JobRecord {
+  job: Job;
+  attempts: Attempt[];
+  retries: RetryMark[];
+  /** Its runs' stored output. */
+  output: Array<{ key: string; offset: number; data: Uint8Array }>;
+}
+
 export interface ListOptions {
   /** Only jobs in this state. */
   state?: JobState;
@@ -294,6 +303,15 @@ export interface Store {
   registerWorker(
     worker: Omit<WorkerInfo, "currentJob" | "stoppingAt" | "stoppedAt">,
   ): Promise<void>;
+
+  /** Up to `limit` jobs after `afterSeq` in enqueue order, each with all that is stored of it. */
+  exportJobs(afterSeq: number, limit: number): Promise<JobRecord[]>;
+
+  /**
+   * Stores `records` as they are (ids, states, times, attempts, output; new `seq`s in their order),
+   * in one transaction. For `migrate` into an empty store: a duplicate id fails the whole batch.
+   */
+  importJobs(records: JobRecord[]): Promise<void>;
 
   /**
    * The store's clock, in ms since the epoch: the database server's for PostgreSQL, this host's
