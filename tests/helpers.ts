@@ -239,6 +239,7 @@ export const COMMANDS: readonly string[][] = [
   ["cancel"],
   ["remove"],
   ["purge"],
+  ["migrate"],
   ["config"],
   ["config", "get"],
   ["config", "set"],
