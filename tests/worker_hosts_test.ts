@@ -13,10 +13,7 @@ interface WorkerJson {
 
 Deno.test("[worker stop] --host stops one host's workers through the store; --all-hosts --now the rest", async () => {
   await using t = await tempDb();
-  await cliOk(t.db, [
-    "enqueue",
-    JSON.stringify({ id: "long", command: `while [ ! -e ${t.dir}/gate ]; do sleep 0.05; done` }),
-  ]);
+  await cliOk(t.db, ["init"]);
   const a = startWorkers(t.db, 2, { QUEUECTL_HOST: "host-a" });
   const b = startWorkers(t.db, 1, { QUEUECTL_HOST: "host-b" });
   try {
@@ -38,6 +35,11 @@ Deno.test("[worker stop] --host stops one host's workers through the store; --al
     assert.equal(none.code, 0, none.stderr);
     assert.equal(none.stdout, "no workers are running on host-z\n");
 
+    // Only host b is left to take a job.
+    await cliOk(t.db, [
+      "enqueue",
+      JSON.stringify({ id: "long", command: `while [ ! -e ${t.dir}/gate ]; do sleep 0.05; done` }),
+    ]);
     await waitFor(async () => (await cliOk(t.db, ["list", "--json"])).includes("processing"), {
       what: "host-b runs the job",
     });
