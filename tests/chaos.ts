@@ -93,9 +93,34 @@ export async function procsMentioning(needle: string): Promise<ProcInfo[]> {
   return (await listProcs()).filter((p) => p.args.includes(needle));
 }
 
-/** The worker processes (`queuectl __worker --db DB …`) of the database `db`. */
+/**
+ * Pids of the processes whose environment holds `QUEUECTL_DB=db`: the supervisors and workers of
+ * that store (which get it from their supervisor, whatever the store) and the jobs they run.
+ */
+export async function pidsWithDb(db: string): Promise<Set<number>> {
+  const out = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      'grep -lsxzF -e "QUEUECTL_DB=$1" /proc/[0-9]*/environ 2>/dev/null || true',
+      "sh",
+      db,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new Set(
+    new TextDecoder().decode(out.stdout).split("\n")
+      .map((l) => Number(/^\/proc\/(\d+)\/environ$/.exec(l)?.[1]))
+      .filter((pid) => pid > 0 && pid !== Deno.pid),
+  );
+}
+
+/** The worker processes (`queuectl __worker …`, of any store) of the database `db`. */
 export async function workerProcs(db: string): Promise<ProcInfo[]> {
-  const all = (await listProcs()).filter((p) => p.args.includes(` __worker --db ${db} `));
+  const ofDb = await pidsWithDb(db);
+  const all = (await listProcs()).filter((p) =>
+    p.args.includes(" __worker ") && (ofDb.has(p.pid) || p.args.includes(` __worker --db ${db} `))
+  );
   // A job's process shows its worker's command line between fork and exec: a child of a worker
   // is such a job, not a worker, and must not be taken for one (and killed).
   const pids = new Set(all.map((p) => p.pid));
@@ -127,6 +152,33 @@ export async function reapMentioning(needle: string, timeoutMs = 30_000): Promis
       } catch { /* gone */ }
     }
     return left;
+  }
+}
+
+/**
+ * `reapMentioning` for a store whose processes carry it in their environment rather than their
+ * argv (a PostgreSQL URL): waits until none is left, then SIGKILLs and returns the rest.
+ */
+export async function reapWithDb(db: string, timeoutMs = 30_000): Promise<ProcInfo[]> {
+  const left = async () => {
+    const pids = await pidsWithDb(db);
+    return (await listProcs()).filter((p) => pids.has(p.pid));
+  };
+  try {
+    await waitFor(async () => (await left()).length === 0, {
+      timeoutMs,
+      intervalMs: 100,
+      what: `processes of ${db} to exit`,
+    });
+    return [];
+  } catch {
+    const rest = await left();
+    for (const p of rest) {
+      try {
+        Deno.kill(p.pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    return rest;
   }
 }
 
@@ -223,12 +275,17 @@ export interface ChaosOptions {
   workers: number;
   /** Keep the temporary directory (database, runs file, worker log) for inspection. */
   keep: boolean;
+  /** An empty PostgreSQL queue to run on instead of a fresh SQLite file. */
+  db?: string;
+  /** How many hosts (supervisors, each with its own `QUEUECTL_HOST`) drain the queue at once. */
+  hosts: number;
   /** Progress and diagnostics. */
   say: (line: string) => void;
 }
 
 export interface ChaosResult {
   jobs: number;
+  hosts: number;
   kills: number;
   workerKills: number;
   supervisorKills: number;
@@ -256,7 +313,8 @@ export interface ChaosResult {
 /** The one summary line `deno task chaos` prints. */
 export function summaryLine(r: ChaosResult): string {
   return `jobs=${r.jobs} kills=${r.kills} lost=${r.lost} stuck=${r.stuck} ` +
-    `completed_twice=${r.completedTwice} extra_runs=${r.extraRuns}`;
+    `completed_twice=${r.completedTwice} extra_runs=${r.extraRuns}` +
+    (r.hosts > 1 ? ` hosts=${r.hosts}` : "");
 }
 
 /** True when the run proved the guarantees. */
@@ -270,7 +328,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const started = Date.now();
   const rng = new Prng(opts.seed);
   const dir = await Deno.makeTempDir({ prefix: "queuectl-chaos-" });
-  const db = `${dir}/queue.db`;
+  const db = opts.db ?? `${dir}/queue.db`;
   const workerLog = `${dir}/workers.log`;
   opts.say(`chaos: seed=${opts.seed} jobs=${opts.jobs} dir=${dir}`);
 
@@ -296,13 +354,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   await Deno.writeTextFile(`${dir}/jobs.ndjson`, lines.join("\n") + "\n");
   await cliOk(db, ["enqueue", "--file", `${dir}/jobs.ndjson`]);
 
-  const startSupervisor = () =>
-    spawnLogged(["worker", "start", "--count", String(opts.workers), "--db", db], workerLog);
-
-  let supervisor = startSupervisor();
-  // When the current supervisor said it had started (null until then): a supervisor slow to load
-  // on a busy machine is not taken for one with no worker left.
-  let supervisorUpAt: number | null = null;
+  // Each host is a supervisor with a name of its own; the store travels in the environment, as
+  // a PostgreSQL URL must.
+  const startSupervisor = (host: number) =>
+    spawnLogged(["worker", "start", "--count", String(opts.workers)], workerLog, {
+      QUEUECTL_DB: db,
+      QUEUECTL_HOST: `chaos-${host}`,
+    });
+  const hosts = Array.from({ length: opts.hosts }, (_, i) => ({
+    supervisor: startSupervisor(i),
+    // When the current supervisor said it had started (null until then): a supervisor slow to
+    // load on a busy machine is not taken for one with no worker left.
+    upAt: null as number | null,
+  }));
   const hasStarted = (pid: number) => {
     try {
       return new RegExp(`supervisor\\.started .*pid=${pid}\\b`).test(
@@ -329,7 +393,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       // Pacing of the killer (not synchronization): one kill every 100–500 ms.
       await new Promise((r) => setTimeout(r, rng.int(100, 500)));
       const workers = await workerProcs(db);
-      if (supervisorUpAt === null && hasStarted(supervisor.pid)) supervisorUpAt = Date.now();
+      const h = rng.int(0, hosts.length - 1);
+      const host = hosts[h];
+      const supervisor = host.supervisor;
+      if (host.upAt === null && hasStarted(supervisor.pid)) host.upAt = Date.now();
+      const supervisorUpAt = host.upAt;
       // With no worker left to kill (the supervisor is between restarts), kill the supervisor.
       const idle = !workers.some((w) => w.ppid === supervisor.pid) &&
         supervisorUpAt !== null && Date.now() - supervisorUpAt > 2000;
@@ -348,8 +416,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         }
         // Its workers see EOF on stdin and stop after their current job; a new supervisor starts
         // a fresh set meanwhile.
-        supervisor = startSupervisor();
-        supervisorUpAt = null;
+        host.supervisor = startSupervisor(h);
+        host.upAt = null;
       } else if (workers.length > 0) {
         const victim = rng.pick(workers);
         try {
@@ -370,22 +438,26 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     // Stop gracefully; whatever does not stop in time is killed (and counted below). A supervisor
     // started by the last kill may still be loading: a SIGTERM before it has set up its signal
     // handling would end it with 143, so wait until it says it has started.
-    const last = supervisor.pid;
-    await waitFor(() => hasStarted(last), {
-      timeoutMs: 60_000,
-      intervalMs: 50,
-      what: "the last supervisor to start",
-    }).catch(() => {});
-    supervisor.kill("SIGTERM");
+    for (const { supervisor } of hosts) {
+      const last = supervisor.pid;
+      await waitFor(() => hasStarted(last), {
+        timeoutMs: 60_000,
+        intervalMs: 50,
+        what: "the last supervisor to start",
+      }).catch(() => {});
+      supervisor.kill("SIGTERM");
+    }
   }
-  let status = await statusWithin(supervisor, 60_000);
-  if (status === null) {
-    supervisor.kill("SIGKILL");
-    await supervisor.status;
+  let supervisorExit: number | null = 0;
+  for (const { supervisor } of hosts) {
+    const status = await statusWithin(supervisor, 60_000);
+    if (status === null) {
+      supervisor.kill("SIGKILL");
+      await supervisor.status;
+      supervisorExit = null;
+    } else if (status.code !== 0 && supervisorExit === 0) supervisorExit = status.code;
   }
-  const leftovers = await reapMentioning(db);
-  const supervisorExit = status === null ? null : status.code;
-  status = null;
+  const leftovers = [...await reapWithDb(db), ...(opts.db ? [] : await reapMentioning(db))];
 
   // The verdict, from the database and the runs file.
   const examples: string[] = [];
@@ -466,6 +538,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 
   const result: ChaosResult = {
     jobs: opts.jobs,
+    hosts: opts.hosts,
     kills: workerKills + supervisorKills,
     workerKills,
     supervisorKills,
@@ -489,12 +562,22 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 
 function usage(message: string): never {
   console.error(`chaos: ${message}`);
-  console.error("usage: deno task chaos [--jobs N] [--seed S] [--timeout 120s] [--keep]");
+  console.error(
+    "usage: deno task chaos [--jobs N] [--seed S] [--timeout 120s] [--keep] " +
+      "[--db postgres://… --hosts N]",
+  );
   Deno.exit(2);
 }
 
 function parseArgs(args: string[]): Omit<ChaosOptions, "say"> {
-  const opts = { jobs: 2000, seed: seedFromEnv(), timeoutMs: 0, workers: 4, keep: false };
+  const opts: Omit<ChaosOptions, "say"> = {
+    jobs: 2000,
+    seed: seedFromEnv(),
+    timeoutMs: 0,
+    workers: 4,
+    keep: false,
+    hosts: 1,
+  };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split(/=(.*)/s, 2);
     const value = () => {
@@ -510,6 +593,8 @@ function parseArgs(args: string[]): Omit<ChaosOptions, "say"> {
     if (flag === "--jobs") opts.jobs = int("--jobs", value(), 1);
     else if (flag === "--seed") opts.seed = int("--seed", value(), 0) >>> 0;
     else if (flag === "--workers") opts.workers = int("--workers", value(), 1);
+    else if (flag === "--hosts") opts.hosts = int("--hosts", value(), 1);
+    else if (flag === "--db") opts.db = value();
     else if (flag === "--timeout") {
       const v = value();
       const m = /^(\d+)(s|m)?$/.exec(v);

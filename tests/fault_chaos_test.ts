@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { procsMentioning, workerProcs } from "./chaos.ts";
 import { PERMS, startWorkers, tempDb, waitFor } from "./helpers.ts";
+import { pgTestServer } from "./pg_helpers.ts";
 
 const CHAOS = fileURLToPath(new URL("./chaos.ts", import.meta.url));
 
@@ -40,6 +41,53 @@ Deno.test("chaos: 2,000 jobs while workers and supervisors are SIGKILLed → 0 l
   const dir = /dir=(\S+)/.exec(diag)?.[1];
   assert.ok(dir, context);
   assert.deepEqual(await procsMentioning(dir), []);
+});
+
+Deno.test("chaos on PostgreSQL: 1,000 jobs, two hosts, workers and supervisors SIGKILLed → 0 lost, 0 stuck, 0 completed twice", async (t) => {
+  const server = await pgTestServer();
+  if (!server) {
+    console.log("skipped: no PostgreSQL server answers at QUEUECTL_TEST_PG");
+    return;
+  }
+  try {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        ...PERMS,
+        CHAOS,
+        "--jobs",
+        "1000",
+        "--hosts",
+        "2",
+        "--db",
+        server.freshSchemaUrl(),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = new TextDecoder().decode(stdout);
+    const diag = new TextDecoder().decode(stderr);
+    const context = `stdout:\n${out}\nstderr:\n${diag}`;
+    const m =
+      /^jobs=(\d+) kills=(\d+) lost=(\d+) stuck=(\d+) completed_twice=(\d+) extra_runs=(\d+) hosts=2\n$/
+        .exec(out);
+    assert.ok(m, `unexpected chaos output\n${context}`);
+    const [jobs, kills, lost, stuck, twice, extra] = m.slice(1).map(Number);
+    await t.step("every job completed once", () => {
+      assert.equal(jobs, 1000, context);
+      assert.equal(lost, 0, context);
+      assert.equal(stuck, 0, context);
+      assert.equal(twice, 0, context);
+    });
+    assert.ok(kills >= 5, `only ${kills} kills\n${context}`);
+    assert.ok(extra <= kills, `${extra} extra runs from ${kills} kills\n${context}`);
+    assert.match(diag, /unexplained_extra_runs=0 unexpected_failures=0 /, context);
+    assert.match(diag, /leaked_processes=0 supervisor_exit=0 drained=true /, context);
+    assert.equal(code, 0, context);
+  } finally {
+    await server.dispose();
+  }
 });
 
 // A worker killed from outside is replaced after the base delay (0.5s), however many others died
