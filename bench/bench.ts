@@ -221,12 +221,22 @@ const ROWS: Row[] = [
 ];
 
 function usage(msg: string): never {
-  progress(`${msg}\nusage: bench.ts [--quick] [--reps N] [--only ${NAMES.join("|")}] [--json]`);
+  progress(
+    `${msg}\nusage: bench.ts [--quick] [--reps N] [--only ${
+      NAMES.join("|")
+    }] [--json] [--db postgres://…]`,
+  );
   Deno.exit(2);
 }
 
 function parseArgs(args: string[]) {
-  const o = { quick: false, json: false, reps: 0, only: null as string | null };
+  const o = {
+    quick: false,
+    json: false,
+    reps: 0,
+    only: null as string | null,
+    pg: undefined as string | undefined,
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--quick") o.quick = true;
@@ -240,6 +250,9 @@ function parseArgs(args: string[]) {
       const v = args[++i] ?? "";
       o.only = /^[1-7]$/.test(v) ? NAMES[Number(v) - 1] : v;
       if (!NAMES.includes(o.only)) usage(`unknown figure "${v}"`);
+    } else if (a === "--db") {
+      o.pg = args[++i] ?? "";
+      if (!/^postgres(ql)?:\/\//.test(o.pg)) usage("--db takes a postgres:// URL");
     } else usage(`unknown argument "${a}"`);
   }
   if (o.reps === 0) o.reps = o.quick ? 1 : 3;
@@ -283,7 +296,7 @@ async function main(): Promise<number> {
   const args = parseArgs(Deno.args);
   const dir = await Deno.makeTempDir({ prefix: "queuectl-bench-" });
   onCleanup(() => Deno.removeSync(dir, { recursive: true }));
-  const opts: RunOptions = { quick: args.quick, reps: args.reps, dir };
+  const opts: RunOptions = { quick: args.quick, reps: args.reps, dir, pg: args.pg };
   const stop = (sig: Deno.Signal) => () => {
     progress(`${sig}: stopping children and removing ${dir}`);
     cleanupAll();
@@ -292,7 +305,12 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGINT", stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", stop("SIGTERM"));
 
-  const names = args.only ? [args.only] : NAMES.filter((n) => n !== "memory");
+  // On PostgreSQL: the bookkeeping figure (the others drive SQLite files directly).
+  const names = args.pg
+    ? ["cycles"]
+    : args.only
+    ? [args.only]
+    : NAMES.filter((n) => n !== "memory");
   const started = performance.now();
   const load0 = await loadavg();
   // One record per repetition, merged across figures.

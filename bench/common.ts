@@ -14,6 +14,11 @@ export interface RunOptions {
   reps: number;
   /** The run's temp directory; each figure makes its own subdirectory in it. */
   dir: string;
+  /**
+   * A PostgreSQL database to measure instead of SQLite files (`--db postgres://…`): each run
+   * gets a schema of its own in it, dropped afterwards. Only the figures that support it run.
+   */
+  pg?: string;
 }
 
 /** One repetition's figures, numbers only. */

@@ -9,8 +9,9 @@
  * calls that gave up waiting for the write lock (10 s busy timeout) and were retried.
  */
 import { fileURLToPath } from "node:url";
-import { SqliteStore } from "../lib/store/sqlite.ts";
+import { netAddress, openStore } from "../lib/store/open.ts";
 import type { NewJob } from "../lib/store/store.ts";
+import postgres from "postgres";
 import { type Figures, progress, type RunOptions, spawnTracked } from "./common.ts";
 
 const CHILD = fileURLToPath(new URL("./cycles_child.ts", import.meta.url));
@@ -28,7 +29,7 @@ export async function fillJobs(db: string, n: number, cwd: string, prefix = "j")
     cwd,
     env: null,
   }));
-  const store = SqliteStore.open(db);
+  const store = await openStore(db);
   try {
     await store.enqueue(jobs, now);
   } finally {
@@ -48,13 +49,42 @@ async function readUntil(r: ReadableStreamDefaultReader<Uint8Array>, marker: str
   }
 }
 
-async function cyclesRun(dir: string, n: number, procs: number, mode: string) {
+/** A fresh PostgreSQL schema in `base` for one run, and how to drop it afterwards. */
+function pgSchema(base: string) {
+  const schema = `bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+  const u = new URL(base);
+  u.searchParams.set("schema", schema);
+  return {
+    url: u.toString(),
+    async drop() {
+      u.searchParams.delete("schema");
+      const sql = postgres(u.toString(), { max: 1, onnotice: () => {} });
+      try {
+        await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      } finally {
+        await sql.end({ timeout: 1 });
+      }
+    },
+  };
+}
+
+async function cyclesRun(
+  dir: string,
+  n: number,
+  procs: number,
+  mode: string,
+  pg?: string,
+) {
   await Deno.mkdir(dir, { recursive: true });
-  const db = `${dir}/queue.db`;
+  const schema = pg ? pgSchema(pg) : null;
+  const db = schema ? schema.url : `${dir}/queue.db`;
   await fillJobs(db, n, dir);
+  const net = netAddress(db);
+  const perms = [`--allow-read=${dir}`, `--allow-write=${dir}`];
+  if (net) perms.push(`--allow-net=${net}`, "--allow-env", "--allow-read");
   const children = Array.from({ length: procs }, () =>
     spawnTracked(Deno.execPath(), {
-      args: ["run", "--quiet", `--allow-read=${dir}`, `--allow-write=${dir}`, CHILD, db, mode],
+      args: ["run", "--quiet", ...perms, CHILD, db, mode],
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
@@ -77,6 +107,7 @@ async function cyclesRun(dir: string, n: number, procs: number, mode: string) {
   const cpuUs = results.reduce((a, r) => a + r.cpuUs, 0);
   const busy = results.reduce((a, r) => a + r.busy, 0);
   await Deno.remove(dir, { recursive: true });
+  await schema?.drop();
   return { rate: n / wallS, cpuUsPerJob: cpuUs / n, busy };
 }
 
@@ -88,7 +119,7 @@ export async function cycles(opts: RunOptions): Promise<Figures[]> {
     for (const mode of ["separate", "combined"]) {
       for (const procs of [1, 4]) {
         progress(`cycles: ${n} jobs, ${mode}, ${procs} process(es), rep ${rep}/${opts.reps}`);
-        const r = await cyclesRun(`${opts.dir}/cycles-${procs}-${rep}`, n, procs, mode);
+        const r = await cyclesRun(`${opts.dir}/cycles-${procs}-${rep}`, n, procs, mode, opts.pg);
         const tag = mode === "combined" ? "combined_" : "";
         f[`cycles_${tag}per_s_${procs}`] = r.rate;
         f[`cpu_us_per_job_${tag}${procs}`] = r.cpuUsPerJob;

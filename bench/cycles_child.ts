@@ -11,12 +11,13 @@
  * Usage: deno run … bench/cycles_child.ts DB_PATH separate|combined
  */
 import { cpuUsage } from "node:process";
+import { StoreError } from "../lib/errors.ts";
 import { transition } from "../lib/job.ts";
-import { SqliteStore } from "../lib/store/sqlite.ts";
+import { openStore } from "../lib/store/open.ts";
 import type { Job } from "../lib/store/store.ts";
 
 const [db, mode] = Deno.args;
-const store = SqliteStore.open(db, { durable: false });
+const store = await openStore(db, { durable: false });
 const workerId = `bench:${Deno.pid}`;
 const done = { outcome: "completed", exitCode: 0, signal: null, error: null } as const;
 
@@ -30,7 +31,7 @@ async function retry<T>(call: () => Promise<T>): Promise<T> {
     try {
       return await call();
     } catch (e) {
-      if (!(e instanceof Error && /locked/.test(e.message))) throw e;
+      if (!(e instanceof StoreError && e.kind === "busy")) throw e;
       busy++;
     }
   }
