@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { StoreError } from "../lib/errors.ts";
 import { redactUrl } from "../lib/store/open.ts";
-import { parsePgUrl, PostgresStore } from "../lib/store/postgres.ts";
+import { parsePgUrl, passwordFor, PostgresStore } from "../lib/store/postgres.ts";
 import type { Store } from "../lib/store/store.ts";
 import { storeConformance } from "./store_conformance.ts";
 import { pgTestServer } from "./pg_helpers.ts";
@@ -139,3 +139,34 @@ if (!server) {
     },
   });
 }
+
+Deno.test("store(postgres): a password file is read as libpq reads it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "queuectl-pgpass-" });
+  const file = `${dir}/pgpass`;
+  await Deno.writeTextFile(
+    file,
+    [
+      "# comment",
+      "other.host:5432:*:alice:not-this-one",
+      "db.example:6543:jobs:alice:pa\\:ss\\\\word",
+      "*:*:*:*:fallback",
+    ].join("\n") + "\n",
+  );
+  const saved = ["PGPASSFILE", "PGPASSWORD"].map((k) => [k, Deno.env.get(k)] as const);
+  try {
+    Deno.env.set("PGPASSFILE", file);
+    Deno.env.delete("PGPASSWORD");
+    assert.equal(passwordFor(parsePgUrl("postgres://alice@db.example:6543/jobs")), "pa:ss\\word");
+    assert.equal(passwordFor(parsePgUrl("postgres://bob@elsewhere/x")), "fallback");
+    assert.equal(
+      passwordFor(parsePgUrl("postgres://alice:given@db.example:6543/jobs")),
+      undefined,
+      "the URL's own password wins",
+    );
+    Deno.env.set("PGPASSWORD", "from-env");
+    assert.equal(passwordFor(parsePgUrl("postgres://alice@db.example:6543/jobs")), undefined);
+  } finally {
+    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
