@@ -53,10 +53,14 @@ if (!server || !faketime) {
 
   Deno.test("pg clock: a dead host whose clock is 10 min fast is rescued after the lease", async () => {
     const db = server.freshSchemaUrl();
+    const marker = String(crypto.getRandomValues(new Uint32Array(1))[0]).padStart(10, "0");
     await cliOk(db, ["config", "set", "lease-timeout", "2s"]);
     await cliOk(db, [
       "enqueue",
-      JSON.stringify({ id: "long", command: "if [ $QUEUECTL_ATTEMPT = 1 ]; then sleep 60; fi" }),
+      JSON.stringify({
+        id: "long",
+        command: `if [ $QUEUECTL_ATTEMPT = 1 ]; then sleep 60.${marker}; fi`,
+      }),
     ]);
     // By the fast host's clock its heartbeats are ten minutes ahead: judged by it, it would look
     // alive for ten minutes after it died.
@@ -81,7 +85,8 @@ if (!server || !faketime) {
     }
     const outcomes = ((await job(db)).attempt_history as Attempt[]).map((a) => a.outcome);
     assert.deepEqual(outcomes, ["worker_lost", "completed"], honest.log());
-    await new Deno.Command("pkill", { args: ["-f", "sleep 60"] }).output();
+    // The dead host's job process was orphaned with it: end it (this test's own marker only).
+    await new Deno.Command("pkill", { args: ["-f", `sleep 60\\.${marker}`] }).output();
   });
 
   Deno.test({
