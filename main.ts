@@ -42,12 +42,12 @@ import { writeAll } from "./lib/write_all.ts";
   const { dbLocationsOf, netAddressOf } = await import("./lib/store/location.ts");
   const nets = dbLocationsOf(Deno.args).map(netAddressOf).filter((n) => n !== null);
   const net = nets.join(",");
-  if (
-    net && !Deno.env.get("QUEUECTL_NET_GRANTED") &&
-    nets.some((host) => Deno.permissions.querySync({ name: "net", host }).state !== "granted") &&
-    /^deno(\.exe)?$/i.test(Deno.execPath().split(/[\\/]/).pop() ?? "")
-  ) {
-    const { queuectlCommand } = await import("./lib/self.ts");
+  const self = net && !Deno.env.get("QUEUECTL_NET_GRANTED") &&
+      nets.some((host) => Deno.permissions.querySync({ name: "net", host }).state !== "granted")
+    ? await import("./lib/self.ts")
+    : null;
+  if (self?.underDeno()) {
+    const { queuectlCommand } = self;
     const cmd = queuectlCommand(Deno.args, [`--allow-net=${net}`]);
     const child = new Deno.Command(cmd.exec, {
       args: cmd.args,

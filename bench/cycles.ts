@@ -9,7 +9,7 @@
  * calls that gave up waiting for the write lock (10 s busy timeout) and were retried.
  */
 import { fileURLToPath } from "node:url";
-import { netAddress, openStore } from "../lib/store/open.ts";
+import { netAddressOf, openStore } from "../lib/store/open.ts";
 import type { NewJob } from "../lib/store/store.ts";
 import postgres from "postgres";
 import { type Figures, progress, type RunOptions, spawnTracked } from "./common.ts";
@@ -79,7 +79,7 @@ async function cyclesRun(
   const schema = pg ? pgSchema(pg) : null;
   const db = schema ? schema.url : `${dir}/queue.db`;
   await fillJobs(db, n, dir);
-  const net = netAddress(db);
+  const net = netAddressOf(db);
   const perms = [`--allow-read=${dir}`, `--allow-write=${dir}`];
   if (net) perms.push(`--allow-net=${net}`, "--allow-env", "--allow-read");
   const children = Array.from({ length: procs }, () =>

@@ -15,20 +15,37 @@ const CLI_PERMISSIONS = [
   "--allow-sys=hostname",
 ];
 
-/** The command line that runs `queuectl ARGS` again, under `deno run` or as a compiled binary. */
-export function queuectlCommand(args: string[], extraPermissions: string[] = []) {
+/** Whether queuectl runs as `deno run … main.ts` rather than as a compiled binary. */
+export function underDeno(): boolean {
+  return /^deno(\.exe)?$/i.test(basename(Deno.execPath()));
+}
+
+/**
+ * The command line that runs queuectl's entry point with `args`: under `deno run`, with exactly
+ * `permissions` and the project's deno.json (import map, lock file) when there is one; a compiled
+ * binary runs itself, with the permissions it was built with. `projectDir` is where that
+ * deno.json lives.
+ */
+export function selfCommand(args: string[], permissions: string[]) {
   const exec = Deno.execPath();
-  if (!/^deno(\.exe)?$/i.test(basename(exec))) return { exec, args };
+  if (!underDeno()) return { exec, args, projectDir: undefined };
   const main = Deno.mainModule;
-  const pre = ["run", "--quiet", "--no-prompt", ...CLI_PERMISSIONS, ...extraPermissions];
+  const pre = ["run", "--quiet", "--no-prompt", ...permissions];
+  let projectDir: string | undefined;
   if (main.startsWith("file:")) {
-    const config = join(dirname(fileURLToPath(main)), "deno.json");
+    projectDir = dirname(fileURLToPath(main));
     try {
-      Deno.statSync(config);
-      pre.push("--config", config);
+      Deno.statSync(join(projectDir, "deno.json"));
+      pre.push("--config", join(projectDir, "deno.json"));
     } catch {
       // Installed without a config file: the module graph resolves on its own.
     }
   }
-  return { exec, args: [...pre, main, ...args] };
+  return { exec, args: [...pre, main, ...args], projectDir };
+}
+
+/** The command line that runs `queuectl ARGS` again, under `deno run` or as a compiled binary. */
+export function queuectlCommand(args: string[], extraPermissions: string[] = []) {
+  const { exec, args: all } = selfCommand(args, [...CLI_PERMISSIONS, ...extraPermissions]);
+  return { exec, args: all };
 }

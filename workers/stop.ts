@@ -26,20 +26,12 @@ export const GRACEFUL_SIGNAL: Deno.Signal = "SIGTERM";
 export const FORCE_SIGNAL: Deno.Signal = "SIGQUIT";
 
 /**
- * Where supervisors leave their pid files (and detached ones their logs): this host's run
- * directory of the store (`<db>-run/` for an SQLite file; see `runDir`).
- */
-export function pidDir(db: string): string {
-  return runDir(db);
-}
-
-/**
  * Writes `<db>-run/<pid>.pid` and holds an exclusive lock on it until the returned handle is
  * disposed (or the process dies, however it dies). The file is locked before it appears under its
  * name, so a concurrent `worker stop` never takes a starting supervisor for a stale one.
  */
 export function writePidFile(db: string): Disposable & { path: string } {
-  const dir = pidDir(db);
+  const dir = runDir(db);
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, `${Deno.pid}.pid`);
   const tmp = `${path}.tmp`;
@@ -67,14 +59,14 @@ export function scanPidFiles(db: string): { live: number[]; stale: string[] } {
   const stale: string[] = [];
   let entries: Deno.DirEntry[];
   try {
-    entries = [...Deno.readDirSync(pidDir(db))];
+    entries = [...Deno.readDirSync(runDir(db))];
   } catch {
     return { live, stale }; // no supervisor ever ran here
   }
   for (const e of entries) {
     const m = /^(\d+)\.pid$/.exec(e.name);
     if (!e.isFile || !m) continue;
-    const path = join(pidDir(db), e.name);
+    const path = join(runDir(db), e.name);
     let file: Deno.FsFile;
     try {
       file = Deno.openSync(path, { read: true, write: true });
@@ -129,16 +121,47 @@ function signal(pid: number, sig: Deno.Signal): boolean {
   }
 }
 
-/** Live workers of `host` in the store, by the one liveness rule. */
+/** Live workers of `host` (of every host without it) in the store, by the one liveness rule. */
 export async function liveWorkers(
   store: Store,
-  host: string,
+  host: string | undefined,
   leaseTimeoutMs: number,
 ): Promise<WorkerInfo[]> {
   const now = await store.now();
   return (await store.listWorkers()).filter((w) =>
-    w.host === host && isWorkerLive(w, leaseTimeoutMs, now)
+    (host === undefined || w.host === host) && isWorkerLive(w, leaseTimeoutMs, now)
   );
+}
+
+/**
+ * `worker stop --host H | --all-hosts`: asks the supervisors of `target`'s workers, on whatever
+ * host, through the store (each looks every second). Returns the live workers asked.
+ */
+export async function requestStopThroughStore(
+  store: Store,
+  target: { host?: string },
+  force: boolean,
+  leaseTimeoutMs: number,
+): Promise<WorkerInfo[]> {
+  const now = await store.now();
+  return (await store.requestStop(target, force ? "now" : "graceful", now)).filter((w) =>
+    isWorkerLive(w, leaseTimeoutMs, now)
+  );
+}
+
+/** Polls until none of `workers` is live any more, or until `deadline`; returns those still live. */
+export async function waitWorkersGone(
+  store: Store,
+  workers: WorkerInfo[],
+  leaseTimeoutMs: number,
+  deadline: number,
+): Promise<WorkerInfo[]> {
+  const ids = new Set(workers.map((w) => w.id));
+  for (;;) {
+    const left = (await liveWorkers(store, undefined, leaseTimeoutMs)).filter((w) => ids.has(w.id));
+    if (left.length === 0 || Date.now() >= deadline) return left;
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /**

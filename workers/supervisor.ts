@@ -9,8 +9,7 @@
  * second Ctrl+C) passes SIGQUIT on: each worker kills its job, which goes back to pending, and the
  * supervisor returns 130. A third Ctrl+C sends SIGKILL to the workers.
  */
-import { basename, dirname, join } from "../lib/paths.ts";
-import { fileURLToPath } from "node:url";
+import { dirname, join } from "../lib/paths.ts";
 import { CONFIG_KEYS, envName } from "../lib/config.ts";
 import { formatDuration } from "../lib/duration.ts";
 import { UserError } from "../lib/errors.ts";
@@ -18,13 +17,13 @@ import type { Logger } from "../lib/log.ts";
 import { loadConfig } from "../lib/settings.ts";
 import { openStore } from "../lib/store/open.ts";
 import type { Store } from "../lib/store/store.ts";
-import { netAddress, pgPassFile } from "../lib/store/open.ts";
-import { queuectlCommand } from "../lib/self.ts";
+import { netAddressOf, pgPassFile, runDir } from "../lib/store/open.ts";
+import { queuectlCommand, selfCommand } from "../lib/self.ts";
 import { hostName } from "../lib/host.ts";
 import { libcPaths } from "./reaper.ts";
 import { failLostJobs } from "./rescue.ts";
 import { sleep } from "../lib/sleep.ts";
-import { FORCE_SIGNAL, GRACEFUL_SIGNAL, pidDir, writePidFile } from "./stop.ts";
+import { FORCE_SIGNAL, GRACEFUL_SIGNAL, writePidFile } from "./stop.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { workerIdOf } from "./worker_id.ts";
 
@@ -41,8 +40,7 @@ export interface SupervisorOptions {
  * baked in) it is `queuectl __worker …`.
  */
 export function workerCommand(db: string, host: string, logLevel: string, nonce = "0") {
-  const exec = Deno.execPath();
-  const net = netAddress(db);
+  const net = netAddressOf(db);
   // A PostgreSQL URL may hold a password, and `ps` shows argv to everyone: it travels in the
   // environment. An SQLite path stays in argv, where `ps` shows which queue a worker serves.
   const env = { QUEUECTL_DB: db };
@@ -58,21 +56,18 @@ export function workerCommand(db: string, host: string, logLevel: string, nonce 
     "--nonce",
     nonce,
   ];
-  const underDeno = /^deno(\.exe)?$/i.test(basename(exec));
-  if (!underDeno) return { exec, args: workerArgs, cwd: undefined, env };
-  const main = Deno.mainModule;
-  const args = ["run", "--quiet", "--no-prompt"];
+  const permissions: string[] = [];
   if (net) {
     // The database server alone; no local files but a password file, if there is one.
-    args.push(`--allow-net=${net}`);
+    permissions.push(`--allow-net=${net}`);
     const passFile = pgPassFile();
-    if (passFile) args.push(`--allow-read=${passFile}`);
+    if (passFile) permissions.push(`--allow-read=${passFile}`);
   } else {
     // The database, its -wal/-shm files and the run directory all live in this directory.
     const dataDir = dirname(db);
-    args.push(`--allow-read=${dataDir}`, `--allow-write=${dataDir}`);
+    permissions.push(`--allow-read=${dataDir}`, `--allow-write=${dataDir}`);
   }
-  args.push(
+  permissions.push(
     // Deno.kill of a job's process group needs unscoped run permission; the worker runs arbitrary
     // commands through sh anyway, so a narrower list would protect nothing.
     "--allow-run",
@@ -80,19 +75,10 @@ export function workerCommand(db: string, host: string, logLevel: string, nonce 
   );
   // libc alone, for the subreaper that ends what a job leaves behind (reaper.ts).
   const libc = libcPaths();
-  if (libc.length > 0) args.push(`--allow-ffi=${libc.join(",")}`);
-  let cwd: string | undefined;
-  if (main.startsWith("file:")) {
-    // Run from the project directory so its deno.json (import map) and lock file apply.
-    cwd = dirname(fileURLToPath(main));
-    try {
-      Deno.statSync(join(cwd, "deno.json"));
-      args.push("--config", join(cwd, "deno.json"));
-    } catch {
-      // Installed without a config file: the module graph resolves on its own.
-    }
-  }
-  return { exec, args: [...args, main, ...workerArgs], cwd, env };
+  if (libc.length > 0) permissions.push(`--allow-ffi=${libc.join(",")}`);
+  // Run from the project directory so its deno.json (import map) and lock file apply.
+  const cmd = selfCommand(workerArgs, permissions);
+  return { exec: cmd.exec, args: cmd.args, cwd: cmd.projectDir, env };
 }
 
 /**
@@ -148,10 +134,10 @@ export interface DetachedSupervisor {
 export async function startDetached(
   opts: { db: string; count: number; logLevel: string; timeoutMs?: number },
 ): Promise<DetachedSupervisor> {
-  const dir = pidDir(opts.db);
+  const dir = runDir(opts.db);
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
   // A PostgreSQL URL goes in the environment, never in argv (it may hold a password).
-  const net = netAddress(opts.db);
+  const net = netAddressOf(opts.db);
   const cmd = queuectlCommand([
     "worker",
     "start",

@@ -174,7 +174,6 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   let lastRescue = 0;
   const tick = async () => {
     try {
-      const t = Date.now();
       try {
         await store.assertSameStore();
       } catch (e) {
@@ -192,8 +191,8 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
       await store.heartbeat(workerId, leaseNow);
       await checkOwnership();
       config = await loadConfig(store);
-      if (t - lastRescue >= config.leaseTimeoutMs / 2) {
-        lastRescue = t;
+      if (leaseNow - lastRescue >= config.leaseTimeoutMs / 2) {
+        lastRescue = leaseNow;
         for (const r of await rescueStaleJobs(store, config, leaseNow)) {
           wlog.warn("job.rescued", {
             job: r.job.id,

@@ -89,15 +89,12 @@ async function stopThroughStore(flags: StopFlags) {
   if (flags.host !== undefined && flags.host.trim() === "") {
     throw new UsageError("--host needs a host name, as worker list shows it");
   }
+  const { requestStopThroughStore, waitWorkersGone } = await import("../../workers/stop.ts");
   await withStore(flags, async (store) => {
     const lease = await loadSetting(store, "lease-timeout");
-    const mode = flags.now ? "now" : "graceful";
     const target = flags.allHosts ? {} : { host: flags.host };
     const where = flags.allHosts ? "on any host" : `on ${flags.host}`;
-    const at = await store.now();
-    const asked = (await store.requestStop(target, mode, at)).filter((w) =>
-      isWorkerLive(w, lease, at)
-    );
+    const asked = await requestStopThroughStore(store, target, flags.now, lease);
     if (asked.length === 0) {
       out(`no workers are running ${where}`);
       return;
@@ -111,16 +108,7 @@ async function stopThroughStore(flags: StopFlags) {
           : " (running jobs finish first)") +
         `; their supervisors look within a second; waiting up to ${secs}…`,
     );
-    const ids = new Set(asked.map((w) => w.id));
-    const deadline = Date.now() + flags.timeout;
-    let left = asked;
-    while (left.length > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
-      const now = await store.now();
-      left = (await store.listWorkers()).filter((w) =>
-        ids.has(w.id) && isWorkerLive(w, lease, now)
-      );
-    }
+    const left = await waitWorkersGone(store, asked, lease, Date.now() + flags.timeout);
     if (left.length > 0) {
       throw new UserError(
         `${n - left.length} of ${n} workers stopped; ${left.length} still running after ${secs}` +

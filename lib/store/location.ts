@@ -27,9 +27,14 @@ export function dbLocationsOf(args: string[]): string[] {
   return store === undefined ? found : [store, ...found];
 }
 
+/** Whether `location` names a PostgreSQL database rather than an SQLite file. */
+export function isPostgresUrl(location: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(location);
+}
+
 /** `host:port` of a `postgres://` location (localhost:5432 when left out); `null` otherwise. */
 export function netAddressOf(location: string | undefined): string | null {
-  if (!location || !/^postgres(ql)?:\/\//i.test(location)) return null;
+  if (!location || !isPostgresUrl(location)) return null;
   try {
     const u = new URL(location);
     return `${u.hostname || "localhost"}:${u.port || "5432"}`;

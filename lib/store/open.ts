@@ -7,18 +7,15 @@
  */
 import { dirname, join, resolve } from "../paths.ts";
 import { NotFoundError, UsageError, UserError } from "../errors.ts";
-import { netAddressOf } from "./location.ts";
+import { isPostgresUrl } from "./location.ts";
 import { SqliteStore } from "./sqlite.ts";
 import type { Store } from "./store.ts";
+
+export { isPostgresUrl, netAddressOf } from "./location.ts";
 
 /** A URL with any password removed: what may be printed or logged. */
 export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, "$1@");
-}
-
-/** The `host:port` a PostgreSQL location connects to (for `--allow-net`), or `null` for SQLite. */
-export function netAddress(location: string): string | null {
-  return netAddressOf(location);
 }
 
 /**
@@ -54,11 +51,6 @@ function fnv1a(text: string): string {
   let h = 0x811c9dc5;
   for (const b of new TextEncoder().encode(text)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
   return h.toString(16).padStart(8, "0");
-}
-
-/** Whether `location` names a PostgreSQL database rather than an SQLite file. */
-export function isPostgresUrl(location: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(location);
 }
 
 /**

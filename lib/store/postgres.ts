@@ -13,7 +13,7 @@ import type postgresType from "postgres";
 import { ConflictError, StoreError } from "../errors.ts";
 import { pgPassFile, redactUrl } from "./open.ts";
 import { JOB_STATES, type JobState, type Transition } from "../job.ts";
-import { duplicateIdError, toAttempt, toJob, toWorker } from "./rows.ts";
+import { duplicateIdError, toAttempt, toJob, toRetryMark, toWorker } from "./rows.ts";
 import type {
   Attempt,
   AttemptResult,
@@ -384,7 +384,7 @@ export class PostgresStore implements Store {
   async #setup() {
     const sql = this.#sql;
     const schema = this.#url.schema;
-    const version = await this.#readVersion();
+    const { version, instance } = await this.#readMeta();
     if (version > PG_SCHEMA_VERSION) {
       throw new StoreError(
         `${this.location} has queuectl schema version ${version}, newer than this queuectl ` +
@@ -393,7 +393,7 @@ export class PostgresStore implements Store {
       );
     }
     if (version === PG_SCHEMA_VERSION) {
-      this.#instance = await this.#readInstance();
+      this.#instance = instance;
       return;
     }
     await sql.begin(async (tx) => {
@@ -434,12 +434,19 @@ export class PostgresStore implements Store {
     this.#instance = await this.#readInstance();
   }
 
-  async #readVersion(): Promise<number> {
+  /** The schema version (0 without one) and the instance id, in two round trips at most. */
+  async #readMeta(): Promise<{ version: number; instance: string | null }> {
     const [row] = await this.#sql`
       SELECT to_regclass(${this.#url.schema + ".meta"}) IS NOT NULL AS present`;
-    if (!row.present) return 0;
-    const [v] = await this.#sql`SELECT value FROM meta WHERE key = 'schema_version'`;
-    return v ? Number(v.value) : 0;
+    if (!row.present) return { version: 0, instance: null };
+    const meta = new Map(
+      (await this.#sql`SELECT key, value FROM meta WHERE key IN ('schema_version', 'instance')`)
+        .map((r) => [r.key as string, r.value as string]),
+    );
+    return {
+      version: Number(meta.get("schema_version") ?? 0),
+      instance: meta.get("instance") ?? null,
+    };
   }
 
   async #readInstance(): Promise<string | null> {
@@ -567,12 +574,7 @@ export class PostgresStore implements Store {
     const rows = await this.#do((sql) =>
       sql`SELECT * FROM retries WHERE job_id = ${jobId} ORDER BY retried_at, n`
     );
-    return rows.map((r) => ({
-      jobId: r.job_id as string,
-      afterAttempt: r.after_attempt as number,
-      fromState: r.from_state as JobState,
-      retriedAt: r.retried_at as number,
-    }));
+    return rows.map(toRetryMark);
   }
 
   async counts(now: number): Promise<JobCounts> {
@@ -645,6 +647,7 @@ export class PostgresStore implements Store {
     next: Transition,
     result: AttemptResult,
     now: number,
+    attempt: number | null = null,
   ): Promise<Job | null> {
     const [r] = await sql`
       UPDATE jobs SET state = ${next.state}, attempts = ${next.attempts},
@@ -653,6 +656,7 @@ export class PostgresStore implements Store {
         updated_at = ${now}, exit_code = ${result.exitCode},
         error = ${result.outcome === "completed" ? null : result.error}
       WHERE id = ${jobId} AND state = 'processing' AND worker_id = ${workerId}
+        AND (${attempt}::integer IS NULL OR attempts = ${attempt})
       RETURNING *`;
     if (!r) return null;
     const job = toJob(r);
@@ -702,24 +706,8 @@ export class PostgresStore implements Store {
     error: string,
     now: number,
   ): Promise<Job | null> {
-    return this.#tx(async (sql) => {
-      const [r] = await sql`
-        UPDATE jobs SET state = ${next.state}, attempts = ${next.attempts},
-          run_at = coalesce(${next.runAt}::bigint, run_at),
-          retry_base = coalesce(${next.retryBase ?? null}::integer, retry_base),
-          finished_at = ${now}, updated_at = ${now}, exit_code = NULL, error = ${error}
-        WHERE id = ${jobId} AND state = 'processing' AND worker_id = ${workerId}
-          AND attempts = ${attempt}
-        RETURNING *`;
-      if (!r) return null;
-      const job = toJob(r);
-      await sql`
-        INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
-          exit_code, signal, error, output_key)
-        VALUES (${jobId}, ${attempt}, ${workerId}, ${job.startedAt ?? now}, ${now}, 'cancelled',
-          NULL, NULL, ${error}, ${job.outputKey})`;
-      return job;
-    });
+    const result = { outcome: "cancelled", exitCode: null, signal: null, error } as const;
+    return this.#tx((sql) => this.#finish(sql, jobId, workerId, next, result, now, attempt));
   }
 
   removeJob(jobId: string, states: readonly JobState[]): Promise<Job | null> {
@@ -843,12 +831,7 @@ export class PostgresStore implements Store {
       return jobs.map((job) => ({
         job,
         attempts: of(attempts, (r) => r.job_id as string, job.id).map(toAttempt),
-        retries: of(retries, (r) => r.job_id as string, job.id).map((x) => ({
-          jobId: x.job_id as string,
-          afterAttempt: x.after_attempt as number,
-          fromState: x.from_state as JobState,
-          retriedAt: Number(x.retried_at),
-        })),
+        retries: of(retries, (r) => r.job_id as string, job.id).map(toRetryMark),
         output: of(outputs, (r) => r.job_id as string, job.id).map((x) => ({
           key: x.key as string,
           offset: Number(x.byte_offset),

@@ -4,7 +4,7 @@
  */
 import { ConflictError } from "../errors.ts";
 import type { JobState } from "../job.ts";
-import type { Attempt, Job, WorkerInfo } from "./store.ts";
+import type { Attempt, Job, RetryMark, WorkerInfo } from "./store.ts";
 
 /** A row as a driver returns it. */
 export type Row = Record<string, unknown>;
@@ -80,4 +80,13 @@ export function duplicateIdError(ids: string[], exists: (id: string) => boolean)
     seen.add(id);
   }
   return new ConflictError("a job id already exists; nothing was stored");
+}
+
+export function toRetryMark(r: Row): RetryMark {
+  return {
+    jobId: r.job_id as string,
+    afterAttempt: r.after_attempt as number,
+    fromState: r.from_state as JobState,
+    retriedAt: r.retried_at as number,
+  };
 }

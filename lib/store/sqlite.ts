@@ -10,7 +10,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import { join } from "../paths.ts";
 import { ConflictError, StoreError } from "../errors.ts";
 import { JOB_STATES, type JobState, type Transition } from "../job.ts";
-import { duplicateIdError, toAttempt, toJob, toWorker } from "./rows.ts";
+import { duplicateIdError, toAttempt, toJob, toRetryMark, toWorker } from "./rows.ts";
 import type {
   Attempt,
   AttemptResult,
@@ -415,24 +415,21 @@ export class SqliteStore implements Store {
   }
 
   listAttempts(jobId: string): Promise<Attempt[]> {
-    return this.#do(() =>
-      this.#all("SELECT * FROM attempts WHERE job_id = ? ORDER BY finished_at, rowid", jobId).map(
-        toAttempt,
-      )
-    );
+    return this.#do(() => this.#attemptsOf(jobId));
+  }
+
+  #attemptsOf(jobId: string): Attempt[] {
+    return this.#all("SELECT * FROM attempts WHERE job_id = ? ORDER BY finished_at, rowid", jobId)
+      .map(toAttempt);
+  }
+
+  #retriesOf(jobId: string): RetryMark[] {
+    return this.#all("SELECT * FROM retries WHERE job_id = ? ORDER BY retried_at, rowid", jobId)
+      .map(toRetryMark);
   }
 
   listRetries(jobId: string): Promise<RetryMark[]> {
-    return this.#do(() =>
-      this.#all("SELECT * FROM retries WHERE job_id = ? ORDER BY retried_at, rowid", jobId).map(
-        (r) => ({
-          jobId: r.job_id as string,
-          afterAttempt: r.after_attempt as number,
-          fromState: r.from_state as JobState,
-          retriedAt: r.retried_at as number,
-        }),
-      )
-    );
+    return this.#do(() => this.#retriesOf(jobId));
   }
 
   counts(now: number): Promise<JobCounts> {
@@ -502,19 +499,23 @@ export class SqliteStore implements Store {
     );
   }
 
-  /** The guarded end of a run plus its attempt row; call inside a transaction. */
+  /**
+   * The guarded end of a run plus its attempt row; call inside a transaction. With `attempt`, the
+   * guard also needs the job to be on that run (a person's cancel names the run it saw).
+   */
   #finish(
     jobId: string,
     workerId: string,
     next: Transition,
     result: AttemptResult,
     now: number,
+    attempt: number | null = null,
   ): Job | null {
     const r = this.#get(
       `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at),
          retry_base = coalesce(?, retry_base), finished_at = ?, updated_at = ?, exit_code = ?,
          error = ?
-       WHERE id = ? AND state = 'processing' AND worker_id = ?
+       WHERE id = ? AND state = 'processing' AND worker_id = ? AND (? IS NULL OR attempts = ?)
        RETURNING *`,
       next.state,
       next.attempts,
@@ -526,6 +527,8 @@ export class SqliteStore implements Store {
       result.outcome === "completed" ? null : result.error,
       jobId,
       workerId,
+      attempt,
+      attempt,
     );
     if (!r) return null;
     const job = toJob(r);
@@ -597,41 +600,9 @@ export class SqliteStore implements Store {
     error: string,
     now: number,
   ): Promise<Job | null> {
+    const result = { outcome: "cancelled", exitCode: null, signal: null, error } as const;
     return this.#do(() =>
-      this.#tx(() => {
-        const r = this.#get(
-          `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at),
-             retry_base = coalesce(?, retry_base), finished_at = ?, updated_at = ?,
-             exit_code = NULL, error = ?
-           WHERE id = ? AND state = 'processing' AND worker_id = ? AND attempts = ?
-           RETURNING *`,
-          next.state,
-          next.attempts,
-          next.runAt,
-          next.retryBase ?? null,
-          now,
-          now,
-          error,
-          jobId,
-          workerId,
-          attempt,
-        );
-        if (!r) return null;
-        const job = toJob(r);
-        this.#run(
-          `INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
-             exit_code, signal, error, output_key)
-           VALUES (?, ?, ?, ?, ?, 'cancelled', NULL, NULL, ?, ?)`,
-          jobId,
-          attempt,
-          workerId,
-          job.startedAt ?? now,
-          now,
-          error,
-          job.outputKey,
-        );
-        return job;
-      })
+      this.#tx(() => this.#finish(jobId, workerId, next, result, now, attempt))
     );
   }
 
@@ -776,19 +747,8 @@ export class SqliteStore implements Store {
           const job = toJob(r);
           return {
             job,
-            attempts: this.#all(
-              "SELECT * FROM attempts WHERE job_id = ? ORDER BY finished_at, rowid",
-              job.id,
-            ).map(toAttempt),
-            retries: this.#all(
-              "SELECT * FROM retries WHERE job_id = ? ORDER BY retried_at, rowid",
-              job.id,
-            ).map((x) => ({
-              jobId: x.job_id as string,
-              afterAttempt: x.after_attempt as number,
-              fromState: x.from_state as JobState,
-              retriedAt: x.retried_at as number,
-            })),
+            attempts: this.#attemptsOf(job.id),
+            retries: this.#retriesOf(job.id),
             output: this.#all(
               "SELECT key, byte_offset, data FROM outputs WHERE job_id = ? ORDER BY key, byte_offset",
               job.id,
