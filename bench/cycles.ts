@@ -2,7 +2,8 @@
  * Figure 2: bookkeeping rate. Claim + complete cycles per second through the real store code
  * (`SqliteStore.claimNext` + `finishAttempt` with `transition(job, {type: "succeed"})`), no job
  * process spawned, with 1 and with 4 processes on one database file; then the same through
- * `finishAndClaim`, the busy worker's one-commit path (`cycles_combined_*`). Each process is a
+ * `finishAndClaim`, the busy worker's one-commit path (`cycles_combined_*`), and with 16 results and
+ * 16 claims per commit, as a worker with `--concurrency 16` does under load (`cycles_batch_*`). Each process is a
  * `cycles_child.ts`; all start together after they have opened the store, and the rate is the jobs
  * done over the wall time from the start signal to the last result. CPU µs per job is the
  * children's own CPU (user + system) over the jobs they did. `busy_timeouts_*` counts the store
@@ -116,11 +117,11 @@ export async function cycles(opts: RunOptions): Promise<Figures[]> {
   const reps: Figures[] = [];
   for (let rep = 1; rep <= opts.reps; rep++) {
     const f: Figures = {};
-    for (const mode of ["separate", "combined"]) {
+    for (const mode of ["separate", "combined", "batch"]) {
       for (const procs of [1, 4]) {
         progress(`cycles: ${n} jobs, ${mode}, ${procs} process(es), rep ${rep}/${opts.reps}`);
         const r = await cyclesRun(`${opts.dir}/cycles-${procs}-${rep}`, n, procs, mode, opts.pg);
-        const tag = mode === "combined" ? "combined_" : "";
+        const tag = mode === "separate" ? "" : `${mode}_`;
         f[`cycles_${tag}per_s_${procs}`] = r.rate;
         f[`cpu_us_per_job_${tag}${procs}`] = r.cpuUsPerJob;
         f[`busy_timeouts_${tag}${procs}`] = r.busy;

@@ -6,9 +6,11 @@
  * are retried, as a worker retries them.
  *
  * Modes: `separate` is `claimNext` + `finishAttempt` (two commits per job); `combined` is the busy
- * worker's path, `finishAndClaim` (one commit per job).
+ * worker's path with one slot, `finishAndClaim` (one commit per job); `batch` is a worker with
+ * `--concurrency 16` whose jobs all end together: `finishAndClaim` of 16 results and 16 claims
+ * (one commit per 16 jobs).
  *
- * Usage: deno run … bench/cycles_child.ts DB_PATH separate|combined
+ * Usage: deno run … bench/cycles_child.ts DB_PATH separate|combined|batch
  */
 import { cpuUsage } from "node:process";
 import { StoreError } from "../lib/errors.ts";
@@ -19,6 +21,8 @@ import type { Job } from "../lib/store/store.ts";
 const [db, mode] = Deno.args;
 const store = await openStore(db, { durable: false });
 const workerId = `bench:${Deno.pid}`;
+/** Jobs per commit in `batch` mode. */
+const BATCH = 16;
 const done = { outcome: "completed", exitCode: 0, signal: null, error: null } as const;
 
 Deno.stdout.writeSync(new TextEncoder().encode("ready\n"));
@@ -40,23 +44,27 @@ async function retry<T>(call: () => Promise<T>): Promise<T> {
 const cpu0 = cpuUsage();
 const t0 = performance.now();
 let jobs = 0;
-let [job = null]: (Job | null)[] = await retry(() => store.claimNext(workerId, Date.now()));
-while (job) {
+const slots = mode === "batch" ? BATCH : 1;
+let held: Job[] = await retry(() => store.claimNext(workerId, Date.now(), slots));
+while (held.length > 0) {
   const now = Date.now();
-  const next = transition(job, { type: "succeed" }, now);
-  let saved: Job | null;
-  if (mode === "combined") {
-    const id = job.id;
-    ({ finished: saved, claimed: job } = await retry(() =>
-      store.finishAndClaim(id, workerId, next, done, now)
-    ));
+  const ends = held.map((job) => ({
+    jobId: job.id,
+    next: transition(job, { type: "succeed" }, now),
+    result: done,
+  }));
+  let saved: (Job | null)[];
+  if (mode === "separate") {
+    const [end] = ends;
+    saved = [await retry(() => store.finishAttempt(end.jobId, workerId, end.next, done, now))];
+    held = await retry(() => store.claimNext(workerId, Date.now()));
   } else {
-    const id = job.id;
-    saved = await retry(() => store.finishAttempt(id, workerId, next, done, now));
-    [job = null] = await retry(() => store.claimNext(workerId, Date.now()));
+    ({ finished: saved, claimed: held } = await retry(() =>
+      store.finishAndClaim(workerId, ends, slots, now)
+    ));
   }
-  if (!saved) throw new Error(`a job was not ours when it finished`);
-  jobs++;
+  if (saved.some((j) => j === null)) throw new Error(`a job was not ours when it finished`);
+  jobs += saved.length;
 }
 const ms = performance.now() - t0;
 const cpu = cpuUsage(cpu0);

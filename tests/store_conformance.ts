@@ -1191,29 +1191,28 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       await store.enqueue([newJob("a"), newJob("b"), newJob("later", { runAt: T0 + 9000 })], T0);
       const a = await claimOne(store, "w1", T0 + 10);
       const r = await store.finishAndClaim(
-        a.id,
         "w1",
-        transition(a, { type: "succeed" }, T0 + 20),
-        OK,
+        [{ jobId: a.id, next: transition(a, { type: "succeed" }, T0 + 20), result: OK }],
+        1,
         T0 + 20,
       );
-      assert.equal(r.finished?.state, "completed");
-      assert.equal(r.claimed?.id, "b");
-      assert.equal(r.claimed?.state, "processing");
-      assert.equal(r.claimed?.workerId, "w1");
-      assert.equal(r.claimed?.attempts, 1);
-      assert.equal(r.claimed?.startedAt, T0 + 20);
+      assert.equal(r.finished[0]?.state, "completed");
+      assert.equal(r.claimed.length, 1);
+      assert.equal(r.claimed[0].id, "b");
+      assert.equal(r.claimed[0].state, "processing");
+      assert.equal(r.claimed[0].workerId, "w1");
+      assert.equal(r.claimed[0].attempts, 1);
+      assert.equal(r.claimed[0].startedAt, T0 + 20);
       assert.deepEqual((await store.listAttempts("a")).map((x) => x.outcome), ["completed"]);
       const b = (await store.getJob("b"))!;
       const r2 = await store.finishAndClaim(
-        "b",
         "w1",
-        transition(b, { type: "succeed" }, T0 + 30),
-        OK,
+        [{ jobId: "b", next: transition(b, { type: "succeed" }, T0 + 30), result: OK }],
+        1,
         T0 + 30,
       );
-      assert.equal(r2.finished?.state, "completed");
-      assert.equal(r2.claimed, null, "the job due at T0+9000 is not ready at T0+30");
+      assert.equal(r2.finished[0]?.state, "completed");
+      assert.deepEqual(r2.claimed, [], "the job due at T0+9000 is not ready at T0+30");
     },
   );
 
@@ -1230,17 +1229,57 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
     );
     const before = await store.getJob("a");
     const r = await store.finishAndClaim(
-      "a",
       "w1",
-      transition(a, { type: "succeed" }, T0 + 20),
-      OK,
+      [{ jobId: "a", next: transition(a, { type: "succeed" }, T0 + 20), result: OK }],
+      1,
       T0 + 20,
     );
-    assert.equal(r.finished, null);
+    assert.deepEqual(r.finished, [null]);
     assert.deepEqual(await store.getJob("a"), before);
     assert.deepEqual((await store.listAttempts("a")).map((x) => x.outcome), ["worker_lost"]);
-    assert.equal(r.claimed?.id, "b");
+    assert.equal(r.claimed[0]?.id, "b");
   });
+
+  storeTest(
+    "finishAndClaim records several results, each under its own guard, and claims up to the limit",
+    async ({ store }) => {
+      await store.enqueue(["a", "b", "c", "d", "e", "f"].map((id) => newJob(id)), T0);
+      const held = await store.claimNext("w1", T0 + 10, 3);
+      assert.deepEqual(held.map((j) => j.id), ["a", "b", "c"]);
+      const [a, b, c] = held;
+      // "b" was rescued meanwhile: its result must be dropped, the others kept.
+      await store.finishAttempt(
+        "b",
+        "w1",
+        transition(b, { type: "fail", outcome: "worker_lost" }, T0 + 15, POLICY),
+        LOST,
+        T0 + 15,
+      );
+      const r = await store.finishAndClaim(
+        "w1",
+        [
+          { jobId: "a", next: transition(a, { type: "succeed" }, T0 + 20), result: OK },
+          { jobId: "b", next: transition(b, { type: "succeed" }, T0 + 20), result: OK },
+          {
+            jobId: "c",
+            next: transition(c, { type: "fail", outcome: "exited" }, T0 + 20, POLICY),
+            result: EXIT3,
+          },
+        ],
+        2,
+        T0 + 20,
+      );
+      assert.deepEqual(r.finished.map((j) => j?.state ?? null), ["completed", null, "failed"]);
+      // "b" came back as failed (worker_lost) and is due later; d and e are next.
+      assert.deepEqual(r.claimed.map((j) => j.id), ["d", "e"]);
+      assert.ok(r.claimed.every((j) => j.state === "processing" && j.workerId === "w1"));
+      assert.deepEqual((await store.listAttempts("b")).map((x) => x.outcome), ["worker_lost"]);
+      assert.deepEqual((await store.listAttempts("c")).map((x) => x.outcome), ["exited"]);
+      const none = await store.finishAndClaim("w1", [], 0, T0 + 30);
+      assert.deepEqual(none, { finished: [], claimed: [] });
+      assert.equal((await store.getJob("f"))?.state, "pending");
+    },
+  );
 
   storeTest("assertWritable passes on a writable store and changes nothing", async ({ store }) => {
     await store.enqueue([newJob("a")], T0);

@@ -62,6 +62,12 @@ function hasSetsid(): boolean {
   return setsidFound;
 }
 
+/**
+ * The shells of the jobs this worker runs now: a worker running several jobs at once must not take
+ * another job's shell for an orphan when one job ends.
+ */
+const liveShells = new Set<number>();
+
 /** Sends `signal` to the whole process group led by `pid`; a group already gone is fine. */
 function killGroup(pid: number, signal: Deno.Signal) {
   try {
@@ -103,6 +109,7 @@ export async function runJob(opts: RunOptions): Promise<AttemptResult & { durati
     };
   }
 
+  liveShells.add(child.pid);
   let stderrTail = new Uint8Array(0);
   const readers = [child.stdout.getReader(), child.stderr.getReader()];
   const pump = async (reader: ReadableStreamDefaultReader<Uint8Array>, isErr: boolean) => {
@@ -141,6 +148,7 @@ export async function runJob(opts: RunOptions): Promise<AttemptResult & { durati
   else opts.lost?.addEventListener("abort", onLost);
 
   const status = await child.status;
+  liveShells.delete(child.pid);
   clearTimeout(timer);
   clearTimeout(graceTimer);
   opts.interrupt.removeEventListener("abort", onInterrupt);
@@ -150,7 +158,7 @@ export async function runJob(opts: RunOptions): Promise<AttemptResult & { durati
   // to this worker, the subreaper; then the output pipes get a bounded wait, since a process
   // that escaped even that (no subreaper here) may still hold them open. !!!
   killGroup(child.pid, "SIGKILL");
-  await endOrphans();
+  await endOrphans(liveShells);
   let drained = false;
   let drainTimer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([

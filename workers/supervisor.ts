@@ -30,6 +30,8 @@ import { workerIdOf } from "./worker_id.ts";
 export interface SupervisorOptions {
   db: string;
   count: number;
+  /** Jobs each worker runs at once. */
+  concurrency: number;
   logLevel: string;
   log: Logger;
 }
@@ -39,7 +41,13 @@ export interface SupervisorOptions {
  * main.ts __worker …`; in a compiled binary (`Deno.execPath()` is queuectl itself, permissions
  * baked in) it is `queuectl __worker …`.
  */
-export function workerCommand(db: string, host: string, logLevel: string, nonce = "0") {
+export function workerCommand(
+  db: string,
+  host: string,
+  logLevel: string,
+  nonce = "0",
+  concurrency = 1,
+) {
   const net = netAddressOf(db);
   // A PostgreSQL URL may hold a password, and `ps` shows argv to everyone: it travels in the
   // environment. An SQLite path stays in argv, where `ps` shows which queue a worker serves.
@@ -55,6 +63,7 @@ export function workerCommand(db: string, host: string, logLevel: string, nonce 
     logLevel,
     "--nonce",
     nonce,
+    ...(concurrency > 1 ? ["--concurrency", String(concurrency)] : []),
   ];
   const permissions: string[] = [];
   if (net) {
@@ -132,7 +141,7 @@ export interface DetachedSupervisor {
  * log, when it exits or its workers do not register within `timeoutMs`.
  */
 export async function startDetached(
-  opts: { db: string; count: number; logLevel: string; timeoutMs?: number },
+  opts: { db: string; count: number; concurrency: number; logLevel: string; timeoutMs?: number },
 ): Promise<DetachedSupervisor> {
   const dir = runDir(opts.db);
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -145,6 +154,7 @@ export async function startDetached(
     ...(net ? [] : ["--db", opts.db]),
     "--count",
     String(opts.count),
+    ...(opts.concurrency > 1 ? ["--concurrency", String(opts.concurrency)] : []),
     "--log-level",
     opts.logLevel,
   ], net ? [`--allow-net=${net}`] : []);
@@ -278,7 +288,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
 
   const spawn = (index: number) => {
     const nonce = crypto.randomUUID().slice(0, 6);
-    const cmd = workerCommand(opts.db, host, opts.logLevel, nonce);
+    const cmd = workerCommand(opts.db, host, opts.logLevel, nonce, opts.concurrency);
     const process = new Deno.Command(cmd.exec, {
       args: cmd.args,
       cwd: cmd.cwd,
@@ -438,7 +448,12 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     }
   }, STOP_POLL_MS);
 
-  log.info("supervisor.started", { workers: opts.count, db: store.location, pid: Deno.pid });
+  log.info("supervisor.started", {
+    workers: opts.count,
+    concurrency: opts.concurrency,
+    db: store.location,
+    pid: Deno.pid,
+  });
   try {
     for (let i = 0; i < opts.count; i++) spawn(i);
     // Wait until every worker, restarted ones included, has exited.

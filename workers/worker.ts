@@ -17,7 +17,7 @@ import { eventForOutcome, transition } from "../lib/job.ts";
 import { type Logger, parseLogLevel, setupLogging } from "../lib/log.ts";
 import { loadConfig } from "../lib/settings.ts";
 import { openStore } from "../lib/store/open.ts";
-import type { Job, OutputAppend, Store } from "../lib/store/store.ts";
+import type { AttemptResult, Job, OutputAppend, RunEnd, Store } from "../lib/store/store.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { runJob } from "./executor.ts";
 import { StoreClock } from "./store_clock.ts";
@@ -35,6 +35,8 @@ export interface WorkerArgs {
   logLevel: string;
   /** Makes the worker id unique even when a pid is reused. */
   nonce: string;
+  /** How many jobs this worker runs at once. */
+  concurrency: number;
 }
 
 /** Parses `--name value` pairs given by the supervisor. */
@@ -51,6 +53,7 @@ export function parseWorkerArgs(args: string[]): WorkerArgs {
     supervisorPid: Number(get("supervisor")),
     logLevel: get("log-level"),
     nonce: get("nonce"),
+    concurrency: args.includes("--concurrency") ? Number(get("concurrency")) : 1,
   };
 }
 
@@ -147,21 +150,20 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   if (stopping.signal.aborted) await markStopping();
   wlog.info("worker.started", { subreaper });
 
-  /** The job running now, checked against the store on each heartbeat and every second. */
-  let running: { job: Job; lost: AbortController } | null = null;
+  /** The jobs running now (up to `concurrency`), checked against the store every second. */
+  const running = new Map<string, Run>();
   const checkOwnership = async () => {
-    const r = running;
-    if (!r || r.lost.signal.aborted) return;
-    const now = await store.getJob(r.job.id);
-    if (
-      running === r &&
-      (!now || now.state !== "processing" || now.workerId !== workerId ||
-        now.outputKey !== r.job.outputKey)
-    ) {
+    const checked = [...running.values()].filter((r) => !r.ended && !r.lost.signal.aborted);
+    if (checked.length === 0) return;
+    const held = new Map((await store.jobsHeldBy(workerId)).map((j) => [j.id, j]));
+    for (const r of checked) {
+      const now = held.get(r.job.id);
+      if (running.get(r.job.id) !== r || r.ended || now?.outputKey === r.job.outputKey) continue;
+      const current = await store.getJob(r.job.id);
       wlog.warn("job.no_longer_ours", {
         job: r.job.id,
         attempt: r.job.attempts,
-        state: now?.state ?? "deleted",
+        state: current?.state ?? "deleted",
         action: "stopping its processes",
       });
       r.lost.abort();
@@ -212,63 +214,90 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   let beatEvery = heartbeatIntervalMs(config);
   await tick();
 
+  const slots = args.concurrency;
+  /** Runs that ended, waiting for their result to be recorded (together, in one commit). */
+  const ended: Run[] = [];
+  const wakeup = new Wakeup();
+  stopping.signal.addEventListener("abort", () => wakeup.wake());
+  const start = (job: Job) => {
+    const run: Run = {
+      job,
+      lost: new AbortController(),
+      output: new RunOutput(store, job, config.logMaxBytes, wlog),
+      ended: false,
+      result: null,
+    };
+    running.set(job.id, run);
+    runJobOf(run, workerId, config, forced.signal, wlog).then((result) => {
+      run.ended = true;
+      run.result = result;
+      ended.push(run);
+      wakeup.wake();
+    });
+  };
+  // Every second: is each running job still ours, and its new output moved to the store.
+  const check = setInterval(() => {
+    checkOwnership().catch((e) =>
+      wlog.warn("worker.check_failed", { error: (e as Error).message })
+    );
+    for (const r of running.values()) if (!r.ended) r.output.flush();
+  }, OWNERSHIP_CHECK_MS);
+
   let transientDelay = 0;
-  // A job claimed together with the previous job's result (one commit for both).
-  let claimed: Job | null = null;
   try {
-    // A job claimed in the same commit as a stop request's arrival still runs: it was claimed.
-    while (claimed || !stopping.signal.aborted) {
+    // Jobs claimed in the same commit as a stop request's arrival still run: they were claimed.
+    while (!stopping.signal.aborted || running.size > 0) {
       if (heartbeatIntervalMs(config) !== beatEvery) {
         beatEvery = heartbeatIntervalMs(config);
         clearInterval(beat);
         beat = setInterval(tick, beatEvery);
       }
-      let job: Job | null = claimed;
-      claimed = null;
-      if (!job) {
+      if (ended.length > 0) {
+        // Every result that arrived meanwhile goes in one commit, with claims for the free slots.
+        const batch = ended.splice(0);
+        const free = slots - running.size + batch.length;
+        const claimed = await record(store, batch, workerId, config, {
+          claim: stopping.signal.aborted ? 0 : free,
+          interrupt: forced.signal,
+          clock,
+          log: wlog,
+        });
+        for (const r of batch) if (running.get(r.job.id) === r) running.delete(r.job.id);
+        for (const job of claimed) start(job);
+        continue;
+      }
+      let wait = IDLE_MAX_WAIT_MS;
+      if (!stopping.signal.aborted && running.size < slots) {
         try {
-          [job = null] = await store.claimNext(workerId, clock.now());
+          const jobs = await store.claimNext(workerId, clock.now(), slots - running.size);
           transientDelay = 0;
+          for (const job of jobs) start(job);
+          if (jobs.length > 0) continue;
+          const due = await store.nextRunAt();
+          if (due !== null) wait = Math.max(0, Math.min(IDLE_MAX_WAIT_MS, due - clock.now()));
         } catch (e) {
-          if (!isTransient(e)) throw e;
+          // With jobs running, keep them and their results: back off and try again.
+          if (!isTransient(e) && running.size === 0) throw e;
           transientDelay = Math.min(TRANSIENT_BACKOFF_MAX_MS, Math.max(250, transientDelay * 2));
           wlog.warn("worker.store_unavailable", {
             error: (e as Error).message,
             retry_in: formatDuration(transientDelay),
           });
-          await store.waitForChange(transientDelay, stopping.signal);
-          continue;
+          wait = transientDelay;
         }
-      }
-      if (!job) {
-        const due = await store.nextRunAt();
-        const wait = due === null
-          ? IDLE_MAX_WAIT_MS
-          : Math.max(0, Math.min(IDLE_MAX_WAIT_MS, due - clock.now()));
-        if (wait > 0) await store.waitForChange(wait, stopping.signal);
+        const woken = wakeup.signal();
+        if (ended.length > 0 || stopping.signal.aborted) continue;
+        // A new job, a run's end or a stop ends the wait early.
+        if (wait > 0) await store.waitForChange(wait, woken);
         continue;
       }
-      const lost = new AbortController();
-      running = { job, lost };
-      const output = new RunOutput(store, job, config.logMaxBytes, wlog);
-      const check = setInterval(() => {
-        checkOwnership().catch((e) =>
-          wlog.warn("worker.check_failed", { error: (e as Error).message })
-        );
-        output.flush();
-      }, OWNERSHIP_CHECK_MS);
-      try {
-        claimed = await runOne(store, job, workerId, config, forced.signal, stopping.signal, wlog, {
-          lost: lost.signal,
-          output,
-          clock,
-        });
-      } finally {
-        clearInterval(check);
-        running = null;
-      }
+      // Every slot is busy (or the worker is stopping): wait for a run to end.
+      const woken = wakeup.signal();
+      if (ended.length > 0) continue;
+      await new Promise((r) => woken.addEventListener("abort", r, { once: true }));
     }
   } finally {
+    clearInterval(check);
     clearInterval(beat);
     Deno.removeSignalListener(GRACEFUL_SIGNAL, onTerm);
     Deno.removeSignalListener(FORCE_SIGNAL, onForce);
@@ -285,111 +314,165 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   return 0;
 }
 
+/** One claimed job this worker runs. */
+interface Run {
+  job: Job;
+  /** Aborted when the job is no longer this worker's: its processes are stopped. */
+  lost: AbortController;
+  output: RunOutput;
+  /** The run's processes have ended and `result` is set; the result is not recorded yet. */
+  ended: boolean;
+  result: (AttemptResult & { durationMs: number }) | null;
+}
+
 /**
- * Runs one claimed job and records its outcome; unless the worker is stopping, claims the next job
- * in the same commit and returns it.
- *
- * !!! The job is ours until `finishAttempt` succeeds: whatever happens below, the outcome must be
- * recorded, or the job sits in `processing` until its lease runs out. Store errors here are retried
- * until they pass or the process is forced to stop. !!!
+ * Wakes the worker loop's current wait. `signal()` gives the signal for the next wait; a wake
+ * after that call aborts it. (Check for work after taking the signal, before waiting.)
  */
-async function runOne(
-  store: Store,
-  job: Job,
+class Wakeup {
+  #ctl = new AbortController();
+  wake() {
+    this.#ctl.abort();
+  }
+  signal(): AbortSignal {
+    if (this.#ctl.signal.aborted) this.#ctl = new AbortController();
+    return this.#ctl.signal;
+  }
+}
+
+/** Runs a claimed job's command to its end; never throws (an error becomes its outcome). */
+async function runJobOf(
+  run: Run,
   workerId: string,
   config: Config,
   interrupt: AbortSignal,
-  stopping: AbortSignal,
   log: Logger,
-  { lost, output, clock }: { lost: AbortSignal; output: RunOutput; clock: StoreClock },
-): Promise<Job | null> {
+): Promise<AttemptResult & { durationMs: number }> {
+  const { job, output } = run;
   log.info("job.started", { job: job.id, attempt: job.attempts });
   log.debug("job.command", { job: job.id, command: job.command, cwd: job.cwd });
-  const result = await runJob({
-    command: job.command,
-    cwd: job.cwd,
-    // Set last, so a job's own env cannot hide which worker runs it (see killJobsOf).
-    env: {
-      ...job.env,
-      QUEUECTL_JOB_ID: job.id,
-      QUEUECTL_ATTEMPT: String(job.attempts),
-      QUEUECTL_WORKER_ID: workerId,
-    },
-    timeoutMs: job.timeoutMs,
-    killGraceMs: config.killGraceMs,
-    output: output.buffer,
-    interrupt,
-    lost,
-  });
+  let result: AttemptResult & { durationMs: number };
+  try {
+    result = await runJob({
+      command: job.command,
+      cwd: job.cwd,
+      // Set last, so a job's own env cannot hide which worker runs it (see killJobsOf).
+      env: {
+        ...job.env,
+        QUEUECTL_JOB_ID: job.id,
+        QUEUECTL_ATTEMPT: String(job.attempts),
+        QUEUECTL_WORKER_ID: workerId,
+      },
+      timeoutMs: job.timeoutMs,
+      killGraceMs: config.killGraceMs,
+      output: output.buffer,
+      interrupt,
+      lost: run.lost.signal,
+    });
+  } catch (e) {
+    result = {
+      outcome: "spawn_error",
+      exitCode: null,
+      signal: null,
+      error: `cannot run the job: ${(e as Error).message}`,
+      durationMs: 0,
+    };
+  }
   await output.settled();
   Object.assign(result, output.finish());
   if (result.note) log.warn("job.output_lost", { job: job.id, note: result.note });
-  const now = clock.now();
-  const next = transition(job, eventForOutcome(result.outcome), now, backoffPolicy(config));
+  return result;
+}
 
+/**
+ * Records the results of runs that ended, in one commit, and claims up to `claim` jobs in the
+ * same commit (none after the first failed try). Returns the jobs claimed.
+ *
+ * !!! A job is ours until its result is recorded: whatever happens below, it must be, or the job
+ * sits in `processing` until its lease runs out. Store errors here are retried until they pass or
+ * the process is forced to stop. !!!
+ */
+async function record(
+  store: Store,
+  runs: Run[],
+  workerId: string,
+  config: Config,
+  { claim, interrupt, clock, log }: {
+    claim: number;
+    interrupt: AbortSignal;
+    clock: StoreClock;
+    log: Logger;
+  },
+): Promise<Job[]> {
   let delay = 100;
   for (let first = true;; first = false) {
+    const now = clock.now();
+    const ends: RunEnd[] = runs.map(({ job, result }) => ({
+      jobId: job.id,
+      next: transition(job, eventForOutcome(result!.outcome), now, backoffPolicy(config)),
+      result: result!,
+    }));
     try {
-      let saved: Job | null;
-      let claimed: Job | null = null;
-      if (first && !stopping.aborted) {
-        ({ finished: saved, claimed } = await store.finishAndClaim(
-          job.id,
-          workerId,
-          next,
-          result,
-          now,
-        ));
-      } else {
-        saved = await store.finishAttempt(job.id, workerId, next, result, now);
-      }
-      const fields = {
-        job: job.id,
-        attempt: job.attempts,
-        duration: formatDuration(result.durationMs),
-        exit_code: result.exitCode ?? undefined,
-        signal: result.signal ?? undefined,
-      };
-      if (!saved) {
-        log.warn("job.lost", {
-          ...fields,
-          reason: "the job was rescued or changed while it ran; this result is dropped",
-        });
-        // Its output still belongs to its own run: keep the last of it (best effort).
-        if (result.output && job.outputKey) {
-          await store.appendOutput(job.id, job.outputKey, result.output).catch(() => {});
-        }
-      } else if (saved.state === "completed") {
-        log.info("job.completed", fields);
-      } else if (saved.state === "failed") {
-        log.warn("job.failed", {
-          ...fields,
-          outcome: result.outcome,
-          next_run_in: formatDuration(saved.runAt - now),
-        });
-      } else if (saved.state === "dead") {
-        log.error("job.dead", {
-          ...fields,
-          outcome: result.outcome,
-          error: firstLine(result.error),
-        });
-      } else {
-        log.warn("job.interrupted", { ...fields, state: saved.state });
-      }
+      const { finished, claimed } = await store.finishAndClaim(
+        workerId,
+        ends,
+        first ? claim : 0,
+        now,
+      );
+      for (const [i, saved] of finished.entries()) await logEnd(store, runs[i], saved, now, log);
       return claimed;
     } catch (e) {
       if (interrupt.aborted && !isTransient(e)) throw e;
       log.warn("job.record_failed", {
-        job: job.id,
+        jobs: runs.map((r) => r.job.id).join(","),
         error: (e as Error).message,
         retry_in: formatDuration(delay),
       });
-      // A forced stop ends the wait at once: the job then stays processing until its lease runs
-      // out or the supervisor rescues it.
+      // A forced stop ends the wait at once: the jobs then stay processing until their lease
+      // runs out or the supervisor rescues them.
       await sleep(delay, interrupt);
       if (interrupt.aborted) throw e;
       delay = Math.min(TRANSIENT_BACKOFF_MAX_MS, delay * 2);
     }
+  }
+}
+
+/** Logs how a run ended, as recorded (`saved`), or that its result was dropped. */
+async function logEnd(store: Store, run: Run, saved: Job | null, now: number, log: Logger) {
+  const { job } = run;
+  const result = run.result!;
+  const fields = {
+    job: job.id,
+    attempt: job.attempts,
+    duration: formatDuration(result.durationMs),
+    exit_code: result.exitCode ?? undefined,
+    signal: result.signal ?? undefined,
+  };
+  if (!saved) {
+    log.warn("job.lost", {
+      ...fields,
+      reason: "the job was rescued or changed while it ran; this result is dropped",
+    });
+    // Its output still belongs to its own run: keep the last of it (best effort).
+    if (result.output && job.outputKey) {
+      await store.appendOutput(job.id, job.outputKey, result.output).catch(() => {});
+    }
+  } else if (saved.state === "completed") {
+    log.info("job.completed", fields);
+  } else if (saved.state === "failed") {
+    log.warn("job.failed", {
+      ...fields,
+      outcome: result.outcome,
+      next_run_in: formatDuration(saved.runAt - now),
+    });
+  } else if (saved.state === "dead") {
+    log.error("job.dead", {
+      ...fields,
+      outcome: result.outcome,
+      error: firstLine(result.error),
+    });
+  } else {
+    log.warn("job.interrupted", { ...fields, state: saved.state });
   }
 }
 

@@ -27,6 +27,7 @@ class ForcedStopError extends QueuectlError {
 
 interface StartFlags extends DbFlags {
   count: number;
+  concurrency: number;
   quiet: boolean;
   verbose: boolean;
   logLevel?: string;
@@ -53,15 +54,29 @@ async function start(this: Context, flags: StartFlags) {
       await store.assertWritable();
       await loadConfig(store);
     });
-    const d = await startDetached({ db, count: flags.count, logLevel: level });
+    const d = await startDetached({
+      db,
+      count: flags.count,
+      concurrency: flags.concurrency,
+      logLevel: level,
+    });
     const plural = flags.count === 1 ? "" : "s";
-    out(`started ${flags.count} worker${plural} in the background; supervisor pid ${d.pid}`);
+    const each = flags.concurrency > 1 ? `, ${flags.concurrency} jobs at once each` : "";
+    out(
+      `started ${flags.count} worker${plural}${each} in the background; supervisor pid ${d.pid}`,
+    );
     out(`log: ${d.logFile}`);
     out("stop with: queuectl worker stop (--now interrupts running jobs)");
     return;
   }
   const log = await setupLogging(level);
-  const code = await runSupervisor({ db, count: flags.count, logLevel: level, log });
+  const code = await runSupervisor({
+    db,
+    count: flags.count,
+    concurrency: flags.concurrency,
+    logLevel: level,
+    log,
+  });
   if (code === FORCED_EXIT_CODE) {
     throw new ForcedStopError(
       "stopped at once: running jobs were interrupted and went back to the queue",
@@ -238,6 +253,13 @@ export const workerRoutes = buildRouteMap({
             default: "1",
             placeholder: "n",
           },
+          concurrency: {
+            kind: "parsed",
+            parse: intParser("concurrency", 1, 256),
+            brief: "Jobs each worker process runs at once",
+            default: "1",
+            placeholder: "n",
+          },
           quiet: { kind: "boolean", brief: "Log warnings and errors only", default: false },
           verbose: { kind: "boolean", brief: "Log debug detail too", default: false },
           logLevel: {
@@ -263,7 +285,8 @@ export const workerRoutes = buildRouteMap({
       docs: {
         brief: "Run workers until stopped",
         fullDescription: [
-          "Starts N worker processes that claim and run jobs, one job at a time each.",
+          "Starts N worker processes that claim and run jobs, one at a time each, or up to",
+          "--concurrency jobs at once each (claimed and recorded together: fewer commits).",
           "Ctrl+C, SIGTERM or `queuectl worker stop` lets running jobs finish, then exits 0;",
           "asking again changes nothing. A second Ctrl+C (or `queuectl worker stop --now`)",
           "interrupts the running jobs, puts them back in the queue and exits 130.",
@@ -272,6 +295,7 @@ export const workerRoutes = buildRouteMap({
           "",
           "Example:",
           "  queuectl worker start --count 4",
+          "  queuectl worker start --count 2 --concurrency 8",
           "  queuectl worker start --detach",
         ].join("\n"),
       },

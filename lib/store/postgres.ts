@@ -26,6 +26,7 @@ import type {
   OutputAppend,
   OutputPiece,
   RetryMark,
+  RunEnd,
   StaleJob,
   StopMode,
   Store,
@@ -626,15 +627,17 @@ export class PostgresStore implements Store {
   }
 
   finishAndClaim(
-    jobId: string,
     workerId: string,
-    next: Transition,
-    result: AttemptResult,
+    ends: readonly RunEnd[],
+    claimLimit: number,
     now: number,
-  ): Promise<{ finished: Job | null; claimed: Job | null }> {
+  ): Promise<{ finished: (Job | null)[]; claimed: Job[] }> {
     return this.#tx(async (sql) => {
-      const finished = await this.#finish(sql, jobId, workerId, next, result, now);
-      const [claimed = null] = await this.#claim(sql, workerId, now, 1);
+      const finished: (Job | null)[] = [];
+      for (const e of ends) {
+        finished.push(await this.#finish(sql, e.jobId, workerId, e.next, e.result, now));
+      }
+      const claimed = claimLimit > 0 ? await this.#claim(sql, workerId, now, claimLimit) : [];
       return { finished, claimed };
     });
   }

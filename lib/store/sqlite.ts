@@ -23,6 +23,7 @@ import type {
   OutputAppend,
   OutputPiece,
   RetryMark,
+  RunEnd,
   StaleJob,
   StopMode,
   Store,
@@ -485,16 +486,15 @@ export class SqliteStore implements Store {
   }
 
   finishAndClaim(
-    jobId: string,
     workerId: string,
-    next: Transition,
-    result: AttemptResult,
+    ends: readonly RunEnd[],
+    claimLimit: number,
     now: number,
-  ): Promise<{ finished: Job | null; claimed: Job | null }> {
+  ): Promise<{ finished: (Job | null)[]; claimed: Job[] }> {
     return this.#do(() =>
       this.#tx(() => ({
-        finished: this.#finish(jobId, workerId, next, result, now),
-        claimed: this.#claim(workerId, now, 1)[0] ?? null,
+        finished: ends.map((e) => this.#finish(e.jobId, workerId, e.next, e.result, now)),
+        claimed: claimLimit > 0 ? this.#claim(workerId, now, claimLimit) : [],
       }))
     );
   }

@@ -165,6 +165,14 @@ export interface ListOptions {
   offset?: number;
 }
 
+/** How one run ended, as a worker hands it to `finishAndClaim`. */
+export interface RunEnd {
+  jobId: string;
+  /** From `transition(job, eventForOutcome(result.outcome), …)`. */
+  next: Transition;
+  result: AttemptResult;
+}
+
 export interface Store {
   /** Where the data lives, for messages (a file path or a redacted URL). */
   readonly location: string;
@@ -219,17 +227,18 @@ export interface Store {
   ): Promise<Job | null>;
 
   /**
-   * `finishAttempt`, then `claimNext(workerId, now, 1)`, in one transaction: one commit per job
-   * for a busy worker instead of two. `finished` is `null` when the guard did not match (the
-   * claim still happens); `claimed` is `null` when no job is ready.
+   * A busy worker's one commit: `finishAttempt` for each of `ends` (in order), then
+   * `claimNext(workerId, now, claimLimit)`, in one transaction, so a worker running several jobs
+   * pays one commit for all the results that arrived together and the jobs that take their slots.
+   * `finished[i]` is `null` when the guard of `ends[i]` did not match (then nothing is written for
+   * it; the rest still is); `claimed` is empty when no job is ready or `claimLimit` is 0.
    */
   finishAndClaim(
-    jobId: string,
     workerId: string,
-    next: Transition,
-    result: AttemptResult,
+    ends: readonly RunEnd[],
+    claimLimit: number,
     now: number,
-  ): Promise<{ finished: Job | null; claimed: Job | null }>;
+  ): Promise<{ finished: (Job | null)[]; claimed: Job[] }>;
 
   /**
    * Applies a person's change (`retry`, `cancel`) to a job that is not running. Guarded by the
