@@ -633,16 +633,22 @@ export class PostgresStore implements Store {
     now: number,
   ): Promise<{ finished: (Job | null)[]; claimed: Job[] }> {
     return this.#tx(async (sql) => {
-      const finished: (Job | null)[] = [];
-      for (const e of ends) {
-        finished.push(await this.#finish(sql, e.jobId, workerId, e.next, e.result, now));
+      // Issued together, the statements of every result share round trips (pipelined).
+      const finished = await Promise.all(
+        ends.map((e) => this.#finish(sql, e.jobId, workerId, e.next, e.result, now, null, false)),
+      );
+      if (finished.some((j) => j?.state === "pending" || j?.state === "failed")) {
+        await this.#notify(sql);
       }
       const claimed = claimLimit > 0 ? await this.#claim(sql, workerId, now, claimLimit) : [];
       return { finished, claimed };
     });
   }
 
-  /** The guarded end of a run plus its attempt row; call inside a transaction. */
+  /**
+   * The guarded end of a run plus its attempt row; call inside a transaction. It wakes idle
+   * workers when the job is ready again, unless `notify` is false (the caller does it once).
+   */
   async #finish(
     sql: Sql,
     jobId: string,
@@ -651,6 +657,7 @@ export class PostgresStore implements Store {
     result: AttemptResult,
     now: number,
     attempt: number | null = null,
+    notify = true,
   ): Promise<Job | null> {
     const [r] = await sql`
       UPDATE jobs SET state = ${next.state}, attempts = ${next.attempts},
@@ -673,7 +680,7 @@ export class PostgresStore implements Store {
     if (result.output && job.outputKey) {
       await this.#appendOutput(sql, jobId, job.outputKey, result.output);
     }
-    if (next.state === "pending" || next.state === "failed") await this.#notify(sql);
+    if (notify && (next.state === "pending" || next.state === "failed")) await this.#notify(sql);
     return job;
   }
 
