@@ -1087,6 +1087,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
           stoppingAt: null,
           stoppedAt: null,
           currentJob: null,
+          runningJobs: 0,
         },
         {
           id: "w2",
@@ -1098,6 +1099,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
           stoppingAt: null,
           stoppedAt: null,
           currentJob: null,
+          runningJobs: 0,
         },
       ]);
       await store.enqueue([newJob("a"), newJob("b")], T0);
@@ -1109,6 +1111,12 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       assert.deepEqual(await current(), { w1: null, w2: null });
       await claimOne(store, "w1", T0 + 4);
       assert.deepEqual(await current(), { w1: "b", w2: null });
+      // A worker running several jobs: the one it started first, and how many.
+      await store.enqueue([newJob("c"), newJob("d")], T0 + 5);
+      assert.equal((await store.claimNext("w2", T0 + 6, 2)).length, 2);
+      const w2 = (await store.listWorkers()).find((w) => w.id === "w2")!;
+      assert.equal(w2.currentJob, "c");
+      assert.equal(w2.runningJobs, 2);
     },
   );
 

@@ -90,7 +90,9 @@ Deno.test("[concurrency] one worker runs 4 jobs at once and records each result 
     const running = JSON.parse(await cliOk(t.db, ["list", "--state", "processing", "--json"]));
     assert.equal(running.length, 4);
     assert.equal(new Set(running.map((j: { worker_id: string }) => j.worker_id)).size, 1);
-    assert.equal(JSON.parse(await cliOk(t.db, ["worker", "list", "--json"])).length, 1);
+    const [worker] = JSON.parse(await cliOk(t.db, ["worker", "list", "--json"]));
+    assert.equal(worker.running_jobs, 4);
+    assert.match(await cliOk(t.db, ["worker", "list"]), / a \+3\b/);
     await Deno.writeTextFile(`${t.dir}/gate`, "");
     await waitFor(async () => Object.values(await states(t.db)).every((s) => s === "completed"), {
       what: "all completed",

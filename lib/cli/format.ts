@@ -177,6 +177,7 @@ export function workerJson(w: WorkerInfo, live: boolean) {
     stopped_at: iso(w.stoppedAt),
     alive: live,
     current_job: w.currentJob,
+    running_jobs: w.runningJobs,
   };
 }
 

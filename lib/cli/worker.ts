@@ -188,7 +188,7 @@ async function stop(this: Context, flags: StopFlags) {
       );
     }
     if (k > 0) {
-      const busy = left.workers.filter((w) => w.currentJob).length;
+      const busy = left.workers.reduce((n, w) => n + w.runningJobs, 0);
       throw new UserError(
         `${n - k} of ${n} workers stopped; ${k} still running after ${secs}` +
           (busy > 0 ? `, finishing ${busy} job${busy === 1 ? "" : "s"}` : "") +
@@ -233,7 +233,7 @@ async function list(this: Context, flags: ListFlags) {
         workerStatus(w, lease, now),
         relativeTime(w.startedAt, now),
         relativeTime(w.heartbeatAt, now),
-        w.currentJob ?? "-",
+        w.currentJob ? w.currentJob + (w.runningJobs > 1 ? ` +${w.runningJobs - 1}` : "") : "-",
       ]),
     ));
   }, { create: false });

@@ -812,7 +812,9 @@ export class PostgresStore implements Store {
     return out;
   }
 
-  async registerWorker(w: Omit<WorkerInfo, "currentJob" | "stoppedAt">): Promise<void> {
+  async registerWorker(
+    w: Omit<WorkerInfo, "currentJob" | "runningJobs" | "stoppingAt" | "stoppedAt">,
+  ): Promise<void> {
     await this.#do((sql) =>
       sql`INSERT INTO workers (id, pid, host, supervisor_pid, started_at, heartbeat_at)
           VALUES (${w.id}, ${w.pid}, ${w.host}, ${w.supervisorPid}, ${w.startedAt},
@@ -901,7 +903,9 @@ export class PostgresStore implements Store {
           AND (stop_request IS NULL OR ${mode} = 'now')`;
       const rows = await sql`
         SELECT w.*, (SELECT j.id FROM jobs j WHERE j.state = 'processing'
-          AND j.worker_id = w.id LIMIT 1) AS current_job
+          AND j.worker_id = w.id ORDER BY j.started_at, j.seq LIMIT 1) AS current_job,
+        (SELECT count(*) FROM jobs j WHERE j.state = 'processing'
+          AND j.worker_id = w.id) AS running_jobs
         FROM workers w WHERE stopped_at IS NULL AND (${host}::text IS NULL OR host = ${host})
         ORDER BY started_at, id`;
       return rows.map(toWorker);
@@ -936,7 +940,9 @@ export class PostgresStore implements Store {
   async listWorkers(options: { all?: boolean } = {}): Promise<WorkerInfo[]> {
     const rows = await this.#do((sql) =>
       sql`SELECT w.*, (SELECT j.id FROM jobs j WHERE j.state = 'processing'
-            AND j.worker_id = w.id LIMIT 1) AS current_job
+            AND j.worker_id = w.id ORDER BY j.started_at, j.seq LIMIT 1) AS current_job,
+          (SELECT count(*) FROM jobs j WHERE j.state = 'processing'
+            AND j.worker_id = w.id) AS running_jobs
           FROM workers w WHERE ${options.all ?? false} OR w.stopped_at IS NULL
           ORDER BY w.started_at, w.id`
     );

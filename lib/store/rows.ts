@@ -61,6 +61,7 @@ export function toWorker(r: Row): WorkerInfo {
     stoppingAt: r.stopping_at as number | null,
     stoppedAt: r.stopped_at as number | null,
     currentJob: r.current_job as string | null,
+    runningJobs: Number(r.running_jobs ?? 0),
   };
 }
 

@@ -717,7 +717,9 @@ export class SqliteStore implements Store {
     );
   }
 
-  registerWorker(w: Omit<WorkerInfo, "currentJob" | "stoppingAt" | "stoppedAt">): Promise<void> {
+  registerWorker(
+    w: Omit<WorkerInfo, "currentJob" | "runningJobs" | "stoppingAt" | "stoppedAt">,
+  ): Promise<void> {
     return this.#do(() => {
       this.#run(
         `INSERT INTO workers (id, pid, host, supervisor_pid, started_at, heartbeat_at)
@@ -841,7 +843,9 @@ export class SqliteStore implements Store {
         );
         return this.#all(
           `SELECT w.*, (SELECT j.id FROM jobs j WHERE j.state = 'processing'
-             AND j.worker_id = w.id LIMIT 1) AS current_job
+             AND j.worker_id = w.id ORDER BY j.started_at, j.seq LIMIT 1) AS current_job,
+           (SELECT count(*) FROM jobs j WHERE j.state = 'processing'
+             AND j.worker_id = w.id) AS running_jobs
            FROM workers w WHERE stopped_at IS NULL AND (? IS NULL OR host = ?)
            ORDER BY started_at, id`,
           host,
@@ -893,7 +897,9 @@ export class SqliteStore implements Store {
     return this.#do(() =>
       this.#all(
         `SELECT w.*, (SELECT j.id FROM jobs j WHERE j.state = 'processing' AND j.worker_id = w.id
-           LIMIT 1) AS current_job
+           ORDER BY j.started_at, j.seq LIMIT 1) AS current_job,
+           (SELECT count(*) FROM jobs j WHERE j.state = 'processing' AND j.worker_id = w.id)
+           AS running_jobs
          FROM workers w ${options.all ? "" : "WHERE w.stopped_at IS NULL"}
          ORDER BY w.started_at, w.id`,
       ).map(toWorker)

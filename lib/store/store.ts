@@ -108,8 +108,10 @@ export interface WorkerInfo {
   stoppingAt: number | null;
   /** Set when the worker exited or was found dead. */
   stoppedAt: number | null;
-  /** The job it holds now, derived from the jobs table. */
+  /** The job it holds now (the one it started first), derived from the jobs table. */
   currentJob: string | null;
+  /** How many jobs it holds now (more than one with `worker start --concurrency`). */
+  runningJobs: number;
 }
 
 /** Counts of jobs per state, plus the ready ones waiting for a future `runAt`. */
@@ -310,7 +312,7 @@ export interface Store {
 
   /** Registers a worker process (or refreshes it, when the id exists). */
   registerWorker(
-    worker: Omit<WorkerInfo, "currentJob" | "stoppingAt" | "stoppedAt">,
+    worker: Omit<WorkerInfo, "currentJob" | "runningJobs" | "stoppingAt" | "stoppedAt">,
   ): Promise<void>;
 
   /** Up to `limit` jobs after `afterSeq` in enqueue order, each with all that is stored of it. */
