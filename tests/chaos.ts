@@ -1,5 +1,6 @@
 /**
- * `deno task chaos [--jobs N] [--seed S] [--timeout 120s] [--keep]`: the chaos scenario of the
+ * `deno task chaos [--jobs N] [--seed S] [--timeout 120s] [--keep] [--concurrency C]`: the chaos
+ * scenario of the
  * fault-injection suite, and the process and database helpers the `fault_*_test.ts` files share.
  *
  * The scenario enqueues N short shell jobs, each appending its id to `runs.txt`, and drains them
@@ -273,6 +274,8 @@ export interface ChaosOptions {
   /** Give up waiting for the queue to drain after this long. */
   timeoutMs: number;
   workers: number;
+  /** Jobs each worker runs at once (`worker start --concurrency`). */
+  concurrency: number;
   /** Keep the temporary directory (database, runs file, worker log) for inspection. */
   keep: boolean;
   /** An empty PostgreSQL queue to run on instead of a fresh SQLite file. */
@@ -357,10 +360,21 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   // Each host is a supervisor with a name of its own; the store travels in the environment, as
   // a PostgreSQL URL must.
   const startSupervisor = (host: number) =>
-    spawnLogged(["worker", "start", "--count", String(opts.workers)], workerLog, {
-      QUEUECTL_DB: db,
-      QUEUECTL_HOST: `chaos-${host}`,
-    });
+    spawnLogged(
+      [
+        "worker",
+        "start",
+        "--count",
+        String(opts.workers),
+        "--concurrency",
+        String(opts.concurrency),
+      ],
+      workerLog,
+      {
+        QUEUECTL_DB: db,
+        QUEUECTL_HOST: `chaos-${host}`,
+      },
+    );
   const hosts = Array.from({ length: opts.hosts }, (_, i) => ({
     supervisor: startSupervisor(i),
     // When the current supervisor said it had started (null until then): a supervisor slow to
@@ -563,7 +577,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 function usage(message: string): never {
   console.error(`chaos: ${message}`);
   console.error(
-    "usage: deno task chaos [--jobs N] [--seed S] [--timeout 120s] [--keep] " +
+    "usage: deno task chaos [--jobs N] [--seed S] [--timeout 120s] [--keep] [--concurrency C] " +
       "[--db postgres://… --hosts N]",
   );
   Deno.exit(2);
@@ -575,6 +589,7 @@ function parseArgs(args: string[]): Omit<ChaosOptions, "say"> {
     seed: seedFromEnv(),
     timeoutMs: 0,
     workers: 4,
+    concurrency: 1,
     keep: false,
     hosts: 1,
   };
@@ -593,6 +608,7 @@ function parseArgs(args: string[]): Omit<ChaosOptions, "say"> {
     if (flag === "--jobs") opts.jobs = int("--jobs", value(), 1);
     else if (flag === "--seed") opts.seed = int("--seed", value(), 0) >>> 0;
     else if (flag === "--workers") opts.workers = int("--workers", value(), 1);
+    else if (flag === "--concurrency") opts.concurrency = int("--concurrency", value(), 1);
     else if (flag === "--hosts") opts.hosts = int("--hosts", value(), 1);
     else if (flag === "--db") opts.db = value();
     else if (flag === "--timeout") {

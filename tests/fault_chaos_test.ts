@@ -15,7 +15,13 @@ const CHAOS = fileURLToPath(new URL("./chaos.ts", import.meta.url));
  * shape, nothing lost, stuck or completed twice, a run that was really chaotic (`minKills`), every
  * extra run explained, nothing leaked. Returns the stderr diagnostics.
  */
-async function assertChaos(args: string[], jobs: number, minKills: number, hosts = 1) {
+async function assertChaos(
+  args: string[],
+  jobs: number,
+  minKills: number,
+  hosts = 1,
+  concurrency = 1,
+) {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", ...PERMS, CHAOS, "--jobs", String(jobs), ...args],
     stdout: "piped",
@@ -34,9 +40,10 @@ async function assertChaos(args: string[], jobs: number, minKills: number, hosts
   assert.equal(lost, 0, context);
   assert.equal(stuck, 0, context);
   assert.equal(twice, 0, context);
-  // The run must actually have been chaotic, and every extra run needs a killed worker.
+  // The run must actually have been chaotic, and every extra run needs a killed worker (which
+  // held up to `concurrency` jobs).
   assert.ok(kills >= minKills, `only ${kills} kills\n${context}`);
-  assert.ok(extra <= kills, `${extra} extra runs from ${kills} kills\n${context}`);
+  assert.ok(extra <= kills * concurrency, `${extra} extra runs from ${kills} kills\n${context}`);
   assert.match(diag, /unexplained_extra_runs=0 unexpected_failures=0 /, context);
   assert.match(diag, /leaked_processes=0 supervisor_exit=0 drained=true /, context);
   assert.equal(code, 0, context);
@@ -49,6 +56,10 @@ Deno.test("chaos: 2,000 jobs while workers and supervisors are SIGKILLed → 0 l
   const dir = /dir=(\S+)/.exec(diag)?.[1];
   assert.ok(dir, diag);
   assert.deepEqual(await procsMentioning(dir), []);
+});
+
+Deno.test("chaos with --concurrency 4: 1,000 jobs, 4 at once per worker, SIGKILLs → 0 lost, 0 stuck, 0 completed twice", async () => {
+  await assertChaos(["--workers", "2", "--concurrency", "4"], 1000, 5, 1, 4);
 });
 
 Deno.test("chaos on PostgreSQL: 1,000 jobs, two hosts, workers and supervisors SIGKILLed → 0 lost, 0 stuck, 0 completed twice", async () => {
