@@ -240,6 +240,7 @@ export const COMMANDS: readonly string[][] = [
   ["remove"],
   ["purge"],
   ["migrate"],
+  ["metrics"],
   ["config"],
   ["config", "get"],
   ["config", "set"],

@@ -5,6 +5,7 @@ import { dlqRoutes } from "./dlq.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import { listCommand } from "./list.ts";
 import { logsCommand } from "./logs.ts";
+import { metricsCommand } from "./metrics.ts";
 import { migrateCommand } from "./migrate.ts";
 import { purgeCommand } from "./purge.ts";
 import { cancelCommand, removeCommand, retryCommand } from "./retry.ts";
@@ -32,6 +33,7 @@ export function buildProgram(text: ApplicationText) {
       remove: removeCommand,
       purge: purgeCommand,
       migrate: migrateCommand,
+      metrics: metricsCommand,
       config: configRoutes,
       init: initCommand,
     },

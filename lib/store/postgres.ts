@@ -32,6 +32,8 @@ import type {
   Store,
   WorkerInfo,
 } from "./store.ts";
+import type { JobPageOptions, MetricTotals, MinuteCount } from "./store.ts";
+import { type MetricRow, metricTotalsFrom } from "./metric_rows.ts";
 
 type Sql = postgresType.Sql<Record<string, never>>;
 
@@ -137,6 +139,52 @@ const MIGRATIONS: string[] = [
    END $$;
    CREATE TRIGGER jobs_count_state AFTER UPDATE OF state ON jobs
      FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION count_state();`,
+  // What purge and remove delete, kept for metrics (as in the SQLite store): the deleted jobs,
+  // their attempts by outcome and duration bucket (the bounds of store.ts's
+  // METRIC_BUCKETS_SECONDS), their last claim's queue wait. Statement triggers on deletes only:
+  // claims and finished runs pay nothing; slots as in job_counts.
+  `CREATE TABLE metric_retired (
+     name text NOT NULL,
+     label text NOT NULL,
+     bucket integer NOT NULL,
+     slot integer NOT NULL,
+     n bigint NOT NULL,
+     sum double precision NOT NULL DEFAULT 0,
+     PRIMARY KEY (name, label, bucket, slot)
+   );
+   CREATE FUNCTION metric_bucket(s double precision) RETURNS integer LANGUAGE sql IMMUTABLE AS
+     $$ SELECT CASE WHEN s <= 0.005 THEN 0 WHEN s <= 0.01 THEN 1 WHEN s <= 0.025 THEN 2 WHEN s <= 0.05 THEN 3 WHEN s <= 0.1 THEN 4 WHEN s <= 0.25 THEN 5 WHEN s <= 0.5 THEN 6 WHEN s <= 1 THEN 7 WHEN s <= 2.5 THEN 8 WHEN s <= 5 THEN 9 WHEN s <= 10 THEN 10 WHEN s <= 30 THEN 11 WHEN s <= 60 THEN 12 WHEN s <= 300 THEN 13 WHEN s <= 1800 THEN 14 WHEN s <= 3600 THEN 15 ELSE 16 END $$;
+   CREATE FUNCTION retire_attempts() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     INSERT INTO metric_retired AS c (name, label, bucket, slot, n, sum)
+       SELECT 'duration', outcome, metric_bucket(d), pg_backend_pid() % 64, count(*), sum(d)
+       FROM (SELECT outcome, greatest(finished_at - started_at, 0) / 1000.0::double precision AS d
+             FROM gone) g
+       GROUP BY outcome, metric_bucket(d)
+       ON CONFLICT (name, label, bucket, slot) DO UPDATE SET n = c.n + excluded.n,
+         sum = c.sum + excluded.sum;
+     RETURN NULL;
+   END $$;
+   CREATE TRIGGER attempts_retire AFTER DELETE ON attempts REFERENCING OLD TABLE AS gone
+     FOR EACH STATEMENT EXECUTE FUNCTION retire_attempts();
+   CREATE FUNCTION retire_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     INSERT INTO metric_retired AS c (name, label, bucket, slot, n, sum)
+       SELECT 'deleted', '', 0, pg_backend_pid() % 64, count(*), 0 FROM gone HAVING count(*) > 0
+       ON CONFLICT (name, label, bucket, slot) DO UPDATE SET n = c.n + excluded.n;
+     INSERT INTO metric_retired AS c (name, label, bucket, slot, n, sum)
+       SELECT 'wait', '', metric_bucket(w), pg_backend_pid() % 64, count(*), sum(w)
+       FROM (SELECT greatest(started_at - greatest(run_at, created_at), 0)
+               / 1000.0::double precision AS w
+             FROM gone
+             WHERE started_at IS NOT NULL AND state IN ('processing','completed','dead')) g
+       GROUP BY metric_bucket(w)
+       ON CONFLICT (name, label, bucket, slot) DO UPDATE SET n = c.n + excluded.n,
+         sum = c.sum + excluded.sum;
+     RETURN NULL;
+   END $$;
+   CREATE TRIGGER jobs_retire AFTER DELETE ON jobs REFERENCING OLD TABLE AS gone
+     FOR EACH STATEMENT EXECUTE FUNCTION retire_jobs();`,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -1067,6 +1115,71 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     for (const w of [...this.#waiters]) w();
     await this.#sql.end({ timeout: 2 });
+  }
+
+  async metricTotals(): Promise<MetricTotals> {
+    // One statement, so one snapshot: a purge committed meanwhile is counted once.
+    const rows = await this.#do((sql) =>
+      sql`
+        SELECT 'duration' AS name, outcome AS label, metric_bucket(d) AS bucket,
+          count(*)::bigint AS n, sum(d) AS sum
+        FROM (SELECT outcome, greatest(finished_at - started_at, 0) / 1000.0::double precision AS d
+              FROM attempts) a
+        GROUP BY outcome, metric_bucket(d)
+        UNION ALL
+        SELECT 'wait', '', metric_bucket(w), count(*)::bigint, sum(w)
+        FROM (SELECT greatest(started_at - greatest(run_at, created_at), 0)
+                / 1000.0::double precision AS w
+              FROM jobs
+              WHERE state IN ('processing','completed','dead') AND started_at IS NOT NULL) j
+        GROUP BY metric_bucket(w)
+        UNION ALL
+        SELECT name, label, bucket, sum(n)::bigint, sum(sum) FROM metric_retired
+        GROUP BY name, label, bucket
+        UNION ALL
+        SELECT 'present', '', 0, coalesce(sum(n), 0)::bigint, 0 FROM job_counts`
+    );
+    return metricTotalsFrom(rows as unknown as MetricRow[]);
+  }
+
+  async finishedPerMinute(since: number): Promise<MinuteCount[]> {
+    const rows = await this.#do((sql) =>
+      sql`SELECT finished_at / 60000 * 60000 AS minute, state, count(*)::bigint AS n FROM jobs
+          WHERE state IN ('completed','failed','dead')
+            AND finished_at >= ${Math.ceil(since / 60000) * 60000}
+          GROUP BY 1, 2 ORDER BY 1, 2`
+    );
+    return rows.map((r) => ({
+      minute: Number(r.minute),
+      state: r.state as JobState,
+      n: Number(r.n),
+    }));
+  }
+
+  async pageJobs({ state, search, beforeSeq, limit }: JobPageOptions): Promise<Job[]> {
+    const rows = await this.#do((sql) => {
+      const conds = [];
+      if (beforeSeq !== undefined) conds.push(sql`seq < ${beforeSeq}`);
+      if (state) conds.push(sql`state = ${state}`);
+      if (search) {
+        // ILIKE ignores case; `\` escapes the user's own % and _.
+        const pattern = `%${search.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
+        conds.push(sql`(id ILIKE ${pattern} OR command ILIKE ${pattern})`);
+      }
+      const where = conds.length === 0
+        ? sql``
+        : conds.reduce((acc, c, k) => k === 0 ? sql`WHERE ${c}` : sql`${acc} AND ${c}`, sql``);
+      return sql`SELECT * FROM jobs ${where} ORDER BY seq DESC LIMIT ${limit}`;
+    });
+    return rows.map(toJob);
+  }
+
+  async readyLatencyMs(now: number): Promise<number> {
+    const [r] = await this.#do((sql) =>
+      sql`SELECT min(run_at) AS t FROM jobs
+          WHERE state IN ('pending','failed') AND run_at <= ${now}`
+    );
+    return r.t === null ? 0 : Math.max(now - Number(r.t), 0);
   }
 }
 

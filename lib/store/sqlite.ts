@@ -29,6 +29,47 @@ import type {
   Store,
   WorkerInfo,
 } from "./store.ts";
+import type { JobPageOptions, MetricTotals, MinuteCount } from "./store.ts";
+import { type MetricRow, metricTotalsFrom } from "./metric_rows.ts";
+
+/**
+ * Bucket bounds of the metrics migration, in seconds. Part of that released migration: never
+ * change them (store.ts's `METRIC_BUCKETS_SECONDS` is the same list, for readers).
+ */
+const METRICS_MIGRATION_BUCKETS = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+  60,
+  300,
+  1800,
+  3600,
+];
+
+/** SQL for the index of the bucket that holds `expr` seconds (the last one is above all bounds). */
+function bucketOf(expr: string): string {
+  const whens = METRICS_MIGRATION_BUCKETS.map((le, i) => `WHEN ${expr} <= ${le} THEN ${i}`);
+  return `(CASE ${whens.join(" ")} ELSE ${METRICS_MIGRATION_BUCKETS.length} END)`;
+}
+
+/** An attempt's run time in seconds (a row of attempts, `old` in a delete trigger). */
+const DURATION = "max(old.finished_at - old.started_at, 0) / 1000.0";
+
+/**
+ * A job's last queue wait in seconds: its latest start minus the later of its run_at and
+ * created_at. Only for processing, completed and dead jobs, whose run_at is still the one they
+ * were claimed at (a failed job's is its next retry's).
+ */
+const WAIT = "max(old.started_at - max(old.run_at, old.created_at), 0) / 1000.0";
 
 /** Append-only: a released migration is never edited. Index i migrates to user_version i + 1. */
 const MIGRATIONS: string[] = [
@@ -122,7 +163,31 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX outputs_job ON outputs (job_id);`,
   // A stop asked through the store, for supervisors on other hosts (worker stop --host).
-  `ALTER TABLE workers ADD COLUMN stop_request TEXT;`,
+  `ALTER TABLE workers ADD COLUMN stop_request TEXT;`, // What purge and remove delete, kept for metrics: the deleted jobs, their attempts by outcome
+  // and duration bucket, and their last claim's queue wait. Metrics add these to what the rows
+  // that are still there say, so deleting rows never lowers a total. Triggers on deletes only:
+  // claims and finished runs pay nothing.
+  `CREATE TABLE metric_retired (
+     name TEXT NOT NULL,
+     label TEXT NOT NULL,
+     bucket INTEGER NOT NULL,
+     n INTEGER NOT NULL,
+     sum REAL NOT NULL DEFAULT 0,
+     PRIMARY KEY (name, label, bucket)
+   );
+   CREATE TRIGGER attempts_retire AFTER DELETE ON attempts BEGIN
+     INSERT INTO metric_retired (name, label, bucket, n, sum) VALUES
+       ('duration', old.outcome, ${bucketOf(DURATION)}, 1, ${DURATION})
+       ON CONFLICT (name, label, bucket) DO UPDATE SET n = n + 1, sum = sum + excluded.sum;
+   END;
+   CREATE TRIGGER jobs_retire AFTER DELETE ON jobs BEGIN
+     INSERT INTO metric_retired (name, label, bucket, n, sum) VALUES ('deleted', '', 0, 1, 0)
+       ON CONFLICT (name, label, bucket) DO UPDATE SET n = n + 1;
+     INSERT INTO metric_retired (name, label, bucket, n, sum)
+       SELECT 'wait', '', ${bucketOf(WAIT)}, 1, ${WAIT}
+       WHERE old.started_at IS NOT NULL AND old.state IN ('processing','completed','dead')
+       ON CONFLICT (name, label, bucket) DO UPDATE SET n = n + 1, sum = sum + excluded.sum;
+   END;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -1073,5 +1138,78 @@ export class SqliteStore implements Store {
       // Already closed.
     }
     return Promise.resolve();
+  }
+
+  metricTotals(): Promise<MetricTotals> {
+    const duration = DURATION.replaceAll("old.", "");
+    const wait = WAIT.replaceAll("old.", "");
+    // One statement, so one snapshot: a purge committed meanwhile is counted once.
+    return this.#do(() =>
+      metricTotalsFrom(
+        this.#all(
+          `SELECT 'duration' AS name, outcome AS label, ${bucketOf(duration)} AS bucket,
+             count(*) AS n, sum(${duration}) AS sum
+           FROM attempts GROUP BY 2, 3
+           UNION ALL
+           SELECT 'wait', '', ${bucketOf(wait)}, count(*), sum(${wait}) FROM jobs
+           WHERE state IN ('processing','completed','dead') AND started_at IS NOT NULL
+           GROUP BY 3
+           UNION ALL
+           SELECT name, label, bucket, n, sum FROM metric_retired
+           UNION ALL
+           SELECT 'present', '', 0, coalesce(sum(n), 0), 0 FROM job_counts`,
+        ) as unknown as MetricRow[],
+      )
+    );
+  }
+
+  finishedPerMinute(since: number): Promise<MinuteCount[]> {
+    // The state index (state, finished_at) finds each state's recent jobs.
+    return this.#do(() =>
+      this.#all(
+        `SELECT finished_at / 60000 * 60000 AS minute, state, count(*) AS n FROM jobs
+         WHERE state IN ('completed','failed','dead') AND finished_at >= ?
+         GROUP BY 1, 2 ORDER BY 1, 2`,
+        Math.ceil(since / 60000) * 60000,
+      ).map((r) => ({ minute: r.minute as number, state: r.state as JobState, n: r.n as number }))
+    );
+  }
+
+  pageJobs({ state, search, beforeSeq, limit }: JobPageOptions): Promise<Job[]> {
+    return this.#do(() => {
+      const where: string[] = [];
+      const params: SQLInputValue[] = [];
+      if (beforeSeq !== undefined) {
+        where.push("seq < ?");
+        params.push(beforeSeq);
+      }
+      if (state) {
+        // As in listJobs: many jobs in the state, walk the primary key down; few, use the index.
+        where.push(`${this.#countStates([state]) > INDEX_SORT_MAX ? "+state" : "state"} = ?`);
+        params.push(state);
+      }
+      if (search) {
+        where.push("(id LIKE ? ESCAPE '\\' OR command LIKE ? ESCAPE '\\')");
+        const pattern = `%${search.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
+        params.push(pattern, pattern);
+      }
+      return this.#all(
+        `SELECT * FROM jobs ${where.length ? "WHERE " + where.join(" AND ") : ""}
+         ORDER BY seq DESC LIMIT ?`,
+        ...params,
+        limit,
+      ).map(toJob);
+    });
+  }
+
+  readyLatencyMs(now: number): Promise<number> {
+    return this.#do(() => {
+      const t = this.#get(
+        `SELECT min(run_at) AS t FROM jobs INDEXED BY jobs_ready
+         WHERE state IN ('pending','failed') AND run_at <= ?`,
+        now,
+      )!.t as number | null;
+      return t === null ? 0 : Math.max(now - t, 0);
+    });
   }
 }

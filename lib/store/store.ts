@@ -398,4 +398,98 @@ export interface Store {
 
   /** Releases the connection and any watcher. */
   close(): Promise<void>;
+
+  /**
+   * The totals for metrics (see `MetricTotals`). Walks every attempt and every finished job: a
+   * scrape's cost grows with what is stored (purge keeps it bounded).
+   */
+  metricTotals(): Promise<MetricTotals>;
+
+  /**
+   * Jobs by the minute in which their latest run ended, for minutes starting at or after `since`,
+   * counted by the state they are in now (`completed`, `failed`, `dead`), oldest first. Read from
+   * the jobs as they are: a job that failed and later completed counts once, as completed.
+   */
+  finishedPerMinute(since: number): Promise<MinuteCount[]>;
+
+  /**
+   * Jobs newest first (highest `seq`), filtered by state and search text, below `beforeSeq`. Each
+   * page costs the same however deep it is (no offset).
+   */
+  pageJobs(options: JobPageOptions): Promise<Job[]>;
+
+  /**
+   * How long the oldest ready job (pending or failed, `runAt <= now`) has waited, in ms (`now -
+   * runAt`), or 0 when none is ready.
+   */
+  readyLatencyMs(now: number): Promise<number>;
+}
+
+/**
+ * Upper bounds, in seconds, of the buckets of the stores' histograms (attempt duration, queue
+ * wait); one more bucket holds everything above the last. Fixed by the migrations that count them:
+ * never change this list.
+ */
+export const METRIC_BUCKETS_SECONDS: readonly number[] = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+  60,
+  300,
+  1800,
+  3600,
+];
+
+/** Observations per bucket of `METRIC_BUCKETS_SECONDS` (not cumulative; the last is above all). */
+export interface HistogramCounts {
+  /** `METRIC_BUCKETS_SECONDS.length + 1` counts. */
+  buckets: number[];
+  sumSeconds: number;
+}
+
+/**
+ * Totals for `queuectl metrics`: what the stored rows say, plus what deleted rows said (kept by
+ * the stores when `purge` or `remove` deletes them), so deleting jobs never lowers a total.
+ */
+export interface MetricTotals {
+  /** Jobs ever stored: the jobs there are plus every job deleted since the totals were kept. */
+  enqueuedTotal: number;
+  /** Finished attempts per outcome. */
+  attemptsByOutcome: Partial<Record<AttemptOutcome, number>>;
+  /** `finishedAt - startedAt` of every finished attempt. */
+  attemptDuration: HistogramCounts;
+  /**
+   * Each job's latest claim: its start minus the later of the job's `runAt` and `createdAt`, over
+   * the jobs that are processing, completed or dead (and those deleted). Earlier claims of a
+   * retried job are not kept, and a job that is failed or retried again leaves it until its
+   * next claim.
+   */
+  queueWait: HistogramCounts;
+}
+
+/** Jobs whose latest run ended in one minute and that are in one state now. */
+export interface MinuteCount {
+  /** Start of the minute, ms since the epoch. */
+  minute: number;
+  state: JobState;
+  n: number;
+}
+
+/** One page of jobs, newest first, for browsing a large queue with keyset paging. */
+export interface JobPageOptions {
+  state?: JobState;
+  /** Only jobs whose id or command contains this text, ignoring ASCII case. */
+  search?: string;
+  /** Only jobs with a smaller `seq` (the last `seq` of the previous page). */
+  beforeSeq?: number;
+  limit: number;
 }
