@@ -241,6 +241,7 @@ export const COMMANDS: readonly string[][] = [
   ["purge"],
   ["migrate"],
   ["metrics"],
+  ["dashboard"],
   ["config"],
   ["config", "get"],
   ["config", "set"],

@@ -5,6 +5,7 @@ import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./conte
 import { out } from "./format.ts";
 import { checkPageFlags, type PageFlags, pageFlags, printJobs } from "./list.ts";
 import { applyToIds, type Outcome, report } from "./retry.ts";
+import type { Store } from "../store/store.ts";
 
 async function list(this: Context, flags: DbFlags & PageFlags) {
   checkPageFlags(flags);
@@ -22,16 +23,7 @@ async function retry(this: Context, flags: DbFlags & { all: boolean }, ...ids: s
   }
   await withStore(flags, async (store) => {
     if (!flags.all) return report(await applyToIds(store, ids, dlqRetry), dlqRetry.verb);
-    const total: Outcome = { done: [], missing: [], problems: [] };
-    // Page by page: each page leaves the DLQ before the next is read. A job that could not be
-    // moved would come back on the next page, so stop at the first page with a problem.
-    for (let page; (page = await store.listJobs({ state: "dead", limit: 1000 })).length > 0;) {
-      const r = await applyToIds(store, page.map((j) => j.id), dlqRetry);
-      total.done.push(...r.done);
-      total.missing.push(...r.missing);
-      total.problems.push(...r.problems);
-      if (r.problems.length + r.missing.length > 0) break;
-    }
+    const total = await retryAllDead(store);
     if (total.done.length + total.missing.length + total.problems.length === 0) {
       return out("the dead letter queue is empty");
     }
@@ -39,7 +31,22 @@ async function retry(this: Context, flags: DbFlags & { all: boolean }, ...ids: s
   });
 }
 
-const dlqRetry = {
+/** Moves every dead job back to pending (`dlq retry --all`, the dashboard's "retry all"). */
+export async function retryAllDead(store: Store): Promise<Outcome> {
+  const total: Outcome = { done: [], missing: [], problems: [] };
+  // Page by page: each page leaves the DLQ before the next is read. A job that could not be
+  // moved would come back on the next page, so stop at the first page with a problem.
+  for (let page; (page = await store.listJobs({ state: "dead", limit: 1000 })).length > 0;) {
+    const r = await applyToIds(store, page.map((j) => j.id), dlqRetry);
+    total.done.push(...r.done);
+    total.missing.push(...r.missing);
+    total.problems.push(...r.problems);
+    if (r.problems.length + r.missing.length > 0) break;
+  }
+  return total;
+}
+
+export const dlqRetry = {
   event: { type: "retry" },
   allowed: ["dead"],
   verb: "moved to pending:",

@@ -1,6 +1,7 @@
 /** Assembles the command tree from the command modules. No logic here. */
 import { buildApplication, buildRouteMap, type CommandContext } from "@stricli/core";
 import { configRoutes, initCommand } from "./config.ts";
+import { dashboardCommand } from "./dashboard.ts";
 import { dlqRoutes } from "./dlq.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import { listCommand } from "./list.ts";
@@ -34,6 +35,7 @@ export function buildProgram(text: ApplicationText) {
       purge: purgeCommand,
       migrate: migrateCommand,
       metrics: metricsCommand,
+      dashboard: dashboardCommand,
       config: configRoutes,
       init: initCommand,
     },

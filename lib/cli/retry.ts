@@ -151,7 +151,7 @@ async function retry(this: Context, flags: DbFlags, ...ids: string[]) {
   );
 }
 
-const retryOptions: ApplyOptions = {
+export const retryOptions: ApplyOptions = {
   event: { type: "retry" },
   allowed: ["failed", "dead", "cancelled"],
   verb: "queued again:",
@@ -171,7 +171,7 @@ async function cancel(this: Context, flags: DbFlags, ...ids: string[]) {
   );
 }
 
-const cancelOptions: ApplyOptions = {
+export const cancelOptions: ApplyOptions = {
   event: { type: "cancel" },
   allowed: [...ACTIVE_STATES],
   verb: "cancelled",
