@@ -44,7 +44,7 @@ input, select { font: inherit; padding: 4px 6px; border: 1px solid var(--line); 
 form.filters { display: flex; flex-wrap: wrap; gap: 8px; align-items: end; margin-bottom: 10px; }
 .muted { color: var(--muted); }
 .row { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; }
-#status { min-height: 1.4em; }
+#status { min-height: 1.4em; padding: 0 16px; }
 svg.chart { width: 100%; height: 140px; background: var(--card); border: 1px solid var(--line); }
 svg .c { fill: var(--ok); } svg .f { fill: var(--bad); }
 ol.timeline { list-style: none; padding-left: 0; border-left: 3px solid var(--line); }
