@@ -129,7 +129,7 @@ const ROWS: Row[] = [
   { fig: 1, what: "  of which supervisor", key: "drain_cpu_us_supervisor_4", unit: "µs" },
   {
     fig: 1,
-    what: "  beside it, the PostgreSQL server",
+    what: "  beside it, PostgreSQL server (all clients)",
     key: "pg_drain_cpu_us_server_4",
     unit: "µs",
   },
