@@ -234,7 +234,7 @@ export function pgSchema(base: string): PgSchema {
   const sql = postgres(withoutSchema(base), {
     max: 1,
     onnotice: () => {},
-    connection: { application_name: "queuectl-bench", search_path: name },
+    connection: { application_name: `queuectl-bench-${name}`, search_path: name },
   });
   const s: PgSchema = {
     url: u.toString(),
@@ -245,6 +245,11 @@ export function pgSchema(base: string): PgSchema {
       await sql.end({ timeout: 1 });
       const admin = postgres(withoutSchema(base), { max: 1, onnotice: () => {} });
       try {
+        // A statement of the bench's own client still running (the bench was interrupted)
+        // would hold the schema's locks: cancel it first.
+        await admin`
+          SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+          WHERE application_name = ${`queuectl-bench-${name}`}`;
         await admin.unsafe(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
       } finally {
         await admin.end({ timeout: 1 });
