@@ -9,8 +9,14 @@
  * NAME is one of drain, cycles, enqueue, batch, pickup, depth, memory (or its number 1-7). Memory
  * is measured during the 4-worker drain; `--only memory` runs that drain alone.
  *
- * Everything runs in one temp directory, removed at the end; every child process is awaited, and
- * killed if the bench is interrupted.
+ *   deno task bench --db postgres://USER@HOST:5432/DB [--reps N] [--only NAME] [--json]
+ *
+ * measures every figure on SQLite and, in the same repetition, on PostgreSQL (keys prefixed
+ * `pg_`, table rows marked `pg`); each PostgreSQL run gets a fresh schema, dropped after it.
+ *
+ * Everything runs in one temp directory, removed at the end (the per-host state of PostgreSQL
+ * queues too: XDG_STATE_HOME points into it); every child process is awaited, and killed if the
+ * bench is interrupted.
  */
 import { cycles } from "./cycles.ts";
 import { depth } from "./depth.ts";
@@ -19,6 +25,7 @@ import { batch, enqueueCall } from "./enqueue.ts";
 import { pickup } from "./pickup.ts";
 import {
   cleanupAll,
+  dropSchemas,
   type Figures,
   loadavg,
   median,
@@ -27,9 +34,19 @@ import {
   type RunOptions,
 } from "./common.ts";
 
+/** Keys of `f` with `pg_` in front. */
+const pgKeys = (f: Figures): Figures =>
+  Object.fromEntries(Object.entries(f).map(([k, v]) => [`pg_${k}`, v]));
+
 const FIGURES: Record<string, (o: RunOptions) => Promise<Figures[]>> = {
   drain: (o) => drain(o),
-  cycles,
+  // cycles.ts measures one store: SQLite files, or the `pg` database when given.
+  cycles: async (o) => {
+    const lite = await cycles({ ...o, pg: undefined });
+    if (!o.pg) return lite;
+    const pg = await cycles(o);
+    return lite.map((f, i) => ({ ...f, ...pgKeys(pg[i]) }));
+  },
   enqueue: enqueueCall,
   batch,
   pickup,
@@ -47,6 +64,12 @@ interface Row {
   base?: [string, string];
   ratio?: string;
   target?: string;
+  /**
+   * The PostgreSQL row under this one (when its `pg_` key was measured): by default the same row
+   * with `pg_` keys (the baseline's own `pg_` key when there is one, else the shared one); these
+   * fields replace the defaults. Rows whose key starts with `pg_` are PostgreSQL rows themselves.
+   */
+  pg?: Partial<Omit<Row, "pg">>;
 }
 
 const ROWS: Row[] = [
@@ -58,6 +81,16 @@ const ROWS: Row[] = [
     base: ["xargs -P4", "xargs_jobs_per_s_4"],
     ratio: "drain_ratio_4",
     target: "ratio ≥ 0.85",
+    pg: { target: "" },
+  },
+  {
+    fig: 1,
+    what: "drain `true` jobs, 4 workers",
+    key: "pg_drain_jobs_per_s_4",
+    unit: "jobs/s",
+    base: ["SQLite", "drain_jobs_per_s_4"],
+    ratio: "pg_drain_vs_sqlite_4",
+    target: "ratio ≥ 0.90",
   },
   {
     fig: 1,
@@ -96,6 +129,12 @@ const ROWS: Row[] = [
   { fig: 1, what: "  of which supervisor", key: "drain_cpu_us_supervisor_4", unit: "µs" },
   {
     fig: 1,
+    what: "  beside it, PostgreSQL server (all clients)",
+    key: "pg_drain_cpu_us_server_4",
+    unit: "µs",
+  },
+  {
+    fig: 1,
     what: "CPU per bare Deno.Command spawn, 4 loops",
     key: "deno_spawn_cpu_us_per_job_4",
     unit: "µs",
@@ -106,6 +145,7 @@ const ROWS: Row[] = [
     key: "cycles_per_s_1",
     unit: "/s",
     target: "≥ 15,000/s",
+    pg: { target: "" },
   },
   {
     fig: 2,
@@ -113,6 +153,7 @@ const ROWS: Row[] = [
     key: "cycles_per_s_4",
     unit: "/s",
     target: "≥ 15,000/s",
+    pg: { target: "≥ 10,000/s" },
   },
   { fig: 2, what: "CPU per cycle, 1 process", key: "cpu_us_per_job_1", unit: "µs" },
   { fig: 2, what: "CPU per cycle, 4 processes", key: "cpu_us_per_job_4", unit: "µs" },
@@ -147,6 +188,7 @@ const ROWS: Row[] = [
     base: ["empty deno run", "empty_deno_ms"],
     ratio: "enqueue_ratio",
     target: "ratio ≤ 1.6",
+    pg: { target: "" },
   },
   {
     fig: 4,
@@ -154,6 +196,7 @@ const ROWS: Row[] = [
     key: "batch_jobs_per_s",
     unit: "jobs/s",
     target: "≥ 100,000/s",
+    pg: { target: "" },
   },
   { fig: 4, what: "batch: parseNdjson in-process", key: "batch_parse_ms", unit: "ms" },
   {
@@ -169,8 +212,16 @@ const ROWS: Row[] = [
     unit: "ms",
     base: ["direct spawn", "pickup_floor_ms"],
     target: "≤ 5 ms",
+    pg: { what: "pickup latency p50 (NOTIFY)", target: "≤ 10 ms" },
   },
-  { fig: 5, what: "pickup latency p99", key: "pickup_p99_ms", unit: "ms", target: "≤ 25 ms" },
+  {
+    fig: 5,
+    what: "pickup latency p99",
+    key: "pickup_p99_ms",
+    unit: "ms",
+    target: "≤ 25 ms",
+    pg: { what: "pickup latency p99 (NOTIFY)", target: "≤ 50 ms" },
+  },
   {
     fig: 5,
     what: "idle CPU, supervisor + 2 workers",
@@ -220,11 +271,19 @@ const ROWS: Row[] = [
     base: ["1k jobs", "counts_ms_1k"],
   },
   {
+    fig: 6,
+    what: "store.counts(), big table + deep backlog",
+    key: "counts_ms_backlog",
+    unit: "ms",
+    base: ["1k jobs", "counts_ms_1k"],
+  },
+  {
     fig: 7,
     what: "peak RSS, largest worker",
     key: "worker_rss_mb",
     unit: "MB",
     target: "≤ 50 MB",
+    pg: { target: "" },
   },
   { fig: 7, what: "peak RSS, supervisor", key: "supervisor_rss_mb", unit: "MB" },
 ];
@@ -278,13 +337,33 @@ function fmt(v: number | undefined): string {
   });
 }
 
+/** The rows to print: each SQLite row, then its PostgreSQL row when that was measured. */
+function rowsOf(med: Figures): Row[] {
+  const out: Row[] = [];
+  for (const r of ROWS) {
+    out.push(r);
+    if (r.key.startsWith("pg_")) continue;
+    const pgBase = r.base && `pg_${r.base[1]}` in med ? `pg_${r.base[1]}` : r.base?.[1];
+    out.push({
+      ...r,
+      key: `pg_${r.key}`,
+      base: r.base && [r.base[0], pgBase!],
+      ratio: r.ratio && `pg_${r.ratio}`,
+      ...r.pg,
+    });
+  }
+  return out.filter((r) => r.key in med);
+}
+
 function table(med: Figures, reps: Figures[]): string {
-  const head = ["#", "figure", "median", "unit", "min-max", "baseline", "ratio", "target"];
-  const rows = ROWS.filter((r) => r.key in med).map((r) => {
+  const both = Object.keys(med).some((k) => k.startsWith("pg_"));
+  const head = ["#", "figure", "db", "median", "unit", "min-max", "baseline", "ratio", "target"];
+  const rows = rowsOf(med).map((r) => {
     const xs = reps.map((f) => f[r.key]).filter((x) => x !== undefined);
     return [
       String(r.fig),
       r.what,
+      r.key.startsWith("pg_") ? "pg" : "sqlite",
       fmt(med[r.key]),
       r.unit,
       xs.length > 1 ? `${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}` : "",
@@ -293,11 +372,14 @@ function table(med: Figures, reps: Figures[]): string {
       r.target ?? "",
     ];
   });
-  const all = [head, ...rows];
-  const w = head.map((_, i) => Math.max(...all.map((r) => r[i].length)));
-  const right = new Set([2, 4, 6]);
+  // The store column only when there are two stores.
+  const cols = head.map((_, i) => i).filter((i) => both || i !== 2);
+  const all = [head, ...rows].map((r) => cols.map((i) => r[i]));
+  const w = cols.map((_, j) => Math.max(...all.map((r) => r[j].length)));
+  const right = new Set([3, 5, 7]);
   return all.map((r) =>
-    r.map((c, i) => right.has(i) ? c.padStart(w[i]) : c.padEnd(w[i])).join("  ").trimEnd()
+    r.map((c, j) => right.has(cols[j]) ? c.padStart(w[j]) : c.padEnd(w[j])).join("  ")
+      .trimEnd()
   ).join("\n");
 }
 
@@ -305,21 +387,19 @@ async function main(): Promise<number> {
   const args = parseArgs(Deno.args);
   const dir = await Deno.makeTempDir({ prefix: "queuectl-bench-" });
   onCleanup(() => Deno.removeSync(dir, { recursive: true }));
+  // Supervisors of a PostgreSQL queue keep their pid files and logs under XDG_STATE_HOME.
+  Deno.env.set("XDG_STATE_HOME", `${dir}/state`);
   const opts: RunOptions = { quick: args.quick, reps: args.reps, dir, pg: args.pg };
-  const stop = (sig: Deno.Signal) => () => {
-    progress(`${sig}: stopping children and removing ${dir}`);
+  const stop = (sig: Deno.Signal) => async () => {
+    progress(`${sig}: stopping children, dropping bench schemas and removing ${dir}`);
     cleanupAll();
+    await dropSchemas();
     Deno.exit(130);
   };
   Deno.addSignalListener("SIGINT", stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", stop("SIGTERM"));
 
-  // On PostgreSQL: the bookkeeping figure (the others drive SQLite files directly).
-  const names = args.pg
-    ? ["cycles"]
-    : args.only
-    ? [args.only]
-    : NAMES.filter((n) => n !== "memory");
+  const names = args.only ? [args.only] : NAMES.filter((n) => n !== "memory");
   const started = performance.now();
   const load0 = await loadavg();
   // One record per repetition, merged across figures.
@@ -337,6 +417,7 @@ async function main(): Promise<number> {
     }
   } finally {
     cleanupAll();
+    await dropSchemas();
   }
   const keys = [...new Set(reps.flatMap((f) => Object.keys(f)))];
   const med: Figures = Object.fromEntries(

@@ -4,6 +4,7 @@
  * for `/proc` (CPU ticks, peak RSS, children). Measures only; never changes product code or data
  * outside its own temp directory.
  */
+import postgres from "postgres";
 import { cliCommand } from "../tests/helpers.ts";
 
 export { cliCommand };
@@ -15,8 +16,9 @@ export interface RunOptions {
   /** The run's temp directory; each figure makes its own subdirectory in it. */
   dir: string;
   /**
-   * A PostgreSQL database to measure instead of SQLite files (`--db postgres://…`): each run
-   * gets a schema of its own in it, dropped afterwards. Only the figures that support it run.
+   * A PostgreSQL database to measure beside the SQLite files (`--db postgres://…`): each figure
+   * then also runs there, in the same repetition, its keys prefixed `pg_`. Every run gets a schema
+   * of its own (`pgSchema`), dropped afterwards.
    */
   pg?: string;
 }
@@ -198,6 +200,77 @@ export function startSupervisor(db: string, count: number, logFile: string): Sup
   };
 }
 
+// ---- PostgreSQL schemas ----
+
+/** A schema of its own in a PostgreSQL database, for one measurement. */
+export interface PgSchema {
+  /** The database URL with `?schema=NAME`: what queuectl is given. */
+  url: string;
+  name: string;
+  /** A client on the schema (one connection, `search_path` set), for fixtures and probes. */
+  sql: postgres.Sql;
+  /** Ends the client and drops the schema with everything in it. */
+  drop(): Promise<void>;
+}
+
+const liveSchemas = new Set<PgSchema>();
+
+/** A URL of `base` without `?schema=`, for the client. */
+function withoutSchema(base: string): string {
+  const u = new URL(base);
+  u.searchParams.delete("schema");
+  u.searchParams.delete("listen");
+  return u.toString();
+}
+
+/**
+ * A fresh schema `bench_…` in the database of `base` (queuectl creates its tables there on first
+ * open). It is dropped by `drop()`, or by `dropSchemas()` if the bench stops early.
+ */
+export function pgSchema(base: string): PgSchema {
+  const name = `bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const u = new URL(base);
+  u.searchParams.set("schema", name);
+  const sql = postgres(withoutSchema(base), {
+    max: 1,
+    onnotice: () => {},
+    connection: { application_name: `queuectl-bench-${name}`, search_path: name },
+  });
+  const s: PgSchema = {
+    url: u.toString(),
+    name,
+    sql,
+    async drop() {
+      liveSchemas.delete(s);
+      await sql.end({ timeout: 1 });
+      const admin = postgres(withoutSchema(base), { max: 1, onnotice: () => {} });
+      try {
+        // A statement of the bench's own client still running (the bench was interrupted)
+        // would hold the schema's locks: cancel it first.
+        await admin`
+          SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+          WHERE application_name = ${`queuectl-bench-${name}`}`;
+        await admin.unsafe(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+      } finally {
+        await admin.end({ timeout: 1 });
+      }
+    },
+  };
+  liveSchemas.add(s);
+  return s;
+}
+
+/** Drops every schema not dropped yet (after the children holding them are gone). */
+export async function dropSchemas() {
+  for (const s of [...liveSchemas]) {
+    try {
+      await s.drop();
+    } catch (e) {
+      progress(`could not drop schema ${s.name}: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+}
+
 // ---- /proc ----
 // Deno grants /proc only with --allow-all, which the bench task does not have: files there are
 // read through `grep` (one short-lived process per read, a few ms of CPU).
@@ -279,6 +352,24 @@ export async function peakRssMb(pids: number[]): Promise<Map<number, number>> {
     if (m) out.set(p, Number(m[1]) / 1024);
   }
   return out;
+}
+
+/**
+ * CPU µs used so far by the PostgreSQL server on this machine: every `postgres` process's own
+ * CPU, plus what the postmaster reaped from its ended backends. Every client of the server counts,
+ * not only the bench's.
+ */
+export async function pgServerCpuUs(): Promise<number> {
+  let ticks = 0;
+  const stats = [...(await readProcFiles(["/proc/[0-9]*/stat"], true)).values()];
+  const pg = stats.filter((st) => st.includes(" (postgres) "));
+  const pids = new Set(pg.map((st) => st.split(" ")[0]));
+  for (const st of pg) {
+    const f = statFields(st).map(Number);
+    ticks += f[11] + f[12];
+    if (!pids.has(String(f[1]))) ticks += f[13] + f[14]; // the postmaster
+  }
+  return (ticks * 1e6) / CLK_TCK;
 }
 
 /** The 1-minute load average, as text. */

@@ -11,6 +11,12 @@
  * is what the whole process tree used (the bench's reaped-children CPU before and after), split
  * into the worker processes' own CPU, their jobs' (`sh`, reaped by the workers) and the
  * supervisor's, read from /proc just before the stop.
+ *
+ * With `--db postgres://…` the 4-worker drain runs again in the same repetition on a fresh
+ * PostgreSQL schema (the order of the two stores alternating between repetitions), read through a
+ * client of its own; its ratio is taken both to xargs and to the SQLite drain just measured. The
+ * server's CPU (all its processes, `pgServerCpuUs`) is shown beside the tree's, since it runs on the
+ * same cores.
  */
 import { cpuUsage } from "node:process";
 import { DatabaseSync } from "node:sqlite";
@@ -22,6 +28,9 @@ import {
   cpuTicks,
   type Figures,
   peakRssMb,
+  type PgSchema,
+  pgSchema,
+  pgServerCpuUs,
   progress,
   reapedChildrenCpuUs,
   type RunOptions,
@@ -79,37 +88,77 @@ async function denoSpawnRun(n: number, parallel: number): Promise<{ rate: number
   return { rate: n / s, cpuUs: (self.user + self.system + kids) / n };
 }
 
-/** Counts per state, read through a fresh read-only connection. */
-function stateCounts(db: string): Record<string, number> {
-  const conn = new DatabaseSync(db, { readOnly: true, timeout: 5_000 });
-  try {
-    const rows = conn.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all();
-    return Object.fromEntries(rows.map((r) => [r.state as string, r.n as number]));
-  } finally {
-    conn.close();
-  }
+/** Reads the drain's progress without going through queuectl. */
+interface Probe {
+  /** Jobs per state. */
+  counts(): Promise<Record<string, number>>;
+  /** The latest `finished_at` (epoch ms). */
+  lastFinishedAt(): Promise<number>;
+  /** For a stall's diagnosis. */
+  describe(): Promise<string>;
 }
 
-/** Whether some connection holds the write lock right now (for a stall's diagnosis). */
-function writeLockHeld(db: string): boolean {
-  const conn = new DatabaseSync(db, { timeout: 0 });
-  try {
-    conn.exec("BEGIN IMMEDIATE; ROLLBACK");
-    return false;
-  } catch {
-    return true;
-  } finally {
-    conn.close();
-  }
+/** A fresh read-only connection per read of the SQLite file. */
+function sqliteProbe(db: string): Probe {
+  const read = <T>(fn: (conn: DatabaseSync) => T): T => {
+    const conn = new DatabaseSync(db, { readOnly: true, timeout: 5_000 });
+    try {
+      return fn(conn);
+    } finally {
+      conn.close();
+    }
+  };
+  return {
+    counts: () =>
+      Promise.resolve(read((conn) => {
+        const rows = conn.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all();
+        return Object.fromEntries(rows.map((r) => [r.state as string, r.n as number]));
+      })),
+    lastFinishedAt: () =>
+      Promise.resolve(
+        read((conn) => conn.prepare("SELECT max(finished_at) AS t FROM jobs").get()!.t as number),
+      ),
+    describe() {
+      // Whether some connection holds the write lock right now.
+      const conn = new DatabaseSync(db, { timeout: 0 });
+      try {
+        conn.exec("BEGIN IMMEDIATE; ROLLBACK");
+        return Promise.resolve("write lock held: false");
+      } catch {
+        return Promise.resolve("write lock held: true");
+      } finally {
+        conn.close();
+      }
+    },
+  };
 }
 
-function lastFinishedAt(db: string): number {
-  const conn = new DatabaseSync(db, { readOnly: true, timeout: 5_000 });
-  try {
-    return conn.prepare("SELECT max(finished_at) AS t FROM jobs").get()!.t as number;
-  } finally {
-    conn.close();
-  }
+/**
+ * The bench's own client on the schema. Polls read the per-state counts the store keeps (a few
+ * rows; counting the jobs ten times a second would load the server the drain shares); the last
+ * read checks them against the jobs themselves.
+ */
+function pgProbe(schema: PgSchema): Probe {
+  const { sql } = schema;
+  return {
+    async counts() {
+      const rows = await sql`SELECT state, sum(n)::int AS n FROM job_counts GROUP BY state`;
+      return Object.fromEntries(rows.map((r) => [r.state as string, r.n as number]));
+    },
+    async lastFinishedAt() {
+      const [r] = await sql`
+        SELECT max(finished_at)::float8 AS t, count(*) FILTER (WHERE state <> 'completed') AS left
+        FROM jobs`;
+      if (Number(r.left) > 0) throw new Error(`${r.left} jobs not completed after the drain`);
+      return r.t as number;
+    },
+    async describe() {
+      const rows = await sql`
+        SELECT pid, state, wait_event_type, wait_event, left(query, 60) AS query
+        FROM pg_stat_activity WHERE application_name = 'queuectl'`;
+      return `server sessions: ${JSON.stringify(rows)}`;
+    },
+  };
 }
 
 interface DrainResult {
@@ -121,16 +170,28 @@ interface DrainResult {
   jobsCpuUs: number;
   supervisorRssMb: number;
   workerRssMb: number;
+  /** PostgreSQL server CPU per job over the drain (NaN on SQLite). */
+  serverCpuUs: number;
 }
 
-/** Enqueues n `true` jobs and drains them with `worker start --count`; see the module doc. */
-async function queuectlRun(dir: string, n: number, count: number): Promise<DrainResult> {
+/**
+ * Enqueues n `true` jobs and drains them with `worker start --count`; see the module doc. On
+ * SQLite when `schema` is not given.
+ */
+async function queuectlRun(
+  dir: string,
+  n: number,
+  count: number,
+  schema?: PgSchema,
+): Promise<DrainResult> {
   await Deno.mkdir(dir, { recursive: true });
-  const db = `${dir}/queue.db`;
+  const db = schema ? schema.url : `${dir}/queue.db`;
+  const probe = schema ? pgProbe(schema) : sqliteProbe(db);
   const file = `${dir}/jobs.ndjson`;
   await Deno.writeTextFile(file, '{"command":"true"}\n'.repeat(n));
   await cli(db, ["enqueue", "--file", file]);
 
+  const server0 = schema ? await pgServerCpuUs() : NaN;
   const cpu0 = await reapedChildrenCpuUs();
   const t0 = Date.now();
   const sup = startSupervisor(db, count, `${dir}/supervisor.log`);
@@ -140,13 +201,14 @@ async function queuectlRun(dir: string, n: number, count: number): Promise<Drain
     supervisorCpuUs: NaN,
     workersCpuUs: NaN,
     jobsCpuUs: NaN,
+    serverCpuUs: NaN,
   };
   try {
     let done = 0;
     let progressAt = Date.now();
     for (;;) {
       await sleep(POLL_MS);
-      const c = stateCounts(db);
+      const c = await probe.counts();
       const finished = (c.completed ?? 0) + (c.dead ?? 0) + (c.failed ?? 0);
       if ((c.dead ?? 0) + (c.failed ?? 0) > 0) {
         throw new Error(
@@ -157,8 +219,8 @@ async function queuectlRun(dir: string, n: number, count: number): Promise<Drain
       if (done >= n) break;
       if (Date.now() - progressAt > STALL_MS) {
         throw new Error(
-          `no job finished for ${STALL_MS} ms: ${JSON.stringify(c)}; write lock held: ` +
-            `${writeLockHeld(db)}\n${await sup.diagnose()}`,
+          `no job finished for ${STALL_MS} ms: ${JSON.stringify(c)}; ` +
+            `${await probe.describe()}\n${await sup.diagnose()}`,
         );
       }
     }
@@ -174,12 +236,13 @@ async function queuectlRun(dir: string, n: number, count: number): Promise<Drain
       supervisorCpuUs: us(ticks.get(sup.pid)?.own ?? NaN),
       workersCpuUs: us(sum((t) => t.own)),
       jobsCpuUs: us(sum((t) => t.reaped)),
+      serverCpuUs: schema ? ((await pgServerCpuUs()) - server0) / n : NaN,
     };
   } finally {
     const code = await sup.stop();
     if (code !== 0) progress(`supervisor exited ${code}\n${await sup.diagnose()}`);
   }
-  const s = (lastFinishedAt(db) - t0) / 1000;
+  const s = ((await probe.lastFinishedAt()) - t0) / 1000;
   return { rate: n / s, cpuUs: ((await reapedChildrenCpuUs()) - cpu0) / n, ...extra };
 }
 
@@ -190,6 +253,7 @@ export async function drain(
   baseline = true,
 ): Promise<Figures[]> {
   const n = opts.quick ? 300 : 10_000;
+  const pgCount = Math.max(...counts);
   const reps: Figures[] = [];
   for (let rep = 1; rep <= opts.reps; rep++) {
     const f: Figures = { drain_jobs: n };
@@ -204,18 +268,38 @@ export async function drain(
         f[`deno_spawn_cpu_us_per_job_${count}`] = d.cpuUs;
         f[`deno_spawn_ratio_${count}`] = d.rate / x.rate;
       }
-      const q = await queuectlRun(`${opts.dir}/drain-${count}-${rep}`, n, count);
-      f[`drain_jobs_per_s_${count}`] = q.rate;
-      f[`drain_cpu_us_per_job_${count}`] = q.cpuUs;
-      f[`drain_cpu_us_workers_${count}`] = q.workersCpuUs;
-      f[`drain_cpu_us_jobs_${count}`] = q.jobsCpuUs;
-      f[`drain_cpu_us_supervisor_${count}`] = q.supervisorCpuUs;
-      if (baseline) f[`drain_ratio_${count}`] = q.rate / f[`xargs_jobs_per_s_${count}`];
-      if (count === Math.max(...counts)) {
-        f.supervisor_rss_mb = q.supervisorRssMb;
-        f.worker_rss_mb = q.workerRssMb;
+      // Both stores in this repetition, the first one alternating between repetitions.
+      const stores = opts.pg && count === pgCount ? ["", "pg_"] : [""];
+      if (rep % 2 === 0) stores.reverse();
+      for (const tag of stores) {
+        const dir = `${opts.dir}/drain-${tag}${count}-${rep}`;
+        const schema = tag ? pgSchema(opts.pg!) : undefined;
+        if (tag) progress(`drain: the same on PostgreSQL (schema ${schema!.name})`);
+        let q: DrainResult;
+        try {
+          q = await queuectlRun(dir, n, count, schema);
+        } finally {
+          await schema?.drop();
+        }
+        f[`${tag}drain_jobs_per_s_${count}`] = q.rate;
+        f[`${tag}drain_cpu_us_per_job_${count}`] = q.cpuUs;
+        f[`${tag}drain_cpu_us_workers_${count}`] = q.workersCpuUs;
+        f[`${tag}drain_cpu_us_jobs_${count}`] = q.jobsCpuUs;
+        f[`${tag}drain_cpu_us_supervisor_${count}`] = q.supervisorCpuUs;
+        if (tag) f[`${tag}drain_cpu_us_server_${count}`] = q.serverCpuUs;
+        if (baseline) {
+          f[`${tag}drain_ratio_${count}`] = q.rate / f[`xargs_jobs_per_s_${count}`];
+        }
+        if (count === pgCount) {
+          f[`${tag}supervisor_rss_mb`] = q.supervisorRssMb;
+          f[`${tag}worker_rss_mb`] = q.workerRssMb;
+        }
+        await Deno.remove(dir, { recursive: true });
       }
-      await Deno.remove(`${opts.dir}/drain-${count}-${rep}`, { recursive: true });
+      if (stores.length === 2) {
+        f[`pg_drain_vs_sqlite_${count}`] = f[`pg_drain_jobs_per_s_${count}`] /
+          f[`drain_jobs_per_s_${count}`];
+      }
     }
     reps.push(f);
   }
@@ -224,8 +308,7 @@ export async function drain(
 
 /** Figure 7 alone: a drain with 4 workers, memory only. */
 export async function memory(opts: RunOptions): Promise<Figures[]> {
-  return (await drain(opts, [4], false)).map((f) => ({
-    supervisor_rss_mb: f.supervisor_rss_mb,
-    worker_rss_mb: f.worker_rss_mb,
-  }));
+  return (await drain(opts, [4], false)).map((f) =>
+    Object.fromEntries(Object.entries(f).filter(([k]) => k.endsWith("rss_mb")))
+  );
 }

@@ -10,8 +10,13 @@
  *
  * Idle CPU: utime + stime (/proc/PID/stat) of the supervisor and its workers over a quiet window
  * with an empty queue, as a percentage of one core.
+ *
+ * With `--db postgres://…` the same samples run again in each repetition on a fresh PostgreSQL
+ * schema, enqueued through `PostgresStore.enqueue` (durable, as the CLI), with the workers waking on
+ * LISTEN/NOTIFY; keys `pg_…`, against the same floor.
  */
-import { SqliteStore } from "../lib/store/sqlite.ts";
+import { openStore } from "../lib/store/open.ts";
+import type { Store } from "../lib/store/store.ts";
 import {
   calibrateClock,
   childrenOf,
@@ -20,6 +25,7 @@ import {
   type Figures,
   median,
   percentile,
+  pgSchema,
   progress,
   type RunOptions,
   sleep,
@@ -78,6 +84,54 @@ async function cpuPercent(pids: number[], ms: number): Promise<number> {
   return (ticks / CLK_TCK / s) * 100;
 }
 
+/** Pickup samples and idle CPU against one store, `db`, opened as `store`. */
+async function pickupRun(
+  dir: string,
+  db: string,
+  store: Store,
+  samples: number,
+  idleMs: number,
+): Promise<Figures> {
+  const sup = startSupervisor(db, 2, `${dir}/supervisor.log`);
+  try {
+    await waitUntil(async () => (await store.listWorkers()).length === 2, "2 workers", {
+      timeoutMs: 30_000,
+    });
+    await sleep(500);
+    const lat: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const file = `${dir}/pick-${i}`;
+      const clock = calibrateClock();
+      const now = Date.now();
+      await store.enqueue([{
+        id: `p${i}`,
+        command: `date +%s%N > ${file}`,
+        maxRetries: 0,
+        priority: 0,
+        runAt: now,
+        timeoutMs: 0,
+        cwd: dir,
+        env: null,
+      }], now);
+      const committed = clock();
+      lat.push((await waitStamp(file)) - committed);
+      await waitUntil(async () => (await store.getJob(`p${i}`))?.state === "completed", "job");
+      await sleep(50 + Math.random() * 100);
+    }
+    await sleep(1_000);
+    const idle = await cpuPercent([sup.pid, ...(await childrenOf(sup.pid))], idleMs);
+    return {
+      pickup_p50_ms: percentile(lat, 50),
+      pickup_p99_ms: percentile(lat, 99),
+      pickup_max_ms: Math.max(...lat),
+      idle_cpu_percent: idle,
+    };
+  } finally {
+    const code = await sup.stop();
+    if (code !== 0) progress(`supervisor exited ${code}\n${await sup.diagnose()}`);
+  }
+}
+
 export async function pickup(opts: RunOptions): Promise<Figures[]> {
   const samples = opts.quick ? 8 : 50;
   const idleMs = opts.quick ? 1_000 : 5_000;
@@ -86,49 +140,32 @@ export async function pickup(opts: RunOptions): Promise<Figures[]> {
     progress(`pickup: ${samples} samples + ${idleMs / 1000} s idle, rep ${rep}/${opts.reps}`);
     const dir = `${opts.dir}/pickup-${rep}`;
     await Deno.mkdir(dir, { recursive: true });
+    const f: Figures = { pickup_floor_ms: await floorMs(dir, Math.min(samples, 20)) };
     const db = `${dir}/queue.db`;
-    const store = SqliteStore.open(db);
-    const floor = await floorMs(dir, Math.min(samples, 20));
-    const sup = startSupervisor(db, 2, `${dir}/supervisor.log`);
+    const store = await openStore(db);
     try {
-      await waitUntil(async () => (await store.listWorkers()).length === 2, "2 workers", {
-        timeoutMs: 30_000,
-      });
-      await sleep(500);
-      const lat: number[] = [];
-      for (let i = 0; i < samples; i++) {
-        const file = `${dir}/pick-${i}`;
-        const clock = calibrateClock();
-        const now = Date.now();
-        await store.enqueue([{
-          id: `p${i}`,
-          command: `date +%s%N > ${file}`,
-          maxRetries: 0,
-          priority: 0,
-          runAt: now,
-          timeoutMs: 0,
-          cwd: dir,
-          env: null,
-        }], now);
-        const committed = clock();
-        lat.push((await waitStamp(file)) - committed);
-        await waitUntil(async () => (await store.getJob(`p${i}`))?.state === "completed", "job");
-        await sleep(50 + Math.random() * 100);
-      }
-      await sleep(1_000);
-      const idle = await cpuPercent([sup.pid, ...(await childrenOf(sup.pid))], idleMs);
-      reps.push({
-        pickup_p50_ms: percentile(lat, 50),
-        pickup_p99_ms: percentile(lat, 99),
-        pickup_max_ms: Math.max(...lat),
-        pickup_floor_ms: floor,
-        idle_cpu_percent: idle,
-      });
+      Object.assign(f, await pickupRun(dir, db, store, samples, idleMs));
     } finally {
-      const code = await sup.stop();
-      if (code !== 0) progress(`supervisor exited ${code}\n${await sup.diagnose()}`);
       await store.close();
     }
+    if (opts.pg) {
+      const schema = pgSchema(opts.pg);
+      progress(`pickup: the same on PostgreSQL (schema ${schema.name})`);
+      const pgDir = `${dir}/pg`;
+      await Deno.mkdir(pgDir);
+      try {
+        const pg = await openStore(schema.url);
+        try {
+          const r = await pickupRun(pgDir, schema.url, pg, samples, idleMs);
+          for (const [k, v] of Object.entries(r)) f[`pg_${k}`] = v;
+        } finally {
+          await pg.close();
+        }
+      } finally {
+        await schema.drop();
+      }
+    }
+    reps.push(f);
     await Deno.remove(dir, { recursive: true });
   }
   return reps;
