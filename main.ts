@@ -33,7 +33,6 @@ import {
 import type { RouteMap } from "@stricli/core";
 import { QueuectlError } from "./lib/errors.ts";
 import { buildProgram } from "./lib/cli/program.ts";
-import { disableColor, fitHelp } from "./lib/cli/format.ts";
 import { writeAll } from "./lib/write_all.ts";
 
 // A PostgreSQL store needs network permission for its server alone, which the tasks cannot name
@@ -225,7 +224,7 @@ function helpHint(args: string[]): string {
   return `see queuectl ${words ? words + " " : ""}--help`;
 }
 
-const app = buildProgram({
+const app = await buildProgram({
   ...text_en,
   exceptionWhileRunningCommand: describe,
   commandErrorResult: describe,
@@ -251,17 +250,25 @@ const app = buildProgram({
       (fixes.length > 0 ? `; did you mean ${orList(fixes)}?` : "") +
       `; ${helpHint(before)}`;
   },
-});
+}, Deno.args);
 
 const input = globalInput(app.root, Deno.args);
 const args = input.args;
-if (input.noColor) disableColor();
+// Tables and help are formatted by format.ts, which a command that prints neither never loads.
+if (input.noColor) (await import("./lib/cli/format.ts")).disableColor();
 
 // The parser reports every problem it found; one line is enough to act on, so show the first.
 let errorShown = false;
+/** Help, and any output after it, held until format.ts is loaded to fit it. */
+const held: string[] = [];
 const proc = {
   // Help comes from the parser with columns as wide as its longest line: fit it in 80.
-  stdout: { write: (s: string) => writeAll(Deno.stdout, s.startsWith("USAGE\n") ? fitHelp(s) : s) },
+  stdout: {
+    write: (s: string) => {
+      if (held.length > 0 || s.startsWith("USAGE\n")) held.push(s);
+      else writeAll(Deno.stdout, s);
+    },
+  },
   stderr: {
     write: (s: string) => {
       if (errorShown || s.trim() === "") return; // "" is a closed pipe: nothing to say
@@ -273,6 +280,15 @@ const proc = {
   exitCode: undefined as number | string | null | undefined,
 };
 await run(app, args, { process: proc });
+if (held.length > 0) {
+  const { fitHelp } = await import("./lib/cli/format.ts");
+  try {
+    for (const s of held) writeAll(Deno.stdout, s.startsWith("USAGE\n") ? fitHelp(s) : s);
+  } catch (e) {
+    // A reader that went away (`queuectl --help | head -1`) got what it wanted.
+    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+  }
+}
 // A group without its command printed its help: still a usage mistake, said in one line.
 if (input.incomplete !== null && proc.exitCode === 0) {
   proc.stderr.write(`queuectl: ${input.incomplete}\n`);

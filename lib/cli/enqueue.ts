@@ -17,7 +17,7 @@ import {
 } from "../spec.ts";
 import type { NewJob } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
-import { out, outJson } from "./format.ts";
+import { writeAll } from "../write_all.ts";
 
 interface EnqueueFlags extends DbFlags {
   id?: string;
@@ -30,6 +30,11 @@ interface EnqueueFlags extends DbFlags {
   env?: string[];
   file?: string;
   json: boolean;
+}
+
+// Not format.ts's `out`: that module loads the terminal-width tables, which enqueue never needs.
+function out(text: string) {
+  writeAll(Deno.stdout, text + "\n");
 }
 
 async function readInput(file: string): Promise<string> {
@@ -303,7 +308,13 @@ async function enqueue(this: Context, flags: EnqueueFlags, ...args: string[]) {
     checkDirectories(jobs);
     await store.enqueue(jobs, ctx.now);
     if (flags.json) {
-      outJson(jobs.map((j) => ({ id: j.id, run_at: new Date(j.runAt).toISOString() })));
+      out(
+        JSON.stringify(
+          jobs.map((j) => ({ id: j.id, run_at: new Date(j.runAt).toISOString() })),
+          null,
+          2,
+        ),
+      );
     } else if (jobs.length === 1) {
       const j = jobs[0];
       const later = j.runAt > ctx.now ? ` (runs in ${formatDuration(j.runAt - ctx.now)})` : "";
