@@ -61,8 +61,13 @@ export function namedRoute(args: readonly string[]): string | null {
 /**
  * The application for `args`: with the named command's module only when the input names one (the
  * tree then routes that input exactly as the whole tree would), else with every command.
+ * `exitCodeOf` maps an error a command threw to the exit code (main.ts owns the codes).
  */
-export async function buildProgram(text: ApplicationText, args: readonly string[]) {
+export async function buildProgram(
+  text: ApplicationText,
+  args: readonly string[],
+  exitCodeOf: (e: unknown) => number,
+) {
   const only = namedRoute(args);
   const names = only === null ? Object.keys(ROUTES) : [only];
   const targets = await Promise.all(names.map((n) => ROUTES[n]()));
@@ -95,12 +100,6 @@ export async function buildProgram(text: ApplicationText, args: readonly string[
     scanner: { caseStyle: "allow-kebab-for-camel", allowArgumentEscapeSequence: true },
     documentation: { caseStyle: "convert-camel-to-kebab" },
     localization: { loadText: () => text },
-    // A reader that went away (`queuectl list | head`) got what it wanted: exit 0, quietly.
-    determineExitCode: (e) =>
-      e instanceof Deno.errors.BrokenPipe
-        ? 0
-        : e && typeof e === "object" && "exitCode" in e
-        ? Number(e.exitCode)
-        : 1,
+    determineExitCode: exitCodeOf,
   });
 }
