@@ -7,6 +7,9 @@
  * reworded here so that they read like ours and point at the right `--help`.
  *
  * `queuectl __worker …` is the worker process the supervisor spawns; it skips the CLI entirely.
+ * The common shapes of `enqueue` skip the parser (see `simpleEnqueueInput`): nothing but that
+ * command's own modules is loaded for them. Every other input goes through the parser, which loads
+ * only the module of the command it names (lib/cli/program.ts).
  */
 if (Deno.args[0] === "__worker") {
   const { workerMain } = await import("./workers/worker.ts");

@@ -55,7 +55,10 @@ async function readInput(file: string): Promise<string> {
  */
 function checkDirectories(jobs: NewJob[]) {
   const seen = new Set<string>();
+  let last: string | undefined;
   for (const j of jobs) {
+    if (j.cwd === last) continue; // most jobs of a file share one directory
+    last = j.cwd;
     if (seen.has(j.cwd)) continue;
     seen.add(j.cwd);
     let isDir = false;

@@ -339,19 +339,20 @@ export class SqliteStore implements Store {
       // (which hands each row to `->>` already parsed, where json_each would print it again).
       // A column with one value for every job (often all but id and command) is bound once
       // instead: reading a value out of the JSON for every row costs more than binding it once.
-      const rows: SQLInputValue[][] = jobs.map(() => []);
       const columns: string[] = [];
       const params: SQLInputValue[] = [];
+      const varying: Array<(j: NewJob) => SQLInputValue> = [];
       for (const [, read] of NEW_JOB_COLUMNS) {
         const first = read(jobs[0]);
         if (jobs.every((j) => read(j) === first)) {
           columns.push("?");
           params.push(first);
         } else {
-          columns.push(`value->>${rows[0].length}`);
-          for (let i = 0; i < jobs.length; i++) rows[i].push(read(jobs[i]));
+          columns.push(`value->>${varying.length}`);
+          varying.push(read);
         }
       }
+      const rows = jobs.map((j) => varying.map((read) => read(j)));
       try {
         this.#tx(() => {
           this.#run(
