@@ -137,6 +137,7 @@ function fileIdentity(path: string): string | null {
     return null;
   }
 }
+
 /** The columns `enqueue` fills from a `NewJob`, each with how its value is read. */
 const NEW_JOB_COLUMNS: ReadonlyArray<readonly [string, (j: NewJob) => SQLInputValue]> = [
   ["id", (j) => j.id],
