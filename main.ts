@@ -7,39 +7,37 @@
  * reworded here so that they read like ours and point at the right `--help`.
  *
  * `queuectl __worker …` is the worker process the supervisor spawns; it skips the CLI entirely.
+ * The common shapes of `enqueue` skip the parser (see `simpleEnqueueInput`): nothing but that
+ * command's own modules is loaded for them. Every other input goes through the parser, which loads
+ * only the module of the command it names (lib/cli/program.ts).
  */
 if (Deno.args[0] === "__worker") {
   const { workerMain } = await import("./workers/worker.ts");
   Deno.exit(await workerMain(Deno.args.slice(1)));
 }
 
-import {
+import type {
   AliasNotFoundError,
-  ArgumentParseError,
-  type ArgumentScannerError,
-  type Command,
-  type CommandContext,
+  ArgumentParseError as ArgumentParseErrorType,
+  ArgumentScannerError,
+  Command,
+  CommandContext,
   EnumValidationError,
   FlagNotFoundError,
-  formatMessageForArgumentScannerError,
   InvalidNegatedFlagSyntaxError,
-  run,
-  text_en,
+  RouteMap,
   UnexpectedFlagError,
   UnexpectedPositionalError,
   UnsatisfiedFlagError,
   UnsatisfiedPositionalError,
 } from "@stricli/core";
-import type { RouteMap } from "@stricli/core";
 import { QueuectlError } from "./lib/errors.ts";
-import { buildProgram } from "./lib/cli/program.ts";
-import { disableColor, fitHelp } from "./lib/cli/format.ts";
+import { dbLocationsOf, netAddressOf } from "./lib/store/location.ts";
 import { writeAll } from "./lib/write_all.ts";
 
 // A PostgreSQL store needs network permission for its server alone, which the tasks cannot name
 // in advance: under `deno run`, run again with `--allow-net=HOST:PORT` added (once).
 {
-  const { dbLocationsOf, netAddressOf } = await import("./lib/store/location.ts");
   const nets = dbLocationsOf(Deno.args).map(netAddressOf).filter((n) => n !== null);
   const net = nets.join(",");
   const self = net && !Deno.env.get("QUEUECTL_NET_GRANTED") &&
@@ -103,6 +101,50 @@ function oneLine(message: string): string {
         : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
   ) + end;
 }
+
+/** The exit code of an error a command threw (see the top of this file). */
+function exitCodeOf(e: unknown): number {
+  // A reader that went away (`queuectl list | head`) got what it wanted: exit 0, quietly.
+  if (e instanceof Deno.errors.BrokenPipe) return 0;
+  return e && typeof e === "object" && "exitCode" in e ? Number(e.exitCode) : 1;
+}
+
+// Several problems may be found at once; one line is enough to act on, so show the first.
+let errorShown = false;
+const stderr = {
+  write: (s: string) => {
+    if (errorShown || s.trim() === "") return; // "" is a closed pipe: nothing to say
+    errorShown = s.startsWith("queuectl: ");
+    if (errorShown && !s.startsWith("queuectl: internal error:")) s = oneLine(s);
+    writeAll(Deno.stderr, s);
+  },
+};
+
+// The common shapes of `enqueue` (a job argument, --file, a command after --; with --db and
+// --json) run without loading the parser: one enqueue's start-up is what users wait for.
+// Anything else goes through the parser below, as every other command does.
+if (Deno.args.includes("enqueue")) {
+  const { enqueue, simpleEnqueueInput } = await import("./lib/cli/enqueue_run.ts");
+  const simple = simpleEnqueueInput(Deno.args);
+  if (simple !== null) {
+    let code = 0;
+    try {
+      await enqueue(simple.flags, ...simple.args);
+    } catch (e) {
+      stderr.write(`${describe(e)}\n`);
+      code = exitCodeOf(e);
+    }
+    Deno.exit(code);
+  }
+}
+
+const {
+  ArgumentParseError,
+  formatMessageForArgumentScannerError,
+  run,
+  text_en,
+} = await import("@stricli/core");
+const { buildProgram } = await import("./lib/cli/program.ts");
 
 type Target = Command<CommandContext> | RouteMap<CommandContext>;
 
@@ -192,7 +234,7 @@ const scannerMessages = {
       ? `; did you mean ${orList(e.corrections.map((c) => `--${c}`))}?`
       : ""),
   AliasNotFoundError: (e: AliasNotFoundError) => `unknown flag -${e.input}`,
-  ArgumentParseError: (e: ArgumentParseError) =>
+  ArgumentParseError: (e: ArgumentParseErrorType) =>
     `bad value "${e.input}" for ${e.externalFlagNameOrPlaceholder}: ${
       e.exception instanceof Error ? e.exception.message : String(e.exception)
     }`,
@@ -225,54 +267,66 @@ function helpHint(args: string[]): string {
   return `see queuectl ${words ? words + " " : ""}--help`;
 }
 
-const app = buildProgram({
-  ...text_en,
-  exceptionWhileRunningCommand: describe,
-  commandErrorResult: describe,
-  exceptionWhileParsingArguments: (e) => {
-    if (e instanceof ArgumentParseError && e.exception instanceof QueuectlError) {
-      return `queuectl: ${e.exception.message}`;
-    }
-    if (e instanceof Error && e.constructor.name in scannerMessages) {
-      const msg = formatMessageForArgumentScannerError(
-        e as ArgumentScannerError,
-        scannerMessages as never,
-      );
-      return `queuectl: ${msg}; ${helpHint(args)}`;
-    }
-    return describe(e);
+const app = await buildProgram(
+  {
+    ...text_en,
+    exceptionWhileRunningCommand: describe,
+    commandErrorResult: describe,
+    exceptionWhileParsingArguments: (e) => {
+      if (e instanceof ArgumentParseError && e.exception instanceof QueuectlError) {
+        return `queuectl: ${e.exception.message}`;
+      }
+      if (e instanceof Error && e.constructor.name in scannerMessages) {
+        const msg = formatMessageForArgumentScannerError(
+          e as ArgumentScannerError,
+          scannerMessages as never,
+        );
+        return `queuectl: ${msg}; ${helpHint(args)}`;
+      }
+      return describe(e);
+    },
+    noCommandRegisteredForInput: ({ input, corrections }) => {
+      const before = args.slice(0, Math.max(0, args.indexOf(input)));
+      const what = input.startsWith("-") ? "flag" : "command";
+      // Corrections are command names: none for a mistyped flag.
+      const fixes = what === "flag" ? [] : corrections.map((c) => `"${c.replaceAll("`", "")}"`);
+      return `queuectl: unknown ${what} "${input}"` +
+        (fixes.length > 0 ? `; did you mean ${orList(fixes)}?` : "") +
+        `; ${helpHint(before)}`;
+    },
   },
-  noCommandRegisteredForInput: ({ input, corrections }) => {
-    const before = args.slice(0, Math.max(0, args.indexOf(input)));
-    const what = input.startsWith("-") ? "flag" : "command";
-    // Corrections are command names: none for a mistyped flag.
-    const fixes = what === "flag" ? [] : corrections.map((c) => `"${c.replaceAll("`", "")}"`);
-    return `queuectl: unknown ${what} "${input}"` +
-      (fixes.length > 0 ? `; did you mean ${orList(fixes)}?` : "") +
-      `; ${helpHint(before)}`;
-  },
-});
+  Deno.args,
+  exitCodeOf,
+);
 
 const input = globalInput(app.root, Deno.args);
 const args = input.args;
-if (input.noColor) disableColor();
+// Tables and help are formatted by format.ts, which a command that prints neither never loads.
+if (input.noColor) (await import("./lib/cli/format.ts")).disableColor();
 
-// The parser reports every problem it found; one line is enough to act on, so show the first.
-let errorShown = false;
+/** Help, and any output after it, held until format.ts is loaded to fit it. */
+const held: string[] = [];
 const proc = {
   // Help comes from the parser with columns as wide as its longest line: fit it in 80.
-  stdout: { write: (s: string) => writeAll(Deno.stdout, s.startsWith("USAGE\n") ? fitHelp(s) : s) },
-  stderr: {
+  stdout: {
     write: (s: string) => {
-      if (errorShown || s.trim() === "") return; // "" is a closed pipe: nothing to say
-      errorShown = s.startsWith("queuectl: ");
-      if (errorShown && !s.startsWith("queuectl: internal error:")) s = oneLine(s);
-      writeAll(Deno.stderr, s);
+      if (held.length > 0 || s.startsWith("USAGE\n")) held.push(s);
+      else writeAll(Deno.stdout, s);
     },
   },
+  stderr,
   exitCode: undefined as number | string | null | undefined,
 };
 await run(app, args, { process: proc });
+if (held.length > 0) {
+  const { fitHelp } = await import("./lib/cli/format.ts");
+  try {
+    for (const s of held) writeAll(Deno.stdout, s.startsWith("USAGE\n") ? fitHelp(s) : s);
+  } catch (e) {
+    // A reader that went away (`queuectl --help | head -1`) got what it wanted.
+    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+  }
+}
 // A group without its command printed its help: still a usage mistake, said in one line.
 if (input.incomplete !== null && proc.exitCode === 0) {
   proc.stderr.write(`queuectl: ${input.incomplete}\n`);

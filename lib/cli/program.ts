@@ -1,44 +1,80 @@
-/** Assembles the command tree from the command modules. No logic here. */
-import { buildApplication, buildRouteMap, type CommandContext } from "@stricli/core";
-import { configRoutes, initCommand } from "./config.ts";
-import { dashboardCommand } from "./dashboard.ts";
-import { dlqRoutes } from "./dlq.ts";
-import { enqueueCommand } from "./enqueue.ts";
-import { listCommand } from "./list.ts";
-import { logsCommand } from "./logs.ts";
-import { metricsCommand } from "./metrics.ts";
-import { migrateCommand } from "./migrate.ts";
-import { purgeCommand } from "./purge.ts";
-import { cancelCommand, removeCommand, retryCommand } from "./retry.ts";
-import { showCommand } from "./show.ts";
-import { statusCommand } from "./status.ts";
-import { workerRoutes } from "./worker.ts";
+/**
+ * Assembles the command tree from the command modules. No logic here.
+ *
+ * Each command group's module is loaded only when the tree needs it: an input that names one
+ * command (`queuectl enqueue …`) loads that command's module alone, so one call does not pay for
+ * the start-up of the others (the worker, the store drivers they use, the table formatting).
+ * Anything else (no command, an unknown one, root help) loads them all.
+ */
+import {
+  buildApplication,
+  buildRouteMap,
+  type Command,
+  type CommandContext,
+  type RouteMap,
+} from "@stricli/core";
 import type { ApplicationText } from "@stricli/core";
 // The version has one home, deno.json; a JSON import is bundled by `deno compile` too.
 import denoJson from "../../deno.json" with { type: "json" };
 
 export const VERSION: string = denoJson.version;
 
-export function buildProgram(text: ApplicationText) {
+type Target = Command<CommandContext> | RouteMap<CommandContext>;
+
+/** The root's routes, in the order help lists them, each with the loader of its module. */
+const ROUTES: Record<string, () => Promise<Target>> = {
+  enqueue: async () => (await import("./enqueue.ts")).enqueueCommand,
+  worker: async () => (await import("./worker.ts")).workerRoutes,
+  status: async () => (await import("./status.ts")).statusCommand,
+  list: async () => (await import("./list.ts")).listCommand,
+  show: async () => (await import("./show.ts")).showCommand,
+  logs: async () => (await import("./logs.ts")).logsCommand,
+  dlq: async () => (await import("./dlq.ts")).dlqRoutes,
+  retry: async () => (await import("./retry.ts")).retryCommand,
+  cancel: async () => (await import("./retry.ts")).cancelCommand,
+  remove: async () => (await import("./retry.ts")).removeCommand,
+  purge: async () => (await import("./purge.ts")).purgeCommand,
+  migrate: async () => (await import("./migrate.ts")).migrateCommand,
+  metrics: async () => (await import("./metrics.ts")).metricsCommand,
+  dashboard: async () => (await import("./dashboard.ts")).dashboardCommand,
+  config: async () => (await import("./config.ts")).configRoutes,
+  init: async () => (await import("./config.ts")).initCommand,
+};
+
+/**
+ * The one route `args` (the process's arguments) name, or `null` when they name none for sure.
+ * Reads them as main.ts's `globalInput` does: `--no-color` before `--` removed, `--db PATH`
+ * before the command skipped, `help COMMAND` read as COMMAND.
+ */
+export function namedRoute(args: readonly string[]): string | null {
+  const dashes = args.indexOf("--");
+  const rest = args.filter((a, i) => a !== "--no-color" || (dashes !== -1 && i > dashes));
+  let i = 0;
+  for (;;) {
+    if (rest[i] === "--db" && i + 1 < rest.length) i += 2;
+    else if (rest[i]?.startsWith("--db=")) i++;
+    else break;
+  }
+  if (rest[i] === "help") i++;
+  const word = rest[i];
+  return word !== undefined && Object.hasOwn(ROUTES, word) ? word : null;
+}
+
+/**
+ * The application for `args`: with the named command's module only when the input names one (the
+ * tree then routes that input exactly as the whole tree would), else with every command.
+ * `exitCodeOf` maps an error a command threw to the exit code (main.ts owns the codes).
+ */
+export async function buildProgram(
+  text: ApplicationText,
+  args: readonly string[],
+  exitCodeOf: (e: unknown) => number,
+) {
+  const only = namedRoute(args);
+  const names = only === null ? Object.keys(ROUTES) : [only];
+  const targets = await Promise.all(names.map((n) => ROUTES[n]()));
   const root = buildRouteMap({
-    routes: {
-      enqueue: enqueueCommand,
-      worker: workerRoutes,
-      status: statusCommand,
-      list: listCommand,
-      show: showCommand,
-      logs: logsCommand,
-      dlq: dlqRoutes,
-      retry: retryCommand,
-      cancel: cancelCommand,
-      remove: removeCommand,
-      purge: purgeCommand,
-      migrate: migrateCommand,
-      metrics: metricsCommand,
-      dashboard: dashboardCommand,
-      config: configRoutes,
-      init: initCommand,
-    },
+    routes: Object.fromEntries(names.map((n, i) => [n, targets[i]])),
     docs: {
       brief: "queuectl: a durable background job queue for shell commands",
       fullDescription: [
@@ -66,12 +102,6 @@ export function buildProgram(text: ApplicationText) {
     scanner: { caseStyle: "allow-kebab-for-camel", allowArgumentEscapeSequence: true },
     documentation: { caseStyle: "convert-camel-to-kebab" },
     localization: { loadText: () => text },
-    // A reader that went away (`queuectl list | head`) got what it wanted: exit 0, quietly.
-    determineExitCode: (e) =>
-      e instanceof Deno.errors.BrokenPipe
-        ? 0
-        : e && typeof e === "object" && "exitCode" in e
-        ? Number(e.exitCode)
-        : 1,
+    determineExitCode: exitCodeOf,
   });
 }

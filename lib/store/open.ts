@@ -85,6 +85,11 @@ export function resolveDbPath(flag?: string): string {
 
 /** Creates the data directory (0700) and database file (0600) when missing. */
 export function ensureDataFiles(path: string): void {
+  try {
+    if (Deno.statSync(path).isFile) return; // Every call but the first: nothing to create.
+  } catch {
+    // Missing (or unreadable): created, or the reason said, below.
+  }
   const dir = dirname(path);
   try {
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });

@@ -203,6 +203,19 @@ function fileIdentity(path: string): string | null {
     return null;
   }
 }
+
+/** The columns `enqueue` fills from a `NewJob`, each with how its value is read. */
+const NEW_JOB_COLUMNS: ReadonlyArray<readonly [string, (j: NewJob) => SQLInputValue]> = [
+  ["id", (j) => j.id],
+  ["command", (j) => j.command],
+  ["max_retries", (j) => j.maxRetries],
+  ["priority", (j) => j.priority],
+  ["run_at", (j) => j.runAt],
+  ["timeout_ms", (j) => j.timeoutMs],
+  ["cwd", (j) => j.cwd],
+  ["env", (j) => j.env === null ? null : JSON.stringify(j.env)],
+];
+
 /** Up to this many jobs of the listed states are found by the state index and sorted. */
 const INDEX_SORT_MAX = 10_000;
 
@@ -291,6 +304,30 @@ export class SqliteStore implements Store {
 
   #setup(durable: boolean) {
     const db = this.#db;
+    // A schema that is current (every open but the first) needs one cheap read: user_version.
+    let version = db.prepare("PRAGMA user_version").get()!.user_version as number;
+    if (version !== SCHEMA_VERSION) version = this.#checkSchema();
+    const mode = db.prepare("PRAGMA journal_mode").get()!.journal_mode;
+    if (mode !== "wal") db.exec("PRAGMA journal_mode=WAL");
+    db.exec(
+      `PRAGMA synchronous=${durable ? "FULL" : "NORMAL"}; PRAGMA journal_size_limit=67108864`,
+    );
+    if (version < SCHEMA_VERSION) {
+      this.#tx(() => {
+        // Re-read inside the write lock: another process may have migrated meanwhile.
+        const v = db.prepare("PRAGMA user_version").get()!.user_version as number;
+        for (let i = v; i < SCHEMA_VERSION; i++) db.exec(MIGRATIONS[i]);
+        db.exec(`PRAGMA user_version=${SCHEMA_VERSION}`);
+      });
+    }
+  }
+
+  /**
+   * The schema version of a file that is new, older or newer than this queuectl, or not ours:
+   * refuses a newer one and another program's database.
+   */
+  #checkSchema(): number {
+    const db = this.#db;
     // Both read in one read transaction: another process creating the schema at this moment
     // commits its tables and its user_version together, so they are seen together or not at all.
     db.exec("BEGIN");
@@ -309,27 +346,14 @@ export class SqliteStore implements Store {
         "too_new",
       );
     }
-    if (version === 0) {
-      if (objects > 0) {
-        throw new StoreError(
-          `${this.location} is an SQLite database of another program; ` +
-            `pass --db to use another file (queuectl leaves this one untouched)`,
-          "not_ours",
-        );
-      }
+    if (version === 0 && objects > 0) {
+      throw new StoreError(
+        `${this.location} is an SQLite database of another program; ` +
+          `pass --db to use another file (queuectl leaves this one untouched)`,
+        "not_ours",
+      );
     }
-    const mode = db.prepare("PRAGMA journal_mode").get()!.journal_mode;
-    if (mode !== "wal") db.exec("PRAGMA journal_mode=WAL");
-    db.exec(`PRAGMA synchronous=${durable ? "FULL" : "NORMAL"}`);
-    db.exec("PRAGMA journal_size_limit=67108864");
-    if (version < SCHEMA_VERSION) {
-      this.#tx(() => {
-        // Re-read inside the write lock: another process may have migrated meanwhile.
-        const v = db.prepare("PRAGMA user_version").get()!.user_version as number;
-        for (let i = v; i < SCHEMA_VERSION; i++) db.exec(MIGRATIONS[i]);
-        db.exec(`PRAGMA user_version=${SCHEMA_VERSION}`);
-      });
-    }
+    return version;
   }
 
   #stmt(sql: string): StatementSync {
@@ -377,27 +401,35 @@ export class SqliteStore implements Store {
 
   enqueue(jobs: NewJob[], now: number): Promise<void> {
     return this.#do(() => {
-      const payload = JSON.stringify(jobs.map((j) => [
-        j.id,
-        j.command,
-        j.maxRetries,
-        j.priority,
-        j.runAt,
-        j.timeoutMs,
-        j.cwd,
-        j.env === null ? null : JSON.stringify(j.env),
-      ]));
+      if (jobs.length === 0) return;
+      // One statement for the whole batch: the jobs go in as one JSON array read by jsonb_each
+      // (which hands each row to `->>` already parsed, where json_each would print it again).
+      // A column with one value for every job (often all but id and command) is bound once
+      // instead: reading a value out of the JSON for every row costs more than binding it once.
+      const columns: string[] = [];
+      const params: SQLInputValue[] = [];
+      const varying: Array<(j: NewJob) => SQLInputValue> = [];
+      for (const [, read] of NEW_JOB_COLUMNS) {
+        const first = read(jobs[0]);
+        if (jobs.every((j) => read(j) === first)) {
+          columns.push("?");
+          params.push(first);
+        } else {
+          columns.push(`value->>${varying.length}`);
+          varying.push(read);
+        }
+      }
+      const rows = jobs.map((j) => varying.map((read) => read(j)));
       try {
         this.#tx(() => {
           this.#run(
-            `INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at,
-               timeout_ms, cwd, env, created_at, updated_at)
-             SELECT value->>0, value->>1, 'pending', 0, value->>2, value->>3, value->>4,
-               value->>5, value->>6, value->>7, ?, ?
-             FROM json_each(?)`,
+            `INSERT INTO jobs (${NEW_JOB_COLUMNS.map(([c]) => c).join(", ")}, state, attempts,
+               created_at, updated_at)
+             SELECT ${columns.join(", ")}, 'pending', 0, ?, ? FROM jsonb_each(?)`,
+            ...params,
             now,
             now,
-            payload,
+            JSON.stringify(rows),
           );
           this.#run("UPDATE job_counts SET n = n + ? WHERE state = 'pending'", jobs.length);
         });
