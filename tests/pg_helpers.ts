@@ -7,6 +7,8 @@
 import postgres from "postgres";
 
 export interface PgTestServer {
+  /** The name of the file's own database. */
+  name: string;
   /** The file's own database. */
   url: string;
   /** A URL naming a schema no one has used yet in that database. */
@@ -44,6 +46,7 @@ export async function pgTestServer(): Promise<PgTestServer | null> {
   const url = u.toString();
   let n = 0;
   return {
+    name,
     url,
     freshSchemaUrl() {
       const s = new URL(url);
@@ -57,4 +60,28 @@ export async function pgTestServer(): Promise<PgTestServer | null> {
         await sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       }),
   };
+}
+
+/**
+ * Every row of every table in the schema that the URL `?schema=` names, as one string, rows in
+ * a fixed order: equal dumps mean an unchanged queue.
+ */
+export function dumpSchema(schemaUrl: string): Promise<string> {
+  const u = new URL(schemaUrl);
+  const schema = u.searchParams.get("schema") ?? "queuectl";
+  u.searchParams.delete("schema");
+  return withSql(u.toString(), async (sql) => {
+    const tables = await sql<{ name: string }[]>`
+      SELECT table_name AS name FROM information_schema.tables
+      WHERE table_schema = ${schema} ORDER BY table_name`;
+    const out: Record<string, unknown> = {};
+    for (const { name } of tables) {
+      const [row] = await sql.unsafe(
+        `SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]') AS rows
+         FROM "${schema}"."${name}" t`,
+      );
+      out[name] = row.rows;
+    }
+    return JSON.stringify(out);
+  });
 }
