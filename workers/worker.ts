@@ -80,6 +80,11 @@ export async function workerMain(argv: string[]): Promise<number> {
     return await runWorker(args, wlog);
   } catch (e) {
     if (e instanceof StoreReplaced) return EXIT_STORE_REPLACED;
+    // A call that found the store gone (a dropped PostgreSQL queue) before the heartbeat did.
+    if (e instanceof StoreError && e.kind === "replaced") {
+      wlog.error("worker.store_replaced", { error: e.message, action: "stopping" });
+      return EXIT_STORE_REPLACED;
+    }
     wlog.error("worker.failed", { error: (e as Error).message });
     return 1;
   }

@@ -454,6 +454,21 @@ export class PostgresStore implements Store {
     return (row?.value as string) ?? null;
   }
 
+  /**
+   * `describePgError`, knowing that this queue existed when this process opened it: its database
+   * or its tables missing now means it was dropped under us, as a deleted SQLite file is.
+   */
+  #describe(e: unknown): Error {
+    const code = (e as { code?: string })?.code;
+    if ((code === "3D000" || code === "42P01") && this.#instance !== null) {
+      return new StoreError(
+        `the queue in ${this.location} was dropped or recreated while this process had it open`,
+        "replaced",
+      );
+    }
+    return describePgError(e, this.#url);
+  }
+
   /** Runs `fn`, retrying deadlocks, and maps errors to one-line StoreErrors. */
   async #do<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     for (let attempt = 0;; attempt++) {
@@ -461,7 +476,7 @@ export class PostgresStore implements Store {
         return await fn(this.#sql);
       } catch (e) {
         if (isRetryable(e) && attempt < 5) continue;
-        throw describePgError(e, this.#url);
+        throw this.#describe(e);
       }
     }
   }
@@ -1024,8 +1039,15 @@ export class PostgresStore implements Store {
     try {
       now = await this.#readInstance();
     } catch (e) {
-      if ((e as { code?: string }).code === "42P01") now = null;
-      else throw describePgError(e, this.#url);
+      const code = (e as { code?: string }).code;
+      if (code === "42P01" || code === "3D000") now = null;
+      else {
+        const err = describePgError(e, this.#url);
+        // A server that cannot be reached right now says nothing about which queue it holds:
+        // the caller's next calls retry until it answers (or are refused by the guard).
+        if (err instanceof StoreError && err.transient) return;
+        throw err;
+      }
     }
     if (now !== this.#instance) {
       throw new StoreError(
