@@ -253,10 +253,18 @@ export function describePgError(e: unknown, where: PgUrl): Error {
       "missing",
     );
   }
-  if (code === "28P01" || code === "28000") {
+  if (code === "28P01") {
+    // The server's words name the user, never the password; the advice names where it came from.
     return new StoreError(
-      `PostgreSQL at ${at} refused the credentials of ${where.redacted}; check the user, ` +
-        `PGPASSWORD or ~/.pgpass`,
+      `PostgreSQL at ${at} refused the credentials of ${where.redacted}: ${err.message}; ` +
+        passwordAdvice(where),
+      "denied",
+    );
+  }
+  if (code === "28000") {
+    return new StoreError(
+      `PostgreSQL at ${at} refused the credentials of ${where.redacted}: ${err.message}; ` +
+        `check the user, and the server's pg_hba.conf`,
       "denied",
     );
   }
@@ -284,6 +292,16 @@ export function describePgError(e: unknown, where: PgUrl): Error {
     return new StoreError(`lost the connection to PostgreSQL at ${at}; try again`, "unreachable");
   }
   return e;
+}
+
+/** What to check when the server refused the password: the place it came from. */
+function passwordAdvice(url: PgUrl): string {
+  if (new URL(url.clientUrl).password) return "check the password in the URL";
+  if (Deno.env.get("PGPASSWORD")) return "check PGPASSWORD";
+  if (passwordFor(url) !== undefined) {
+    return `check the password for this server in ${pgPassFile()}`;
+  }
+  return "no password was given: set PGPASSWORD or add it to ~/.pgpass";
 }
 
 /**
