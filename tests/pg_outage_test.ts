@@ -7,7 +7,7 @@
  * line, as they do when an SQLite file is deleted, instead of being restarted for ever.
  */
 import assert from "node:assert/strict";
-import { statusWithin } from "./chaos.ts";
+import { reapWithDb, statusWithin } from "./chaos.ts";
 import { cliOk, gateCommand, openGate, startWorkers, waitFor } from "./helpers.ts";
 import { canStartPrivateServer, PG_BASE, pgTestServer, privateServer } from "./pg_helpers.ts";
 
@@ -60,7 +60,7 @@ Deno.test({
   },
 });
 
-Deno.test("pg outage: the queue's database is dropped under running workers → they stop, exit 1", async () => {
+Deno.test("pg outage: the queue's database is dropped under a running job → the workers stop, exit 1", async () => {
   const server = await pgTestServer();
   if (!server) {
     console.log(`skipped: no PostgreSQL server answers at ${PG_BASE}`);
@@ -69,17 +69,27 @@ Deno.test("pg outage: the queue's database is dropped under running workers → 
   let dropped = false;
   try {
     const db = server.freshSchemaUrl();
-    await cliOk(db, ["enqueue", "--id", "j", "--", "true"]);
+    const gate = await Deno.makeTempFile({ prefix: "queuectl-gate-" });
+    await Deno.remove(gate);
+    await cliOk(db, ["enqueue", "--id", "held", "--", gateCommand(gate)]);
     const w = startWorkers(db, 2);
     let status: Deno.CommandStatus | null = null;
     try {
-      await waitFor(async () => (await jobState(db, "j")) === "completed", { what: "j completed" });
+      await waitFor(() => w.log().includes("job.started"), { what: "the held job started" });
       await server.dispose();
       dropped = true;
+      // The job ends after the drop: its result has nowhere to go.
+      await openGate(gate);
       status = await statusWithin(w.process, 60_000);
     } finally {
-      if (!status) w.signal("SIGKILL");
+      await openGate(gate);
+      if (!status) {
+        w.signal("SIGKILL");
+        // Workers that outlive their supervisor hold its pipes: end them first.
+        await reapWithDb(db, 10_000);
+      }
       await w.done();
+      await Deno.remove(gate).catch(() => {});
     }
     const log = w.log();
     assert.ok(status, `the supervisor still ran 60s after its database was dropped\n${log}`);

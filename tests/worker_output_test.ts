@@ -13,6 +13,7 @@ import {
   cliOk,
   dropStore,
   openDb,
+  reapStore,
   runCli,
   startWorkers,
   tempDb,
@@ -184,7 +185,11 @@ Deno.test("[worker] workers whose database file is deleted (schema dropped) stop
   await dropStore(t.db);
   // Bounded: workers that miss it would run for ever.
   const stopped = await statusWithin(w.process, 60_000);
-  if (!stopped) w.signal("SIGKILL");
+  if (!stopped) {
+    w.signal("SIGKILL");
+    // Workers that outlive their supervisor hold its pipes: end them first.
+    await reapStore(t.db, 10_000);
+  }
   const status = await w.done();
   assert.ok(stopped, `the workers still ran 60s after their store was deleted\n${w.log()}`);
   assert.equal(status.code, 1, w.log());

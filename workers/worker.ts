@@ -384,6 +384,8 @@ async function runOne(
       return claimed;
     } catch (e) {
       if (interrupt.aborted && !isTransient(e)) throw e;
+      // A store that was dropped under us takes no result, however long we wait.
+      if (e instanceof StoreError && e.kind === "replaced") throw e;
       log.warn("job.record_failed", {
         job: job.id,
         error: (e as Error).message,
