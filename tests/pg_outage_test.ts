@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { reapWithDb, statusWithin } from "./chaos.ts";
+import { runDir } from "../lib/store/open.ts";
 import { cliOk, gateCommand, openGate, startWorkers, waitFor } from "./helpers.ts";
 import { canStartPrivateServer, PG_BASE, pgTestServer, privateServer } from "./pg_helpers.ts";
 
@@ -51,6 +52,8 @@ Deno.test({
       await openGate(gate);
       w.signal("SIGTERM");
       if ((await statusWithin(w.process, 30_000)) === null) w.signal("SIGKILL");
+      // This host's directory for the queue (pid files, logs) lives outside the server's.
+      await Deno.remove(runDir(db), { recursive: true }).catch(() => {});
     }
     const status = await w.done();
     const log = w.log();
@@ -90,6 +93,7 @@ Deno.test("pg outage: the queue's database is dropped under a running job → th
       }
       await w.done();
       await Deno.remove(gate).catch(() => {});
+      await Deno.remove(runDir(db), { recursive: true }).catch(() => {});
     }
     const log = w.log();
     assert.ok(status, `the supervisor still ran 60s after its database was dropped\n${log}`);
