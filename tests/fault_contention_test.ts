@@ -5,16 +5,17 @@
  * lost and every job runs exactly once (no crashes here, so at-least-once means once).
  */
 import assert from "node:assert/strict";
+import { countLines, Prng, type ProcInfo, seedFromEnv, statusWithin } from "./chaos.ts";
 import {
-  countLines,
-  Prng,
-  type ProcInfo,
-  procsMentioning,
-  reapMentioning,
-  seedFromEnv,
-  statusWithin,
-} from "./chaos.ts";
-import { type CliResult, openDb, runCli, startWorkers, tempDb, waitFor } from "./helpers.ts";
+  type CliResult,
+  openDb,
+  procsOfStore,
+  reapStore,
+  runCli,
+  startWorkers,
+  tempDb,
+  waitFor,
+} from "./helpers.ts";
 
 const ENQUEUERS = 4;
 const PER_ENQUEUER = 1000;
@@ -128,7 +129,7 @@ Deno.test("contention: 4 workers drain while 4 processes enqueue 1,000 jobs each
     const status = await statusWithin(w.process, 20_000);
     if (!status) w.signal("SIGKILL");
     // Workers that outlived their supervisor keep its output pipe open: reap them first.
-    leaked = await reapMentioning(t.db, 10_000);
+    leaked = await reapStore(t.db, 10_000);
     await w.done();
     stopped = status?.code === 0;
   }
@@ -159,5 +160,5 @@ Deno.test("contention: 4 workers drain while 4 processes enqueue 1,000 jobs each
   assert.equal(runs.size, allIds.length, "lines in runs.txt that are not job ids");
   // Workers did not hit the lock either (it would have shown up as a warning).
   assert.doesNotMatch(w.log(), /database is locked|SQLITE_BUSY|store_unavailable|record_failed/i);
-  assert.deepEqual(await procsMentioning(t.db), []);
+  assert.deepEqual(await procsOfStore(t.db), []);
 });

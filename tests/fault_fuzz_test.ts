@@ -14,12 +14,25 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../lib/settings.ts";
 import { parseJobsText, type SpecContext } from "../lib/spec.ts";
 import { UsageError } from "../lib/errors.ts";
-import { dumpDb, Prng, queryDb, seedFromEnv } from "./chaos.ts";
-import { cliCommand, cliOk, type CliResult, openDb, tempDb } from "./helpers.ts";
+import { isPostgresUrl } from "../lib/store/location.ts";
+import { Prng, queryDb, seedFromEnv } from "./chaos.ts";
+import {
+  cliCommand,
+  cliOk,
+  type CliResult,
+  dumpStore,
+  openDb,
+  tempDb,
+  TEST_STORE,
+} from "./helpers.ts";
 
+// The spec parser and validator are the same code whatever the store, and the SQLite pass runs
+// every file; on PostgreSQL (a CLI call costs ~3x more there) a third of the files still checks
+// that a refused file leaves the queue unchanged and that odd specs are stored as given.
+const ON_PG = TEST_STORE === "postgres";
 const SPECS = 4000;
-const BAD_FILES = 200;
-const ODD_FILES = 20;
+const BAD_FILES = ON_PG ? 70 : 200;
+const ODD_FILES = ON_PG ? 10 : 20;
 const ARGV_CASES = 300;
 
 const UNICODE = [
@@ -313,7 +326,7 @@ Deno.test("fuzz: thousands of generated job specs → accepted, or refused with 
   assert.ok(bad.length > SPECS / 2, `seed ${seed}: only ${bad.length} of ${SPECS} specs refused`);
 
   // 2. Files of valid specs with one bad line somewhere: the whole file is refused, nothing stored.
-  let before = dumpDb(t.db);
+  const before = await dumpStore(t.db);
   let n = 0;
   for (let f = 0; f < BAD_FILES; f++) {
     const lines = Array.from(
@@ -334,7 +347,7 @@ Deno.test("fuzz: thousands of generated job specs → accepted, or refused with 
     const what = `file ${f} with bad line ${JSON.stringify(badLine.slice(0, 300))}`;
     assertNoCrash(seed, what, r);
     assert.notEqual(r.code, 0, context(seed, what, r));
-    assert.equal(dumpDb(t.db), before, context(seed, `${what} changed the database`, r));
+    assert.equal(await dumpStore(t.db), before, context(seed, `${what} changed the database`, r));
   }
 
   // 3. Raw bytes that are not UTF-8, and NUL bytes outside strings: refused the same way.
@@ -342,7 +355,7 @@ Deno.test("fuzz: thousands of generated job specs → accepted, or refused with 
     const r = await runRaw(t.db, ["enqueue", "--file", "-"], { stdin: new Uint8Array(raw) });
     assertNoCrash(seed, `raw bytes ${raw}`, r);
     assert.notEqual(r.code, 0);
-    assert.equal(dumpDb(t.db), before);
+    assert.equal(await dumpStore(t.db), before);
   }
 
   // 4. Files of valid but odd specs: accepted, and stored exactly as given.
@@ -366,15 +379,21 @@ Deno.test("fuzz: thousands of generated job specs → accepted, or refused with 
     assert.equal(r.code, 0, context(seed, `odd file ${f}`, r));
     const printed = (JSON.parse(r.stdout) as Array<{ id: string }>).map((j) => j.id);
     assert.deepEqual(printed, expected.map((j) => j.id), `seed ${seed}`);
-    for (const job of expected) {
-      const rows = queryDb(
-        t.db,
-        "SELECT command, env, priority, max_retries, timeout_ms FROM jobs WHERE id = ?",
-        job.id,
-      );
-      assert.equal(rows.length, 1, `seed ${seed}: ${JSON.stringify(job.id)} not stored as given`);
+    const store = await openDb(t.db);
+    const stored = await Promise.all(expected.map((job) => store.getJob(job.id))).finally(() =>
+      store.close()
+    );
+    for (const [i, job] of expected.entries()) {
+      const row = stored[i];
+      assert.ok(row, `seed ${seed}: ${JSON.stringify(job.id)} not stored as given`);
       assert.deepEqual(
-        { ...rows[0], env: rows[0].env === null ? null : JSON.parse(rows[0].env as string) },
+        {
+          command: row.command,
+          env: row.env,
+          priority: row.priority,
+          max_retries: row.maxRetries,
+          timeout_ms: row.timeoutMs,
+        },
         {
           command: job.command,
           env: job.env,
@@ -386,8 +405,10 @@ Deno.test("fuzz: thousands of generated job specs → accepted, or refused with 
       );
     }
   }
-  before = dumpDb(t.db);
-  assert.equal(queryDb(t.db, "PRAGMA integrity_check")[0].integrity_check, "ok");
+  // The SQLite file is sound after it all (PostgreSQL has no such check to ask for).
+  if (!isPostgresUrl(t.db)) {
+    assert.equal(queryDb(t.db, "PRAGMA integrity_check")[0].integrity_check, "ok");
+  }
 });
 
 interface ArgvCase {
@@ -525,7 +546,7 @@ Deno.test("fuzz: a few hundred generated command lines → exit 0, 1 or 2 with a
   for (const id of ids) {
     await cliOk(t.db, ["enqueue", JSON.stringify({ id, command: "true", delay: "1h" })]);
   }
-  let before = dumpDb(t.db);
+  let before = await dumpStore(t.db);
   const counts = { 0: 0, 1: 0, 2: 0 } as Record<number, number>;
   for (let i = 0; i < ARGV_CASES; i++) {
     const { args, env, notAJob } = argvCase(gen, ids);
@@ -544,7 +565,7 @@ Deno.test("fuzz: a few hundred generated command lines → exit 0, 1 or 2 with a
       assert.match(r.stderr, /a command after --/, context(seed, what, r));
     }
     counts[r.code]++;
-    const after = dumpDb(t.db);
+    const after = await dumpStore(t.db);
     // retry, cancel and dlq retry report per id: those they did are done even when others fail.
     const partial = /^(retry|cancel|dlq)$/.test(args[0]) && r.stdout.trim() !== "";
     if (r.code !== 0 && !partial) {
@@ -591,6 +612,16 @@ Deno.test({
 
 // JSON text may hold a lone surrogate ("\udbff"), which SQLite would store as U+FFFD: such a
 // spec is refused, or (if accepted) stored exactly as printed, so its id still finds it.
+/** Every job in the store, read through the Store interface. */
+async function storedJobs(db: string) {
+  const store = await openDb(db);
+  try {
+    return await store.listJobs({ limit: 1_000_000 });
+  } finally {
+    await store.close();
+  }
+}
+
 Deno.test({
   name: "fuzz: a spec with lone surrogates is refused, or stored exactly as it was printed",
   async fn() {
@@ -601,14 +632,14 @@ Deno.test({
     });
     if (r.code !== 0) {
       assert.match(r.stderr, /^queuectl: [^\n]+\n$/, r.stderr);
-      assert.equal(queryDb(t.db, "SELECT count(*) AS n FROM jobs")[0].n, 0);
+      assert.deepEqual(await storedJobs(t.db), []);
       return;
     }
     const printed = (JSON.parse(r.stdout) as Array<{ id: string }>)[0].id;
-    const rows = queryDb(t.db, "SELECT id, command, env FROM jobs");
+    const rows = await storedJobs(t.db);
     assert.deepEqual(
       rows.map((row) => [row.id, row.command, row.env]),
-      [[printed, "echo \ud83e", JSON.stringify({ V: "\udfff" })]],
+      [[printed, "echo \ud83e", { V: "\udfff" }]],
     );
   },
 });

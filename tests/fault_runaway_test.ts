@@ -5,15 +5,18 @@
  * right state.
  */
 import assert from "node:assert/strict";
+import { isLive, listProcs, procsMentioning, statusWithin, workerProcs } from "./chaos.ts";
 import {
-  isLive,
-  listProcs,
-  procsMentioning,
-  reapMentioning,
-  statusWithin,
-  workerProcs,
-} from "./chaos.ts";
-import { cliOk, FIXTURES, openDb, runCli, startWorkers, tempDb, waitFor } from "./helpers.ts";
+  cliOk,
+  FIXTURES,
+  openDb,
+  procsOfStore,
+  reapStore,
+  runCli,
+  startWorkers,
+  tempDb,
+  waitFor,
+} from "./helpers.ts";
 import type { Attempt, Job } from "../lib/store/store.ts";
 
 const LOG_MAX = 64 * 1024;
@@ -70,7 +73,7 @@ Deno.test("runaway: 1 GB of output, orphaned children, an ignored SIGTERM and st
   } finally {
     w.signal("SIGTERM");
     if ((await statusWithin(w.process, 20_000)) === null) w.signal("SIGKILL");
-    await reapMentioning(t.db, 10_000);
+    await reapStore(t.db, 10_000);
     await w.done();
   }
   const log = w.log();
@@ -131,6 +134,7 @@ Deno.test("runaway: 1 GB of output, orphaned children, an ignored SIGTERM and st
 
   // Nothing of the test is left: no worker, no job process, no sleep from the forks job.
   assert.deepEqual(await procsMentioning(t.dir), []);
+  assert.deepEqual(await procsOfStore(t.db), []);
   assert.deepEqual((await listProcs()).filter((p) => leftPids.includes(p.pid)), []);
 });
 

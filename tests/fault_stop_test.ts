@@ -5,8 +5,17 @@
  * `worker stop --now` interrupts them (back to pending) and makes the supervisor exit 130.
  */
 import assert from "node:assert/strict";
-import { countLines, procsMentioning, queryDb, statusWithin } from "./chaos.ts";
-import { cliOk, runCli, startWorkers, tempDb, waitFor, type Workers } from "./helpers.ts";
+import { countLines, statusWithin } from "./chaos.ts";
+import {
+  cliOk,
+  openDb,
+  procsOfStore,
+  runCli,
+  startWorkers,
+  tempDb,
+  waitFor,
+  type Workers,
+} from "./helpers.ts";
 
 const RUNNING = 4;
 const WAITING = 4;
@@ -60,26 +69,39 @@ async function stopUnderLoad(
   }
 }
 
+/** Every job, in id order, with its attempts, read through the Store. */
+async function storedJobs(db: string) {
+  const store = await openDb(db);
+  try {
+    const jobs = await store.listJobs({ limit: 1_000_000 });
+    jobs.sort((a, b) => a.id.localeCompare(b.id));
+    return await Promise.all(
+      jobs.map(async (job) => ({ job, attempts: await store.listAttempts(job.id) })),
+    );
+  } finally {
+    await store.close();
+  }
+}
+
 async function assertStoppedCleanly(o: Outcome) {
   assert.equal(o.status.code, 0, o.log);
-  const jobs = new Map(
-    queryDb(o.db, "SELECT id, state, attempts, started_at FROM jobs").map((r) => [r.id, r]),
-  );
+  const stored = await storedJobs(o.db);
+  const jobs = new Map(stored.map(({ job }) => [job.id, job]));
   const runs = countLines(`${o.dir}/runs.txt`);
   const completedAttempts = new Map(
-    queryDb(
-      o.db,
-      "SELECT job_id, count(*) AS n FROM attempts WHERE outcome = 'completed' GROUP BY 1",
-    ).map((r) => [r.job_id, r.n]),
+    stored.map(({ job, attempts }) => [
+      job.id,
+      attempts.filter((a) => a.outcome === "completed").length,
+    ]),
   );
   for (const [id, job] of jobs) {
-    if (o.running.includes(id as string)) {
+    if (o.running.includes(id)) {
       // It ran to its end, once, and is recorded completed once.
       assert.equal(job.state, "completed", `${id}\n${o.log}`);
       assert.equal(runs.get(`start ${id}`), 1, `${id}`);
       assert.equal(runs.get(`end ${id}`), 1, `${id}`);
       assert.equal(completedAttempts.get(id), 1, `${id}`);
-      assert.ok((job.started_at as number) <= o.stoppedAt, `${id} started after the stop`);
+      assert.ok(job.startedAt! <= o.stoppedAt, `${id} started after the stop`);
     } else {
       // Never started after the stop: still pending, no attempt, no side effect.
       assert.equal(job.state, "pending", `${id}\n${o.log}`);
@@ -92,7 +114,7 @@ async function assertStoppedCleanly(o: Outcome) {
   assert.match(o.log, /supervisor\.stopped/);
   // Every worker unregistered and exited.
   assert.equal(await cliOk(o.db, ["worker", "list", "--json"]), "[]\n");
-  assert.deepEqual(await procsMentioning(o.db), []);
+  assert.deepEqual(await procsOfStore(o.db), []);
 }
 
 Deno.test("stop: `worker stop` from another process while 4 jobs run → they finish, nothing new starts, exit 0", async () => {
@@ -135,19 +157,18 @@ Deno.test("stop: `worker stop --now` while 4 jobs run → interrupted, back to p
   });
   assert.equal(stopOut.code, 0, `${stopOut.stdout}${stopOut.stderr}`);
   assert.equal(o.status.code, 130, o.log);
-  const rows = queryDb(o.db, "SELECT id, state, attempts FROM jobs ORDER BY id");
+  const stored = await storedJobs(o.db);
   assert.deepEqual(
-    rows.map((r) => [r.id, r.state, r.attempts]),
-    rows.map((r) => [r.id, "pending", 0]),
+    stored.map(({ job }) => [job.id, job.state, job.attempts]),
+    stored.map(({ job }) => [job.id, "pending", 0]),
     o.log,
   );
-  const attempts = queryDb(o.db, "SELECT job_id, outcome FROM attempts ORDER BY job_id");
   assert.deepEqual(
-    attempts.map((a) => [a.job_id, a.outcome]),
+    stored.flatMap(({ attempts }) => attempts.map((a) => [a.jobId, a.outcome])),
     o.running.map((id) => [id, "interrupted"]),
   );
   // The interrupted jobs were killed, not left to finish.
   const runs = countLines(`${o.dir}/runs.txt`);
   for (const id of o.running) assert.equal(runs.get(`end ${id}`), undefined, id);
-  assert.deepEqual(await procsMentioning(o.db), []);
+  assert.deepEqual(await procsOfStore(o.db), []);
 });

@@ -6,7 +6,8 @@
  * is space again. Also: the data directory is 0700 and everything in it 0600.
  *
  * The read-only and full-disk cases mount a small tmpfs (we run as root, and chmod does not stop
- * root); they are skipped where mounting is not allowed.
+ * root); they are skipped where mounting is not allowed. Every case is about the SQLite file, so
+ * none runs under QUEUECTL_TEST_STORE=postgres.
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
@@ -20,6 +21,7 @@ import {
   openDb,
   openGate,
   runCli,
+  sqliteOnly,
   startWorkers,
   tempDb,
   waitFor,
@@ -166,7 +168,8 @@ const READS: string[][] = [
 Deno.test({
   name: "storage: read-only directory (ro tmpfs) → writes fail in one line, file bytes unchanged" +
     MOUNT,
-  ignore: !canMount,
+  // The SQLite file's directory mounted read-only; a PostgreSQL server keeps its own files.
+  ignore: !canMount || sqliteOnly,
   async fn() {
     await using t = await tempDb();
     await using fs = tmpfs(t.dir, "4m");
@@ -191,7 +194,8 @@ Deno.test({
   name:
     "storage: read-only database file (ro bind mount) → writes fail in one line, bytes unchanged" +
     MOUNT,
-  ignore: !canMount,
+  // The SQLite file bind-mounted read-only; a PostgreSQL server keeps its own files.
+  ignore: !canMount || sqliteOnly,
   async fn() {
     await using t = await tempDb();
     await seeded(t.db);
@@ -219,7 +223,8 @@ Deno.test({
 // exits with one line instead of workers that fail on their first write.
 Deno.test({
   name: "storage: worker start on a read-only database file → exits with a one-line error" + MOUNT,
-  ignore: !canMount,
+  // The SQLite file bind-mounted read-only; a PostgreSQL server keeps its own files.
+  ignore: !canMount || sqliteOnly,
   async fn() {
     await using t = await tempDb();
     await seeded(t.db);
@@ -253,7 +258,8 @@ function fill(dir: string): string {
 Deno.test({
   name: "storage: full disk → enqueue fails in one line, nothing stored, the database intact" +
     MOUNT,
-  ignore: !canMount,
+  // The SQLite file's file system full (tmpfs); a PostgreSQL server keeps its own files.
+  ignore: !canMount || sqliteOnly,
   async fn() {
     await using t = await tempDb();
     await using fs = tmpfs(t.dir, "1m");
@@ -292,7 +298,8 @@ Deno.test({
   name:
     "storage: full disk under a running worker → it backs off, logs it, and finishes the jobs later" +
     MOUNT,
-  ignore: !canMount,
+  // The SQLite file's file system full (tmpfs); a PostgreSQL server keeps its own files.
+  ignore: !canMount || sqliteOnly,
   async fn() {
     await using t = await tempDb();
     await using fs = tmpfs(t.dir, "2m");
@@ -375,101 +382,139 @@ async function assertRefusedEverywhere(db: string, message: RegExp) {
   assert.deepEqual(left, []);
 }
 
-Deno.test("storage: a truncated database (header cut) → one-line error everywhere, bytes unchanged", async () => {
-  await using t = await tempDb();
-  await seeded(t.db);
-  const bytes = await Deno.readFile(t.db);
-  await Deno.writeFile(t.db, bytes.subarray(0, 50));
-  await assertRefusedEverywhere(t.db, /not a usable queuectl database|not a database|malformed/);
+Deno.test({
+  name: "storage: a truncated database (header cut) → one-line error everywhere, bytes unchanged",
+  // A damaged SQLite file; a PostgreSQL server keeps its own files.
+  ignore: sqliteOnly,
+  async fn() {
+    await using t = await tempDb();
+    await seeded(t.db);
+    const bytes = await Deno.readFile(t.db);
+    await Deno.writeFile(t.db, bytes.subarray(0, 50));
+    await assertRefusedEverywhere(t.db, /not a usable queuectl database|not a database|malformed/);
+  },
 });
 
-Deno.test("storage: a truncated database (pages missing) → one-line error everywhere, bytes unchanged", async () => {
-  await using t = await tempDb();
-  await seeded(t.db, 400);
-  const bytes = await Deno.readFile(t.db);
-  assert.ok(bytes.length >= 8 * 4096, `database only ${bytes.length} bytes`);
-  await Deno.writeFile(t.db, bytes.subarray(0, Math.floor(bytes.length / 4096 / 2) * 4096));
-  await assertRefusedEverywhere(t.db, /not a usable queuectl database|malformed|not a database/);
+Deno.test({
+  name:
+    "storage: a truncated database (pages missing) → one-line error everywhere, bytes unchanged",
+  // A damaged SQLite file; a PostgreSQL server keeps its own files.
+  ignore: sqliteOnly,
+  async fn() {
+    await using t = await tempDb();
+    await seeded(t.db, 400);
+    const bytes = await Deno.readFile(t.db);
+    assert.ok(bytes.length >= 8 * 4096, `database only ${bytes.length} bytes`);
+    await Deno.writeFile(t.db, bytes.subarray(0, Math.floor(bytes.length / 4096 / 2) * 4096));
+    await assertRefusedEverywhere(t.db, /not a usable queuectl database|malformed|not a database/);
+  },
 });
 
-Deno.test("storage: a text file at the database path → one-line error everywhere, bytes unchanged", async () => {
-  await using t = await tempDb();
-  await Deno.writeTextFile(t.db, "these are my notes, not a database\n".repeat(100));
-  await assertRefusedEverywhere(t.db, /not a usable queuectl database|not a database/);
+Deno.test({
+  name: "storage: a text file at the database path → one-line error everywhere, bytes unchanged",
+  // A foreign file at the SQLite path; a PostgreSQL URL names no file.
+  ignore: sqliteOnly,
+  async fn() {
+    await using t = await tempDb();
+    await Deno.writeTextFile(t.db, "these are my notes, not a database\n".repeat(100));
+    await assertRefusedEverywhere(t.db, /not a usable queuectl database|not a database/);
+  },
 });
 
-Deno.test("storage: random bytes at the database path → one-line error everywhere, bytes unchanged", async () => {
-  await using t = await tempDb();
-  await Deno.writeFile(t.db, crypto.getRandomValues(new Uint8Array(16384)));
-  await assertRefusedEverywhere(t.db, /not a usable queuectl database|not a database/);
+Deno.test({
+  name: "storage: random bytes at the database path → one-line error everywhere, bytes unchanged",
+  // A foreign file at the SQLite path; a PostgreSQL URL names no file.
+  ignore: sqliteOnly,
+  async fn() {
+    await using t = await tempDb();
+    await Deno.writeFile(t.db, crypto.getRandomValues(new Uint8Array(16384)));
+    await assertRefusedEverywhere(t.db, /not a usable queuectl database|not a database/);
+  },
 });
 
-Deno.test("storage: another program's SQLite file → one-line error everywhere, bytes unchanged", async () => {
-  await using t = await tempDb();
-  const other = new DatabaseSync(t.db);
-  other.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)");
-  other.exec("INSERT INTO notes (body) VALUES ('keep me')");
-  other.close();
-  await assertRefusedEverywhere(t.db, /queuectl/);
+Deno.test({
+  name: "storage: another program's SQLite file → one-line error everywhere, bytes unchanged",
+  // An SQLite file; its PostgreSQL twin (another program's schema) is in store_postgres_test.ts.
+  ignore: sqliteOnly,
+  async fn() {
+    await using t = await tempDb();
+    const other = new DatabaseSync(t.db);
+    other.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)");
+    other.exec("INSERT INTO notes (body) VALUES ('keep me')");
+    other.close();
+    await assertRefusedEverywhere(t.db, /queuectl/);
+  },
 });
 
-Deno.test("storage: a database from a newer queuectl (user_version 999) → one-line error everywhere, bytes unchanged", async () => {
-  await using t = await tempDb();
-  await seeded(t.db);
-  const conn = new DatabaseSync(t.db);
-  conn.exec("PRAGMA user_version = 999");
-  conn.close();
-  await assertRefusedEverywhere(t.db, /schema version 999.*newer/);
+Deno.test({
+  name:
+    "storage: a database from a newer queuectl (user_version 999) → one-line error everywhere, bytes unchanged",
+  // SQLite's user_version; its PostgreSQL twin (a newer schema) is in store_postgres_test.ts.
+  ignore: sqliteOnly,
+  async fn() {
+    await using t = await tempDb();
+    await seeded(t.db);
+    const conn = new DatabaseSync(t.db);
+    conn.exec("PRAGMA user_version = 999");
+    conn.close();
+    await assertRefusedEverywhere(t.db, /schema version 999.*newer/);
+  },
 });
 
-Deno.test("storage: the data directory is 0700 and every file in it 0600, after a CLI call and while a worker runs", async () => {
-  await using t = await tempDb();
-  const dataDir = `${t.dir}/data`;
-  const db = `${dataDir}/queue.db`;
-  // "path mode" for the directory and everything under it, and what each should be.
-  const modes = () => {
-    const found: Array<{ line: string; want: string }> = [];
-    const add = (p: string, isDir: boolean) => {
-      const rel = p === dataDir ? "/" : p.slice(dataDir.length);
-      const mode = (Deno.statSync(p).mode! & 0o777).toString(8);
-      found.push({ line: `${rel} ${mode}`, want: `${rel} ${isDir ? "700" : "600"}` });
+Deno.test({
+  name:
+    "storage: the data directory is 0700 and every file in it 0600, after a CLI call and while a worker runs",
+  // The SQLite file's directory; a PostgreSQL server keeps its own files.
+  ignore: sqliteOnly,
+  async fn() {
+    await using t = await tempDb();
+    const dataDir = `${t.dir}/data`;
+    const db = `${dataDir}/queue.db`;
+    // "path mode" for the directory and everything under it, and what each should be.
+    const modes = () => {
+      const found: Array<{ line: string; want: string }> = [];
+      const add = (p: string, isDir: boolean) => {
+        const rel = p === dataDir ? "/" : p.slice(dataDir.length);
+        const mode = (Deno.statSync(p).mode! & 0o777).toString(8);
+        found.push({ line: `${rel} ${mode}`, want: `${rel} ${isDir ? "700" : "600"}` });
+      };
+      const walk = (dir: string) => {
+        for (const e of Deno.readDirSync(dir)) {
+          add(`${dir}/${e.name}`, e.isDirectory);
+          if (e.isDirectory) walk(`${dir}/${e.name}`);
+        }
+      };
+      add(dataDir, true);
+      walk(dataDir);
+      found.sort((a, b) => a.line.localeCompare(b.line));
+      return { actual: found.map((f) => f.line), expected: found.map((f) => f.want) };
     };
-    const walk = (dir: string) => {
-      for (const e of Deno.readDirSync(dir)) {
-        add(`${dir}/${e.name}`, e.isDirectory);
-        if (e.isDirectory) walk(`${dir}/${e.name}`);
-      }
-    };
-    add(dataDir, true);
-    walk(dataDir);
-    found.sort((a, b) => a.line.localeCompare(b.line));
-    return { actual: found.map((f) => f.line), expected: found.map((f) => f.want) };
-  };
 
-  await cliOk(db, ["enqueue", JSON.stringify({ id: "j", command: "echo out; echo err >&2" })]);
-  const afterCli = modes();
-  assert.deepEqual(afterCli.actual, afterCli.expected);
-  assert.ok(afterCli.actual.includes("/queue.db 600"), afterCli.actual.join("\n"));
+    await cliOk(db, ["enqueue", JSON.stringify({ id: "j", command: "echo out; echo err >&2" })]);
+    const afterCli = modes();
+    assert.deepEqual(afterCli.actual, afterCli.expected);
+    assert.ok(afterCli.actual.includes("/queue.db 600"), afterCli.actual.join("\n"));
 
-  const w = startWorkers(db, 1);
-  let whileRunning = { actual: [] as string[], expected: [] as string[] };
-  try {
-    await waitFor(
-      async () => (await jobState(db, "j")) === "completed",
-      { what: "j completed" },
-    );
-    // The supervisor's pid file and the -wal/-shm files exist now (output is in the database).
-    whileRunning = modes();
-  } finally {
-    w.signal("SIGTERM");
-    await w.done();
-  }
-  assert.deepEqual(whileRunning.actual, whileRunning.expected);
-  const seen = whileRunning.actual.join("\n");
-  for (const p of ["/queue.db-run 700", "/queue.db-shm 600"]) {
-    assert.ok(whileRunning.actual.includes(p), `${p} missing from\n${seen}`);
-  }
-  assert.match(seen, /^\/queue\.db-run\/\S+\.pid 600$/m);
-  const afterWorker = modes();
-  assert.deepEqual(afterWorker.actual, afterWorker.expected);
+    const w = startWorkers(db, 1);
+    let whileRunning = { actual: [] as string[], expected: [] as string[] };
+    try {
+      await waitFor(
+        async () => (await jobState(db, "j")) === "completed",
+        { what: "j completed" },
+      );
+      // The supervisor's pid file and the -wal/-shm files exist now (output is in the database).
+      whileRunning = modes();
+    } finally {
+      w.signal("SIGTERM");
+      await w.done();
+    }
+    assert.deepEqual(whileRunning.actual, whileRunning.expected);
+    const seen = whileRunning.actual.join("\n");
+    for (const p of ["/queue.db-run 700", "/queue.db-shm 600"]) {
+      assert.ok(whileRunning.actual.includes(p), `${p} missing from\n${seen}`);
+    }
+    assert.match(seen, /^\/queue\.db-run\/\S+\.pid 600$/m);
+    const afterWorker = modes();
+    assert.deepEqual(afterWorker.actual, afterWorker.expected);
+  },
 });

@@ -6,8 +6,11 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../lib/errors.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { openStore } from "../lib/store/open.ts";
+import { openStore, runDir } from "../lib/store/open.ts";
 import type { Store } from "../lib/store/store.ts";
+import type { PgTestServer } from "./pg_helpers.ts";
+import type { ProcInfo } from "./chaos.ts";
+import { isPostgresUrl } from "../lib/store/location.ts";
 
 export const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
 export const ROOT = fromFileUrl(new URL("../", import.meta.url));
@@ -31,21 +34,125 @@ export function cliCommand(): string[] {
 }
 
 export interface TempDb {
+  /** A real temporary directory, removed on dispose (for gate files, fixtures, output). */
   dir: string;
+  /** The store: `${dir}/queue.db`, or a PostgreSQL schema's URL under QUEUECTL_TEST_STORE=postgres. */
   db: string;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** A fresh directory with a database path in it; removed on dispose. */
+/**
+ * Which store the end-to-end tests run on: `QUEUECTL_TEST_STORE=postgres` runs them on the
+ * PostgreSQL test server (tests/pg_helpers.ts), anything else on an SQLite file.
+ */
+export const TEST_STORE: "sqlite" | "postgres" = Deno.env.get("QUEUECTL_TEST_STORE") === "postgres"
+  ? "postgres"
+  : "sqlite";
+
+/**
+ * `ignore:` for a test that is about an SQLite file itself (the file deleted, replaced, full,
+ * read-only, corrupt…), which has no PostgreSQL counterpart. Each use says why in a comment.
+ */
+export const sqliteOnly = TEST_STORE !== "sqlite";
+
+let pgServer: Promise<PgTestServer> | undefined;
+
+/**
+ * This test file's database on the PostgreSQL test server, made at first use and dropped when
+ * the file's tests are done (a synchronous `psql`, the only way to act at unload).
+ */
+function pgServerForFile(): Promise<PgTestServer> {
+  pgServer ??= import("./pg_helpers.ts").then(async ({ PG_BASE, pgTestServer }) => {
+    const server = await pgTestServer();
+    if (!server) {
+      throw new Error(
+        `QUEUECTL_TEST_STORE=postgres, but no PostgreSQL server answers at ${PG_BASE}`,
+      );
+    }
+    globalThis.addEventListener("unload", () => {
+      new Deno.Command("psql", {
+        args: [PG_BASE, "-qc", `DROP DATABASE IF EXISTS ${server.name} WITH (FORCE)`],
+        stdout: "null",
+        stderr: "null",
+      }).outputSync();
+    });
+    return server;
+  });
+  return pgServer;
+}
+
+/**
+ * A fresh directory, and a fresh store: a database path in that directory, or (under
+ * QUEUECTL_TEST_STORE=postgres) a new schema in this file's PostgreSQL database. Both are removed
+ * on dispose.
+ */
 export async function tempDb(): Promise<TempDb> {
   const dir = await Deno.makeTempDir({ prefix: "queuectl-test-" });
+  const server = TEST_STORE === "postgres" ? await pgServerForFile() : null;
+  const db = server ? server.freshSchemaUrl() : `${dir}/queue.db`;
   return {
     dir,
-    db: `${dir}/queue.db`,
+    db,
     async [Symbol.asyncDispose]() {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (server) {
+        await dropStore(db);
+        // This host's directory for the schema (supervisors' pid files and logs), made outside
+        // `dir` by `worker start`.
+        await Deno.remove(runDir(db), { recursive: true }).catch(() => {});
+      }
     },
   };
+}
+
+/**
+ * Deletes the store under the processes that use it, the way a user resets a queue: the SQLite
+ * file with its `-wal` and `-shm`, or the PostgreSQL schema (`DROP SCHEMA … CASCADE`).
+ */
+export async function dropStore(db: string): Promise<void> {
+  if (!isPostgresUrl(db)) {
+    for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(db + suffix).catch(() => {});
+    return;
+  }
+  const { default: postgres } = await import("postgres");
+  const u = new URL(db);
+  const schema = u.searchParams.get("schema") ?? "queuectl";
+  u.searchParams.delete("schema");
+  const sql = postgres(u.toString(), { max: 1, onnotice: () => {}, idle_timeout: 0 });
+  try {
+    await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
+
+/**
+ * Every row of every queuectl table, as one string: equal dumps mean an unchanged store. Raw
+ * tables rather than the Store interface, so that nothing a command writes can hide.
+ */
+export async function dumpStore(db: string): Promise<string> {
+  if (isPostgresUrl(db)) return (await import("./pg_helpers.ts")).dumpSchema(db);
+  return (await import("./chaos.ts")).dumpDb(db);
+}
+
+/**
+ * The live processes of the store `db`: those whose command line names the SQLite file, or
+ * (PostgreSQL, whose URL never goes in argv) those with `QUEUECTL_DB=db` in their environment.
+ */
+export async function procsOfStore(db: string): Promise<ProcInfo[]> {
+  const { listProcs, pidsWithDb, procsMentioning } = await import("./chaos.ts");
+  if (!isPostgresUrl(db)) return await procsMentioning(db);
+  const pids = await pidsWithDb(db);
+  return (await listProcs()).filter((p) => pids.has(p.pid));
+}
+
+/**
+ * Waits up to `timeoutMs` for the processes of the store `db` to exit; SIGKILLs and returns any
+ * left.
+ */
+export async function reapStore(db: string, timeoutMs = 30_000): Promise<ProcInfo[]> {
+  const { reapMentioning, reapWithDb } = await import("./chaos.ts");
+  return isPostgresUrl(db) ? await reapWithDb(db, timeoutMs) : await reapMentioning(db, timeoutMs);
 }
 
 export interface CliResult {

@@ -2,15 +2,18 @@
  * A run's output and processes belong to that run alone: output never crosses to another job or
  * attempt (whatever happens to the files around it), nothing a job starts outlives it or holds its
  * worker, a worker that learns it lost its job stops the job's processes, and a worker whose
- * database file disappears stops. Real workers, real shell jobs, real signals.
+ * database file (or PostgreSQL schema) disappears stops. Real workers, real shell jobs, real signals.
  */
 import assert from "node:assert/strict";
 import { runJob } from "../workers/executor.ts";
+import { statusWithin } from "./chaos.ts";
 import { OutputBuffer } from "../workers/output_buffer.ts";
 import {
   allDone,
   cliOk,
+  dropStore,
   openDb,
+  reapStore,
   runCli,
   startWorkers,
   tempDb,
@@ -49,8 +52,8 @@ Deno.test("[logs] a job of a recreated database never shows an earlier job's out
   await stopWorkers(w);
   assert.equal(await cliOk(t.db, ["logs", "job1"]), "old output\n");
 
-  // Reset the queue the way the seed READMEs do: delete the database file.
-  for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(t.db + suffix).catch(() => {});
+  // Reset the queue the way the seed READMEs do: delete the database file (or drop the schema).
+  await dropStore(t.db);
   await cliOk(t.db, ["enqueue", '{"id":"job1","command":"echo new output"}']);
   w = startWorkers(t.db, 1);
   await waitFor(async () => (await jobJson(t.db, "job1")).state === "completed", {
@@ -172,17 +175,25 @@ Deno.test("[executor] a job that prints without end keeps only the tail in memor
   assert.match(new TextDecoder().decode(tail.data.subarray(-10)), /x\nfine\n$/);
 });
 
-Deno.test("[worker] workers whose database file is deleted stop with one clear line", async () => {
+Deno.test("[worker] workers whose database file is deleted (schema dropped) stop with one clear line", async () => {
   await using t = await tempDb();
   await cliOk(t.db, ["enqueue", "--", "true"]);
   const w = startWorkers(t.db, 2, { QUEUECTL_LEASE_TIMEOUT: "2s" });
   await waitFor(() => (w.log().match(/worker\.started/g)?.length ?? 0) === 2, {
     what: "both workers started",
   });
-  for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(t.db + suffix).catch(() => {});
+  await dropStore(t.db);
+  // Bounded: workers that miss it would run for ever.
+  const stopped = await statusWithin(w.process, 60_000);
+  if (!stopped) {
+    w.signal("SIGKILL");
+    // Workers that outlive their supervisor hold its pipes: end them first.
+    await reapStore(t.db, 10_000);
+  }
   const status = await w.done();
+  assert.ok(stopped, `the workers still ran 60s after their store was deleted\n${w.log()}`);
   assert.equal(status.code, 1, w.log());
-  assert.match(w.log(), /worker\.store_replaced .*was deleted/);
+  assert.match(w.log(), /worker\.store_replaced .*(was deleted|was dropped or recreated)/);
   assert.match(w.log(), /supervisor\.store_replaced/);
   assert.doesNotMatch(w.log(), /worker\.died/, "no worker is restarted on a deleted file");
 });

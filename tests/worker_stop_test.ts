@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { isWorkerLive, workerStatus } from "../workers/liveness.ts";
-import { procsMentioning, reapMentioning, statusWithin } from "./chaos.ts";
+import { statusWithin } from "./chaos.ts";
+import { runDir } from "../lib/store/open.ts";
 import {
   assertOneLineError,
   cliCommand,
@@ -15,6 +16,8 @@ import {
   type CliResult,
   jobState,
   openDb,
+  procsOfStore,
+  reapStore,
   runCli,
   startWorkers,
   tempDb,
@@ -187,7 +190,7 @@ Deno.test("[worker stop] after the supervisor was SIGKILLed: stops its workers d
     assertOneLineErrorAfter(graceful, /removed 1 stale pid file.*\nasked 2 workers to stop/);
     assert.match(graceful.stdout, /2 of them had lost their supervisor/);
     assert.deepEqual(
-      [...Deno.readDirSync(`${t.db}-run`)].filter((e) => e.name.endsWith(".pid")),
+      [...Deno.readDirSync(runDir(t.db))].filter((e) => e.name.endsWith(".pid")),
       [],
     );
     const forced = await runCli(t.db, ["worker", "stop", "--now", "--timeout", "30s"]);
@@ -200,7 +203,7 @@ Deno.test("[worker stop] after the supervisor was SIGKILLed: stops its workers d
     }
   } finally {
     Deno.writeTextFileSync(`${t.dir}/gate`, "");
-    assert.deepEqual(await reapMentioning(t.db, 20_000), [], `supervisor ${supervisor}`);
+    assert.deepEqual(await reapStore(t.db, 20_000), [], `supervisor ${supervisor}`);
     await w.done();
   }
   assert.equal(
@@ -224,7 +227,7 @@ Deno.test("[worker start] an invalid configured value exits 2 with one line befo
     const status = await statusWithin(child, 20_000);
     if (!status) child.kill("SIGKILL");
     const { code, stdout, stderr } = await output;
-    await reapMentioning(t.db, 10_000);
+    await reapStore(t.db, 10_000);
     const dec = new TextDecoder();
     const r = { code, stdout: dec.decode(stdout), stderr: dec.decode(stderr) };
     assert.ok(status, `worker start ${detach} kept running\n${r.stderr}`);
@@ -253,7 +256,7 @@ Deno.test("[worker start] --detach returns once the workers are up; worker list 
     assert.ok(m, r.stdout);
     pid = Number(m[1]);
     const log = m[2];
-    assert.equal(log, `${t.db}-run/${pid}.log`);
+    assert.equal(log, `${runDir(t.db)}/${pid}.log`);
     assert.equal(Deno.statSync(log).mode! & 0o777, 0o600);
     // Up when it returns: both registered, by that supervisor.
     const workers = await workerList(t.db);
@@ -273,7 +276,7 @@ Deno.test("[worker start] --detach returns once the workers are up; worker list 
     ]);
     Deno.writeTextFileSync(`${t.dir}/gate`, "");
     // The stop asked for stays under way: once their jobs end, the workers and supervisor exit.
-    await waitFor(async () => (await procsMentioning(t.db)).length === 0, {
+    await waitFor(async () => (await procsOfStore(t.db)).length === 0, {
       intervalMs: 100,
       what: "the background supervisor and its workers to exit",
     });
@@ -288,7 +291,7 @@ Deno.test("[worker start] --detach returns once the workers are up; worker list 
         Deno.kill(pid, "SIGTERM");
       } catch { /* stopped */ }
     }
-    await reapMentioning(t.db, 20_000);
+    await reapStore(t.db, 20_000);
   }
 });
 

@@ -83,6 +83,11 @@ export async function workerMain(argv: string[]): Promise<number> {
     return await runWorker(args, wlog);
   } catch (e) {
     if (e instanceof StoreReplaced) return EXIT_STORE_REPLACED;
+    // A call that found the store gone (a dropped PostgreSQL queue) before the heartbeat did.
+    if (e instanceof StoreError && e.kind === "replaced") {
+      wlog.error("worker.store_replaced", { error: e.message, action: "stopping" });
+      return EXIT_STORE_REPLACED;
+    }
     wlog.error("worker.failed", { error: (e as Error).message });
     return 1;
   }
@@ -228,13 +233,19 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
       result: null,
     };
     running.set(job.id, run);
-    runJobOf(run, workerId, config, forced.signal, wlog).then((result) => {
-      run.ended = true;
-      run.result = result;
-      ended.push(run);
-      wakeup.wake();
-    });
+    const done: Promise<void> = runJobOf(run, workerId, config, forced.signal, wlog).then(
+      (result) => {
+        run.ended = true;
+        run.result = result;
+        ended.push(run);
+        runs.delete(done);
+        wakeup.wake();
+      },
+    );
+    runs.add(done);
   };
+  /** Every run's end, so that a worker that must exit with jobs running ends them first. */
+  const runs = new Set<Promise<void>>();
   // Every second: is each running job still ours, and its new output moved to the store.
   const check = setInterval(() => {
     checkOwnership().catch((e) =>
@@ -297,6 +308,13 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
       await new Promise((r) => woken.addEventListener("abort", r, { once: true }));
     }
   } finally {
+    // Leaving with jobs still running (the store failed for good): their processes must not
+    // outlive this worker. The store could not take their results; the lease rescue will.
+    if ([...running.values()].some((r) => !r.ended)) {
+      wlog.warn("worker.interrupting", { jobs: running.size });
+      forced.abort();
+      await Promise.all(runs);
+    }
     clearInterval(check);
     clearInterval(beat);
     Deno.removeSignalListener(GRACEFUL_SIGNAL, onTerm);
@@ -423,6 +441,8 @@ async function record(
       return claimed;
     } catch (e) {
       if (interrupt.aborted && !isTransient(e)) throw e;
+      // A store that was dropped under us takes no result, however long we wait.
+      if (e instanceof StoreError && e.kind === "replaced") throw e;
       log.warn("job.record_failed", {
         jobs: runs.map((r) => r.job.id).join(","),
         error: (e as Error).message,

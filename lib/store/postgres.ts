@@ -302,10 +302,18 @@ export function describePgError(e: unknown, where: PgUrl): Error {
       "missing",
     );
   }
-  if (code === "28P01" || code === "28000") {
+  if (code === "28P01") {
+    // The server's words name the user, never the password; the advice names where it came from.
     return new StoreError(
-      `PostgreSQL at ${at} refused the credentials of ${where.redacted}; check the user, ` +
-        `PGPASSWORD or ~/.pgpass`,
+      `PostgreSQL at ${at} refused the credentials of ${where.redacted}: ${err.message}; ` +
+        passwordAdvice(where),
+      "denied",
+    );
+  }
+  if (code === "28000") {
+    return new StoreError(
+      `PostgreSQL at ${at} refused the credentials of ${where.redacted}: ${err.message}; ` +
+        `check the user, and the server's pg_hba.conf`,
       "denied",
     );
   }
@@ -333,6 +341,16 @@ export function describePgError(e: unknown, where: PgUrl): Error {
     return new StoreError(`lost the connection to PostgreSQL at ${at}; try again`, "unreachable");
   }
   return e;
+}
+
+/** What to check when the server refused the password: the place it came from. */
+function passwordAdvice(url: PgUrl): string {
+  if (new URL(url.clientUrl).password) return "check the password in the URL";
+  if (Deno.env.get("PGPASSWORD")) return "check PGPASSWORD";
+  if (passwordFor(url) !== undefined) {
+    return `check the password for this server in ${pgPassFile()}`;
+  }
+  return "no password was given: set PGPASSWORD or add it to ~/.pgpass";
 }
 
 /**
@@ -503,6 +521,21 @@ export class PostgresStore implements Store {
     return (row?.value as string) ?? null;
   }
 
+  /**
+   * `describePgError`, knowing that this queue existed when this process opened it: its database
+   * or its tables missing now means it was dropped under us, as a deleted SQLite file is.
+   */
+  #describe(e: unknown): Error {
+    const code = (e as { code?: string })?.code;
+    if ((code === "3D000" || code === "42P01") && this.#instance !== null) {
+      return new StoreError(
+        `the queue in ${this.location} was dropped or recreated while this process had it open`,
+        "replaced",
+      );
+    }
+    return describePgError(e, this.#url);
+  }
+
   /** Runs `fn`, retrying deadlocks, and maps errors to one-line StoreErrors. */
   async #do<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     for (let attempt = 0;; attempt++) {
@@ -510,7 +543,7 @@ export class PostgresStore implements Store {
         return await fn(this.#sql);
       } catch (e) {
         if (isRetryable(e) && attempt < 5) continue;
-        throw describePgError(e, this.#url);
+        throw this.#describe(e);
       }
     }
   }
@@ -1088,8 +1121,15 @@ export class PostgresStore implements Store {
     try {
       now = await this.#readInstance();
     } catch (e) {
-      if ((e as { code?: string }).code === "42P01") now = null;
-      else throw describePgError(e, this.#url);
+      const code = (e as { code?: string }).code;
+      if (code === "42P01" || code === "3D000") now = null;
+      else {
+        const err = describePgError(e, this.#url);
+        // A server that cannot be reached right now says nothing about which queue it holds:
+        // the caller's next calls retry until it answers (or are refused by the guard).
+        if (err instanceof StoreError && err.transient) return;
+        throw err;
+      }
     }
     if (now !== this.#instance) {
       throw new StoreError(
