@@ -79,6 +79,11 @@ Deno.test("pg outage: the queue's database is dropped under a running job → th
     let status: Deno.CommandStatus | null = null;
     try {
       await waitFor(() => w.log().includes("job.started"), { what: "the held job started" });
+      // Both workers up: one that is still opening the store when it goes is another case (it
+      // fails to start, and the supervisor's own check stops it).
+      await waitFor(() => (w.log().match(/worker\.started/g)?.length ?? 0) >= 2, {
+        what: "both workers started",
+      });
       await server.dispose();
       dropped = true;
       // The job ends after the drop: its result has nowhere to go.
