@@ -18,6 +18,7 @@ const SCENARIOS = {
   token: "without the token: 401 and nothing of the queue",
   search: "a search finds one job among 100,000",
   output: "the live output of a running job appears",
+  bulk: "bulk retry of the dead jobs a search matches says how many, and they complete",
 } as const;
 type Scenario = keyof typeof SCENARIOS;
 
@@ -260,6 +261,61 @@ async function runScenario(scenario: Scenario) {
       const wide = await page.evaluate("document.documentElement.scrollWidth") as number;
       assert.ok(wide <= 400, `page width at 380 px: ${wide}`);
       await page.screenshot({ path: `${DOCS}dashboard-jobs-narrow.png`, fullPage: true });
+    } else if (scenario === "bulk") {
+      // 10 jobs of batch A and 5 of batch B fail once and go dead (no retries); only A is retried.
+      const flags = `${dir}/flags`;
+      await Deno.mkdir(flags);
+      const lines = [];
+      for (const [batch, n] of [["batch-a", 10], ["batch-b", 5]] as const) {
+        for (let i = 0; i < n; i++) {
+          const id = `${batch}-${i}`;
+          lines.push(JSON.stringify({
+            id,
+            command: `test -e '${flags}/${id}' || { touch '${flags}/${id}'; exit 3; } # ${batch}`,
+            max_retries: 0,
+          }));
+        }
+      }
+      await ok(db, ["enqueue", "--file", "-"], lines.join("\n") + "\n");
+      await ok(db, ["enqueue", JSON.stringify({ id: "other", command: "true # batch-a" })]);
+      const w = workers();
+      const states = async () => {
+        const jobs = JSON.parse(await ok(db, ["list", "--json", "--limit", "100"]));
+        return Object.fromEntries(
+          jobs.map((j: { id: string; state: string }) => [j.id, j.state]),
+        ) as Record<string, string>;
+      };
+      await waitFor(
+        async () => Object.values(await states()).filter((s) => s === "dead").length === 15,
+        `15 dead jobs (workers said: ${w.text()})`,
+      );
+      await page.goto(url);
+      await page.goto(`${origin}/#/jobs?state=dead&q=BATCH-A`);
+      await page.waitForSelector("#jobs");
+      assert.equal(await page.locator("#jobs tbody tr").count(), 10);
+      let question = "";
+      page.once("dialog", (d) => {
+        question = d.message();
+        d.accept();
+      });
+      await page.click("#bulk-retry");
+      await page.waitForSelector("#status >> text=queued again 10 jobs");
+      assert.match(question, /\b10 dead jobs matching .BATCH-A.\?/);
+      await waitFor(async () => {
+        const s = await states();
+        return Object.entries(s).every(([id, st]) =>
+          st === (id.startsWith("batch-b") ? "dead" : "completed")
+        );
+      }, `batch A completed, batch B still dead: ${JSON.stringify(await states())}`);
+      // Under --read-only the page offers no bulk action.
+      const ro = background(db, ["dashboard", "--port", "0", "--read-only"]);
+      stops.push(ro.stop);
+      await waitFor(() => /\?token=/.test(ro.text()), "the read-only dashboard's URL");
+      const roUrl = ro.text().match(/http:\/\/\S+\?token=\S+/)![0];
+      await page.goto(roUrl);
+      await page.goto(`${new URL(roUrl).origin}/#/jobs?state=dead`);
+      await page.waitForSelector("#jobs");
+      assert.equal(await page.locator("#bulk-retry").count(), 0);
     } else if (scenario === "output") {
       const gate = `${dir}/gate`;
       await ok(db, [

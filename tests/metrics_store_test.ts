@@ -150,6 +150,63 @@ function storeTests(name: string, open: Open) {
     }
   });
 
+  Deno.test(`metrics(${name}): pageJobs sorts oldest first; countPage counts what the pages list`, async () => {
+    const store = await open();
+    try {
+      await store.enqueue(
+        Array.from(
+          { length: 12 },
+          (_, i) => job(`k${i}`, { command: `run ${i % 2 ? "odd" : "even"}` }),
+        ),
+        T0,
+      );
+      await store.claimNext("w1", T0, 3); // k0..k2 processing
+      const first = await store.pageJobs({ limit: 5, sort: "oldest" });
+      assert.deepEqual(first.map((j) => j.id), ["k0", "k1", "k2", "k3", "k4"]);
+      const next = await store.pageJobs({ limit: 5, sort: "oldest", afterSeq: first.at(-1)!.seq });
+      assert.deepEqual(next.map((j) => j.id), ["k5", "k6", "k7", "k8", "k9"]);
+      const both = await store.pageJobs({
+        limit: 10,
+        states: ["pending", "cancelled"],
+        search: "ODD",
+        afterSeq: first[2].seq,
+        beforeSeq: next[4].seq,
+      });
+      assert.deepEqual(both.map((j) => j.id), ["k7", "k5", "k3"]);
+      assert.equal(await store.countPage({}), 12);
+      assert.equal(await store.countPage({ states: ["pending", "processing"] }), 12);
+      assert.equal(await store.countPage({ state: "processing", states: ["pending"] }), 0);
+      assert.equal(await store.countPage({ states: [] }), 0);
+      assert.equal(await store.countPage({ state: "processing" }), 3);
+      assert.equal(await store.countPage({ search: "odd" }), 6);
+      assert.equal(await store.countPage({ search: "odd", states: ["processing"] }), 1);
+      assert.equal(await store.countPage({ search: "odd", afterSeq: next[4].seq }), 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  Deno.test(`metrics(${name}): scheduled counts and ready latency span every priority`, async () => {
+    const store = await open();
+    try {
+      await store.enqueue([
+        job("hi", { priority: 5, runAt: T0 - 1000 }),
+        job("lo", { priority: -3, runAt: T0 - 9000 }),
+        job("mid", { priority: 1, runAt: T0 + 5000 }),
+        job("mid2", { priority: 1, runAt: T0 + 7000 }),
+        job("lo2", { priority: -3, runAt: T0 + 1 }),
+      ], T0);
+      assert.equal(await store.readyLatencyMs(T0), 9000);
+      assert.equal((await store.counts(T0)).scheduled, 3);
+      assert.equal((await store.counts(T0 + 6000)).scheduled, 1);
+      await store.claimNext("w1", T0, 2); // hi, then lo
+      assert.equal(await store.readyLatencyMs(T0), 0);
+      assert.equal(await store.readyLatencyMs(T0 + 10), 9);
+    } finally {
+      await store.close();
+    }
+  });
+
   Deno.test(`metrics(${name}): readyLatencyMs is the wait of the oldest ready job`, async () => {
     const store = await open();
     try {

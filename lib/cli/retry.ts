@@ -181,30 +181,47 @@ export const cancelOptions: ApplyOptions = {
       : `only ${orList(ACTIVE_STATES)} jobs can be cancelled`,
 };
 
+/** What `removeIds` did: removed ids, unknown ids, ids still active (by state), other problems. */
+export interface RemoveOutcome {
+  done: string[];
+  missing: string[];
+  active: Map<JobState, string[]>;
+  problems: string[];
+}
+
+/**
+ * Deletes each finished job of `ids` with its attempts and output (`remove`, the dashboard's bulk
+ * delete), one guarded delete each; never throws for a bad id.
+ */
+export async function removeIds(store: Store, ids: string[]): Promise<RemoveOutcome> {
+  const done: string[] = [];
+  const missing: string[] = [];
+  const active = new Map<JobState, string[]>();
+  const problems: string[] = [];
+  for (const id of ids) {
+    const job = await store.getJob(id);
+    if (!job) {
+      missing.push(id);
+      continue;
+    }
+    if (!isIn(job.state, FINISHED_STATES)) {
+      active.set(job.state, [...(active.get(job.state) ?? []), id]);
+      continue;
+    }
+    // Its attempts and output go with it, in one transaction.
+    if (!await store.removeJob(id, FINISHED_STATES)) {
+      problems.push(`job "${id}" changed while this ran (retried?); see queuectl show ${id}`);
+      continue;
+    }
+    done.push(id);
+  }
+  return { done, missing, active, problems };
+}
+
 async function remove(this: Context, flags: DbFlags, ...ids: string[]) {
   requireIds(ids, "queuectl remove job1");
   await withStore(flags, async (store) => {
-    const done: string[] = [];
-    const missing: string[] = [];
-    const active = new Map<JobState, string[]>();
-    const problems: string[] = [];
-    for (const id of ids) {
-      const job = await store.getJob(id);
-      if (!job) {
-        missing.push(id);
-        continue;
-      }
-      if (!isIn(job.state, FINISHED_STATES)) {
-        active.set(job.state, [...(active.get(job.state) ?? []), id]);
-        continue;
-      }
-      // Its attempts and output go with it, in one transaction.
-      if (!await store.removeJob(id, FINISHED_STATES)) {
-        problems.push(`job "${id}" changed while this ran (retried?); see queuectl show ${id}`);
-        continue;
-      }
-      done.push(id);
-    }
+    const { done, missing, active, problems } = await removeIds(store, ids);
     if (done.length > 0) out(`removed ${done.join(", ")}`);
     const stillActive = [...active.values()].flat();
     const failed = missing.length + stillActive.length + problems.length;

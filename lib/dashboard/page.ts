@@ -172,31 +172,73 @@ async function showOverview() {
   renderOverview(body);
 }
 
+const BULK = { retry: ["Retry", "Queue again"], cancel: ["Cancel", "Cancel"], delete: ["Delete", "Delete for good, with their output,"] };
+async function bulk(action, state, q) {
+  const base = new URLSearchParams({ action });
+  if (state) base.set("state", state);
+  if (q) base.set("q", q);
+  let count = 0, upTo = null, below = null;
+  for (;;) {
+    const p = new URLSearchParams(base);
+    if (upTo !== null) p.set("upto", upTo);
+    if (below !== null) p.set("below", below);
+    const { body } = await api("/api/jobs/count?" + p);
+    count += body.count; upTo = body.upTo; below = body.next;
+    if (below === null) break;
+    say("Counting\u2026 " + count + " so far");
+  }
+  const what = (state ? state + " " : "") + "jobs" + (q ? " matching \u201c" + q + "\u201d" : "");
+  if (count === 0) { say("No " + what + " that " + action + " applies to."); return; }
+  if (!confirm(BULK[action][1] + " " + count + " " + what + "?")) { say(""); return; }
+  say("Working on " + count + " jobs\u2026");
+  const { body } = await api("/api/bulk/" + action, { method: "POST",
+    headers: { "x-csrf-token": CSRF, "content-type": "application/json" }, body: JSON.stringify({ state, q, upTo }) });
+  say(body.message);
+  route();
+}
+
 async function showJobs(params) {
-  const state = params.get("state") || "", q = params.get("q") || "", before = params.get("before") || "";
+  const state = params.get("state") || "", q = params.get("q") || "", sort = params.get("sort") || "newest";
+  const cursorName = sort === "oldest" ? "after" : "before", cursor = params.get(cursorName) || "";
   const form = h("form", { class: "filters", role: "search", onsubmit: (e) => {
       e.preventDefault();
       const p = new URLSearchParams();
       if (sel.value) p.set("state", sel.value);
       if (input.value) p.set("q", input.value);
+      if (order.value !== "newest") p.set("sort", order.value);
       location.hash = "#/jobs?" + p;
     } });
   const sel = h("select", { id: "state", name: "state" }, h("option", { value: "" }, "all states"),
     STATES.map((s) => h("option", { value: s, selected: s === state }, s)));
   const input = h("input", { id: "q", name: "q", type: "search", value: q, placeholder: "id or command text", "aria-label": "Search" });
-  form.append(h("label", {}, "State ", sel), h("label", {}, "Search ", input), h("button", { type: "submit" }, "Find"));
-  main.replaceChildren(h("h1", {}, "Jobs"), form, h("p", { class: "muted" }, "Loading\\u2026"));
+  const order = h("select", { id: "sort", name: "sort" }, h("option", { value: "newest", selected: sort === "newest" }, "newest first"),
+    h("option", { value: "oldest", selected: sort === "oldest" }, "oldest first"));
+  form.append(h("label", {}, "State ", sel), h("label", {}, "Search ", input), h("label", {}, "Order ", order), h("button", { type: "submit" }, "Find"));
+  const bar = h("div", { class: "row", role: "group", "aria-label": "Act on every job this filter matches" });
+  if (!READ_ONLY) for (const a of ["retry", "cancel", "delete"]) {
+    bar.append(h("button", { id: "bulk-" + a, class: a === "retry" ? null : "danger", onclick: () => bulk(a, state, q) }, BULK[a][0] + " all matching\u2026"));
+  }
+  main.replaceChildren(h("h1", {}, "Jobs"), form, bar, h("p", { class: "muted" }, "Loading\u2026"));
   const p = new URLSearchParams();
   if (state) p.set("state", state);
   if (q) p.set("q", q);
-  if (before) p.set("before", before);
-  const { body } = await api("/api/jobs?" + p);
+  if (sort !== "newest") p.set("sort", sort);
+  // A search answers one span of the queue per call: ask on until the page is full.
+  let jobs = [], next = cursor || null, body;
+  for (let first = true; first || (body.partial && jobs.length < 50); first = false) {
+    const pp = new URLSearchParams(p);
+    if (next !== null) pp.set(cursorName, next);
+    ({ body } = await api("/api/jobs?" + pp));
+    jobs = jobs.concat(body.jobs).slice(0, 50);
+    next = body.next;
+    if (body.partial) main.lastChild.textContent = "Searching\u2026 " + jobs.length + " found, now at job #" + next;
+  }
   main.lastChild.remove();
-  if (body.jobs.length === 0) { main.append(h("p", { id: "empty" }, "No jobs match.")); return; }
-  main.append(jobTable(body.jobs));
+  if (jobs.length === 0) { main.append(h("p", { id: "empty" }, "No jobs match.")); return; }
+  main.append(jobTable(jobs));
   const nav = h("div", { class: "row" });
-  if (before) nav.append(h("a", { href: "#/jobs?" + new URLSearchParams([...p].filter(([k]) => k !== "before")) }, "\\u2190 newest"));
-  if (body.next !== null) { p.set("before", body.next); nav.append(h("a", { href: "#/jobs?" + p, id: "next" }, "older \\u2192")); }
+  if (cursor) nav.append(h("a", { href: "#/jobs?" + p }, "\u2190 first page"));
+  if (next !== null) { p.set(cursorName, jobs.length === 50 ? jobs[49].seq : next); nav.append(h("a", { href: "#/jobs?" + p, id: "next" }, (sort === "oldest" ? "newer" : "older") + " \u2192")); }
   main.append(nav);
 }
 

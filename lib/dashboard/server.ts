@@ -7,13 +7,18 @@
  * and redirects to the same URL without it), that cookie, or `Authorization: Bearer`. Without it:
  * 401 and a page that shows nothing of the queue. Actions are POSTs that need the page's CSRF token
  * in `X-CSRF-Token` and an `Origin` equal to the dashboard's own; `readOnly` serves none.
+ *
+ * A search walks rows (no index serves a substring match), so one search call walks one span of
+ * seqs (sized to take well under 100 ms) and says where to go on; the page asks again until its
+ * page is full.
  */
 import { JOB_STATES, type JobState } from "../job.ts";
-import type { Attempt, Job, Store } from "../store/store.ts";
+import type { Attempt, Job, MinuteCount, Store } from "../store/store.ts";
 import { loadSetting } from "../settings.ts";
 import { workerStatus } from "../../workers/liveness.ts";
 import { applyToIds, cancelOptions, retryOptions } from "../cli/retry.ts";
 import { retryAllDead } from "../cli/dlq.ts";
+import { applyBulk, bulkStates, isBulkAction } from "./bulk.ts";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./prometheus.ts";
 import { PAGE_HTML } from "./page.ts";
 
@@ -38,6 +43,14 @@ export interface Dashboard {
 
 const COOKIE = "queuectl_token";
 const PAGE_SIZE = 50;
+/**
+ * How many seqs one search call walks at first. Each search call then halves or doubles it so the
+ * call takes 25-60 ms on this store (a row costs ~0.25 µs on SQLite, ~1.3 µs on PostgreSQL; see
+ * bench/dashboard.ts).
+ */
+const SEARCH_SPAN = 100_000;
+const SEARCH_SPAN_MIN = 5_000;
+const SEARCH_SPAN_MAX = 2_000_000;
 const SSE_INTERVAL_MS = 1000;
 
 function randomToken(): string {
@@ -102,12 +115,31 @@ function jobSummary(j: Job) {
   };
 }
 
+/**
+ * Jobs finished per minute over the last day. Walking a day of finished jobs costs as much as
+ * there are, so the whole day is read at most once a minute per store; in between only the last
+ * two minutes are read again and laid over it.
+ */
+const minuteCache = new WeakMap<Store, { at: number; rows: MinuteCount[] }>();
+async function lastDayMinutes(store: Store, now: number): Promise<MinuteCount[]> {
+  const since = now - 24 * 3600_000;
+  const kept = minuteCache.get(store);
+  if (!kept || now - kept.at > 60_000 || now < kept.at) {
+    const rows = await store.finishedPerMinute(since);
+    minuteCache.set(store, { at: now, rows });
+    return rows;
+  }
+  const recent = Math.floor(kept.at / 60_000) * 60_000 - 60_000;
+  const fresh = await store.finishedPerMinute(recent);
+  return [...kept.rows.filter((m) => m.minute >= since && m.minute < recent), ...fresh];
+}
+
 /** Everything the overview shows, from kept counts and indexed reads. */
 export async function overview(store: Store) {
   const now = await store.now();
   const [counts, minutes, latencyMs, workers, leaseMs] = await Promise.all([
     store.counts(now),
-    store.finishedPerMinute(now - 24 * 3600_000),
+    lastDayMinutes(store, now),
     store.readyLatencyMs(now),
     store.listWorkers(),
     loadSetting(store, "lease-timeout"),
@@ -169,6 +201,16 @@ export function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
   const token = opts.token ?? randomToken();
   const csrf = randomToken();
   let origin = "";
+  let searchSpan = SEARCH_SPAN;
+  /** Runs one span of a search and adapts the next span's length to how long this one took. */
+  const timedSpan = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const r = await fn();
+    const ms = performance.now() - t0;
+    if (ms > 60) searchSpan = Math.max(Math.floor(searchSpan / 2), SEARCH_SPAN_MIN);
+    else if (ms < 25) searchSpan = Math.min(searchSpan * 2, SEARCH_SPAN_MAX);
+    return r;
+  };
   const page = PAGE_HTML.replace("%CSRF%", csrf).replace("%READONLY%", String(opts.readOnly));
 
   const authorized = (req: Request, url: URL): boolean => {
@@ -183,7 +225,7 @@ export function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
     return false;
   };
 
-  const action = async (path: string): Promise<Response | null> => {
+  const action = async (path: string, body: unknown): Promise<Response | null> => {
     let m;
     if ((m = path.match(/^\/api\/jobs\/([^/]+)\/(retry|cancel)$/))) {
       const id = decodeURIComponent(m[1]);
@@ -201,6 +243,27 @@ export function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
         ok: r.problems.length + r.missing.length === 0,
         retried: r.done.length,
         problems: r.problems,
+      });
+    }
+    if ((m = path.match(/^\/api\/bulk\/([a-z]+)$/)) && isBulkAction(m[1])) {
+      const b = body as { state?: unknown; q?: unknown; upTo?: unknown };
+      const state = parseState(typeof b.state === "string" ? b.state : null);
+      if (state === null || !Number.isSafeInteger(b.upTo) || (b.q && typeof b.q !== "string")) {
+        return json({ ok: false, message: "give state, q and upTo as the count returned" }, 400);
+      }
+      const r = await applyBulk(
+        store,
+        m[1],
+        { state, search: (b.q as string) || undefined },
+        (b.upTo as number) + 1,
+      );
+      const verb = { retry: "queued again", cancel: "cancelled", delete: "deleted" }[m[1]];
+      return json({
+        ok: r.skipped.length === 0,
+        done: r.done,
+        skipped: r.skipped.length,
+        message: `${verb} ${r.done} job${r.done === 1 ? "" : "s"}` +
+          (r.skipped.length ? `; ${r.skipped.length} skipped: ${r.skipped[0]}` : ""),
       });
     }
     if (path === "/api/dlq/purge") {
@@ -241,7 +304,15 @@ export function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
           403,
         );
       }
-      return await action(path) ?? json({ ok: false, message: "no such action" }, 404);
+      let body: unknown = {};
+      if (req.headers.get("content-type")?.startsWith("application/json")) {
+        try {
+          body = await req.json();
+        } catch {
+          return json({ ok: false, message: "the request body is not JSON" }, 400);
+        }
+      }
+      return await action(path, body) ?? json({ ok: false, message: "no such action" }, 404);
     }
     if (req.method !== "GET") return json({ ok: false, message: "method not allowed" }, 405);
     if (path === "/") {
@@ -262,7 +333,7 @@ export function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
     }
     if (path === "/api/overview") return json(await overview(store));
     if (path === "/api/events") return events(store, req.signal);
-    if (path === "/api/jobs") {
+    if (path === "/api/jobs" || path === "/api/jobs/count") {
       const state = parseState(url.searchParams.get("state"));
       if (state === null) {
         return json(
@@ -270,16 +341,65 @@ export function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
           400,
         );
       }
-      const before = url.searchParams.get("before");
-      const jobs = await store.pageJobs({
-        state,
-        search: url.searchParams.get("q") ?? undefined,
-        beforeSeq: before ? Number(before) : undefined,
-        limit: PAGE_SIZE,
-      });
+      const q = url.searchParams.get("q") || undefined;
+      const cursor = (name: string) => {
+        const v = url.searchParams.get(name);
+        return v !== null && /^\d+$/.test(v) ? Number(v) : undefined;
+      };
+      if (path === "/api/jobs/count") {
+        const action = url.searchParams.get("action") ?? "";
+        if (!isBulkAction(action)) {
+          return json({ ok: false, message: "action must be retry, cancel or delete" }, 400);
+        }
+        // The newest job when the count starts bounds the action: jobs enqueued later are not
+        // counted, nor touched.
+        const upTo = cursor("upto") ?? (await store.pageJobs({ limit: 1 }))[0]?.seq ?? 0;
+        const states = bulkStates(action, { state });
+        if (!q) return json({ count: await store.countPage({ states }), upTo, next: null });
+        // A search walks rows: one span of seqs per call, so each call stays quick; the page
+        // asks again from `next` and adds up.
+        const below = Math.min(cursor("below") ?? upTo + 1, upTo + 1);
+        const from = Math.max(below - searchSpan, 0);
+        const count = await timedSpan(() =>
+          store.countPage({ states, search: q, beforeSeq: below, afterSeq: from - 1 })
+        );
+        return json({ count, upTo, next: from > 1 ? from : null });
+      }
+      const oldest = url.searchParams.get("sort") === "oldest";
+      let before = cursor("before");
+      let after = cursor("after");
+      let spanEnd: number | null = null;
+      if (q) {
+        // A search walks rows: one span of seqs per call. A page not full by then says
+        // where to go on (`next`, with `partial`), and the page asks again.
+        const newest = (await store.pageJobs({ limit: 1 }))[0]?.seq ?? 0;
+        if (oldest) {
+          after = after ?? 0;
+          spanEnd = after + searchSpan;
+          before = spanEnd + 1;
+          if (spanEnd >= newest) spanEnd = null;
+        } else {
+          before = before ?? newest + 1;
+          spanEnd = before - searchSpan;
+          after = spanEnd - 1;
+          if (spanEnd <= 1) spanEnd = null;
+        }
+      }
+      const page = () =>
+        store.pageJobs({
+          state,
+          search: q,
+          sort: oldest ? "oldest" : "newest",
+          beforeSeq: before,
+          afterSeq: after,
+          limit: PAGE_SIZE,
+        });
+      const jobs = q ? await timedSpan(page) : await page();
+      const full = jobs.length === PAGE_SIZE;
       return json({
         jobs: jobs.map(jobSummary),
-        next: jobs.length === PAGE_SIZE ? jobs[jobs.length - 1].seq : null,
+        next: full ? jobs[jobs.length - 1].seq : spanEnd,
+        partial: !full && spanEnd !== null,
       });
     }
     let m;

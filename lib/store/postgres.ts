@@ -32,7 +32,7 @@ import type {
   Store,
   WorkerInfo,
 } from "./store.ts";
-import type { JobPageOptions, MetricTotals, MinuteCount } from "./store.ts";
+import type { JobCountOptions, JobPageOptions, MetricTotals, MinuteCount } from "./store.ts";
 import { type MetricRow, metricTotalsFrom } from "./metric_rows.ts";
 
 type Sql = postgresType.Sql<Record<string, never>>;
@@ -664,8 +664,11 @@ export class PostgresStore implements Store {
     const [rows, [scheduled]] = await this.#do((sql) =>
       Promise.all([
         sql`SELECT state, sum(n)::bigint AS n FROM job_counts GROUP BY state`,
-        sql`SELECT count(*)::bigint AS n FROM jobs
-            WHERE state IN ('pending','failed') AND run_at > ${now}`,
+        // Only the waiting jobs are walked: a range of the ready index for each priority.
+        sql`${sql.unsafe(READY_PRIORITIES)} SELECT coalesce(sum((SELECT count(*) FROM jobs
+              WHERE state IN ('pending','failed') AND priority = p.pri AND run_at > ${now})), 0)
+              ::bigint AS n
+            FROM p WHERE pri IS NOT NULL`,
       ])
     );
     for (const r of rows) c[r.state as JobState] = Number(r.n);
@@ -1196,31 +1199,69 @@ export class PostgresStore implements Store {
     }));
   }
 
-  async pageJobs({ state, search, beforeSeq, limit }: JobPageOptions): Promise<Job[]> {
-    const rows = await this.#do((sql) => {
-      const conds = [];
-      if (beforeSeq !== undefined) conds.push(sql`seq < ${beforeSeq}`);
-      if (state) conds.push(sql`state = ${state}`);
-      if (search) {
-        // ILIKE ignores case; `\` escapes the user's own % and _.
-        const pattern = `%${search.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
-        conds.push(sql`(id ILIKE ${pattern} OR command ILIKE ${pattern})`);
-      }
-      const where = conds.length === 0
-        ? sql``
-        : conds.reduce((acc, c, k) => k === 0 ? sql`WHERE ${c}` : sql`${acc} AND ${c}`, sql``);
-      return sql`SELECT * FROM jobs ${where} ORDER BY seq DESC LIMIT ${limit}`;
-    });
+  async pageJobs({ sort = "newest", limit, ...filter }: JobPageOptions): Promise<Job[]> {
+    const rows = await this.#do((sql) =>
+      sql`SELECT * FROM jobs ${pageFilter(sql, filter)}
+          ORDER BY seq ${sort === "oldest" ? sql`ASC` : sql`DESC`} LIMIT ${limit}`
+    );
     return rows.map(toJob);
   }
 
-  async readyLatencyMs(now: number): Promise<number> {
+  async countPage(filter: JobCountOptions): Promise<number> {
+    const { state, states, search, afterSeq, beforeSeq } = filter;
+    if (!search && afterSeq === undefined && beforeSeq === undefined) {
+      if (!state && !states) return await this.countJobs();
+      return await this.countJobs(
+        state ? (!states || states.includes(state) ? [state] : []) : states!,
+      );
+    }
     const [r] = await this.#do((sql) =>
-      sql`SELECT min(run_at) AS t FROM jobs
-          WHERE state IN ('pending','failed') AND run_at <= ${now}`
+      sql`SELECT count(*)::bigint AS n FROM jobs ${pageFilter(sql, filter)}`
+    );
+    return Number(r.n);
+  }
+
+  async readyLatencyMs(now: number): Promise<number> {
+    // The ready index is ordered by priority first: its first entry of each priority holds that
+    // priority's earliest run_at, found by one seek each (no walk over the waiting jobs).
+    const [r] = await this.#do((sql) =>
+      sql`${sql.unsafe(READY_PRIORITIES)} SELECT min((SELECT run_at FROM jobs
+            WHERE state IN ('pending','failed') AND priority = p.pri ORDER BY run_at LIMIT 1)) AS t
+          FROM p WHERE pri IS NOT NULL`
     );
     return r.t === null ? 0 : Math.max(now - Number(r.t), 0);
   }
 }
 
 class RollbackOnPurpose extends Error {}
+
+/**
+ * The distinct priorities of pending and failed jobs, highest first, as the table `p(pri)` (with a
+ * final NULL row): one seek of the ready index per priority, however many jobs wait.
+ */
+const READY_PRIORITIES = `WITH RECURSIVE p(pri) AS (
+   SELECT (SELECT priority FROM jobs WHERE state IN ('pending','failed')
+     ORDER BY priority DESC LIMIT 1)
+   UNION ALL
+   SELECT (SELECT priority FROM jobs WHERE state IN ('pending','failed')
+     AND priority < p.pri ORDER BY priority DESC LIMIT 1) FROM p WHERE p.pri IS NOT NULL)`;
+
+/** The WHERE clause of `pageJobs` and `countPage`. */
+function pageFilter(
+  sql: Sql,
+  { state, states, search, beforeSeq, afterSeq }: JobCountOptions,
+) {
+  const conds = [];
+  if (beforeSeq !== undefined) conds.push(sql`seq < ${beforeSeq}`);
+  if (afterSeq !== undefined) conds.push(sql`seq > ${afterSeq}`);
+  if (state) conds.push(sql`state = ${state}`);
+  if (states) conds.push(states.length ? sql`state IN ${sql(states as JobState[])}` : sql`FALSE`);
+  if (search) {
+    // ILIKE ignores case; `\` escapes the user's own % and _.
+    const pattern = `%${search.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
+    conds.push(sql`(id ILIKE ${pattern} OR command ILIKE ${pattern})`);
+  }
+  return conds.length === 0
+    ? sql``
+    : conds.reduce((acc, c, k) => k === 0 ? sql`WHERE ${c}` : sql`${acc} AND ${c}`, sql``);
+}

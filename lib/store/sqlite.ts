@@ -29,7 +29,7 @@ import type {
   Store,
   WorkerInfo,
 } from "./store.ts";
-import type { JobPageOptions, MetricTotals, MinuteCount } from "./store.ts";
+import type { JobCountOptions, JobPageOptions, MetricTotals, MinuteCount } from "./store.ts";
 import { type MetricRow, metricTotalsFrom } from "./metric_rows.ts";
 
 /**
@@ -215,6 +215,17 @@ const NEW_JOB_COLUMNS: ReadonlyArray<readonly [string, (j: NewJob) => SQLInputVa
   ["cwd", (j) => j.cwd],
   ["env", (j) => j.env === null ? null : JSON.stringify(j.env)],
 ];
+
+/**
+ * The distinct priorities of pending and failed jobs, highest first, as the table `p(pri)` (with a
+ * final NULL row): one seek of the ready index per priority, however many jobs wait.
+ */
+const READY_PRIORITIES = `WITH RECURSIVE p(pri) AS (
+   SELECT (SELECT priority FROM jobs INDEXED BY jobs_ready WHERE state IN ('pending','failed')
+     ORDER BY priority DESC LIMIT 1)
+   UNION ALL
+   SELECT (SELECT priority FROM jobs INDEXED BY jobs_ready WHERE state IN ('pending','failed')
+     AND priority < p.pri ORDER BY priority DESC LIMIT 1) FROM p WHERE p.pri IS NOT NULL)`;
 
 /** Up to this many jobs of the listed states are found by the state index and sorted. */
 const INDEX_SORT_MAX = 10_000;
@@ -536,10 +547,11 @@ export class SqliteStore implements Store {
       for (const r of this.#all("SELECT state, n FROM job_counts")) {
         c[r.state as JobState] = r.n as number;
       }
-      // Only waiting jobs are walked, through the partial index of ready jobs.
+      // Only the waiting jobs are walked: a range of the ready index for each priority.
       c.scheduled = this.#get(
-        `SELECT count(*) AS n FROM jobs INDEXED BY jobs_ready
-         WHERE state IN ('pending','failed') AND run_at > ?`,
+        `${READY_PRIORITIES} SELECT coalesce(sum((SELECT count(*) FROM jobs INDEXED BY jobs_ready
+           WHERE state IN ('pending','failed') AND priority = p.pri AND run_at > ?)), 0) AS n
+         FROM p WHERE pri IS NOT NULL`,
         now,
       )!.n as number;
       return c;
@@ -1207,39 +1219,73 @@ export class SqliteStore implements Store {
     );
   }
 
-  pageJobs({ state, search, beforeSeq, limit }: JobPageOptions): Promise<Job[]> {
+  pageJobs({ sort = "newest", limit, ...filter }: JobPageOptions): Promise<Job[]> {
     return this.#do(() => {
-      const where: string[] = [];
-      const params: SQLInputValue[] = [];
-      if (beforeSeq !== undefined) {
-        where.push("seq < ?");
-        params.push(beforeSeq);
-      }
-      if (state) {
-        // As in listJobs: many jobs in the state, walk the primary key down; few, use the index.
-        where.push(`${this.#countStates([state]) > INDEX_SORT_MAX ? "+state" : "state"} = ?`);
-        params.push(state);
-      }
-      if (search) {
-        where.push("(id LIKE ? ESCAPE '\\' OR command LIKE ? ESCAPE '\\')");
-        const pattern = `%${search.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
-        params.push(pattern, pattern);
-      }
+      const { where, params } = this.#pageFilter(filter);
       return this.#all(
-        `SELECT * FROM jobs ${where.length ? "WHERE " + where.join(" AND ") : ""}
-         ORDER BY seq DESC LIMIT ?`,
+        `SELECT * FROM jobs ${where} ORDER BY seq ${sort === "oldest" ? "" : "DESC"} LIMIT ?`,
         ...params,
         limit,
       ).map(toJob);
     });
   }
 
+  countPage(filter: JobCountOptions): Promise<number> {
+    return this.#do(() => {
+      const { state, states, search, afterSeq, beforeSeq } = filter;
+      if (!search && afterSeq === undefined && beforeSeq === undefined) {
+        if (!state && !states) {
+          return this.#get("SELECT coalesce(sum(n), 0) AS n FROM job_counts")!.n as number;
+        }
+        const wanted = state ? (!states || states.includes(state) ? [state] : []) : states!;
+        return this.#countStates(wanted);
+      }
+      const { where, params } = this.#pageFilter(filter);
+      return this.#get(`SELECT count(*) AS n FROM jobs ${where}`, ...params)!.n as number;
+    });
+  }
+
+  /** The WHERE clause of `pageJobs` and `countPage`. */
+  #pageFilter(
+    { state, states, search, beforeSeq, afterSeq }: JobCountOptions,
+  ): { where: string; params: SQLInputValue[] } {
+    const where: string[] = [];
+    const params: SQLInputValue[] = [];
+    if (beforeSeq !== undefined) {
+      where.push("seq < ?");
+      params.push(beforeSeq);
+    }
+    if (afterSeq !== undefined) {
+      where.push("seq > ?");
+      params.push(afterSeq);
+    }
+    // As in listJobs: many jobs in the states, walk the primary key; few, use the state index.
+    const wanted = state ? [state, ...(states ?? [])] : states;
+    const col = wanted && this.#countStates(wanted) > INDEX_SORT_MAX ? "+state" : "state";
+    if (state) {
+      where.push(`${col} = ?`);
+      params.push(state);
+    }
+    if (states) {
+      where.push(`${col} IN (${states.map(() => "?").join(", ") || "NULL"})`);
+      params.push(...states);
+    }
+    if (search) {
+      where.push("(id LIKE ? ESCAPE '\\' OR command LIKE ? ESCAPE '\\')");
+      const pattern = `%${search.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
+      params.push(pattern, pattern);
+    }
+    return { where: where.length ? "WHERE " + where.join(" AND ") : "", params };
+  }
+
   readyLatencyMs(now: number): Promise<number> {
     return this.#do(() => {
+      // The ready index is ordered by priority first: its first entry of each priority holds that
+      // priority's earliest run_at, found by one seek each (no walk over the waiting jobs).
       const t = this.#get(
-        `SELECT min(run_at) AS t FROM jobs INDEXED BY jobs_ready
-         WHERE state IN ('pending','failed') AND run_at <= ?`,
-        now,
+        `${READY_PRIORITIES} SELECT min((SELECT run_at FROM jobs INDEXED BY jobs_ready
+           WHERE state IN ('pending','failed') AND priority = p.pri ORDER BY run_at LIMIT 1)) AS t
+         FROM p WHERE pri IS NOT NULL`,
       )!.t as number | null;
       return t === null ? 0 : Math.max(now - t, 0);
     });

@@ -413,10 +413,19 @@ export interface Store {
   finishedPerMinute(since: number): Promise<MinuteCount[]>;
 
   /**
-   * Jobs newest first (highest `seq`), filtered by state and search text, below `beforeSeq`. Each
-   * page costs the same however deep it is (no offset).
+   * Jobs newest first (highest `seq`) or in enqueue order (`sort: "oldest"`), filtered by state
+   * and search text, past the cursor (`beforeSeq` / `afterSeq`). Each page costs the same however
+   * deep it is (no offset); a search walks rows until the page is full (bound the walk with both
+   * `beforeSeq` and `afterSeq` to bound its cost).
    */
   pageJobs(options: JobPageOptions): Promise<Job[]>;
+
+  /**
+   * How many jobs `pageJobs` would list with this filter over all pages. Without `search` or a
+   * `seq` range, read from the kept counts; otherwise the matching rows are walked (bound the
+   * walk with `afterSeq`/`beforeSeq` to bound its cost).
+   */
+  countPage(options: JobCountOptions): Promise<number>;
 
   /**
    * How long the oldest ready job (pending or failed, `runAt <= now`) has waited, in ms (`now -
@@ -484,12 +493,29 @@ export interface MinuteCount {
   n: number;
 }
 
-/** One page of jobs, newest first, for browsing a large queue with keyset paging. */
+/** One page of jobs, for browsing a large queue with keyset paging (no offset). */
 export interface JobPageOptions {
   state?: JobState;
+  /** Only jobs in one of these states (with `state`, jobs must match both). */
+  states?: readonly JobState[];
   /** Only jobs whose id or command contains this text, ignoring ASCII case. */
   search?: string;
-  /** Only jobs with a smaller `seq` (the last `seq` of the previous page). */
+  /** `newest` (default): highest `seq` first; `oldest`: enqueue order. */
+  sort?: "newest" | "oldest";
+  /** Only jobs with a smaller `seq` (the last `seq` of the previous `newest` page). */
   beforeSeq?: number;
+  /** Only jobs with a larger `seq` (the last `seq` of the previous `oldest` page). */
+  afterSeq?: number;
   limit: number;
+}
+
+/** Which jobs `countPage` counts: a page's filter, within an optional range of `seq`. */
+export interface JobCountOptions {
+  state?: JobState;
+  states?: readonly JobState[];
+  search?: string;
+  /** Only jobs with `seq > afterSeq`. */
+  afterSeq?: number;
+  /** Only jobs with `seq < beforeSeq`. */
+  beforeSeq?: number;
 }
