@@ -87,6 +87,8 @@ export function workerCommand(db: string, host: string, logLevel: string, nonce 
  */
 const WORKER_ENV = [
   "QUEUECTL_DB",
+  // Forces the executor's spawn path (executor.ts).
+  "QUEUECTL_SPAWN",
   "HOME",
   "USER",
   "USERNAME",

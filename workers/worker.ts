@@ -19,7 +19,7 @@ import { loadConfig } from "../lib/settings.ts";
 import { openStore } from "../lib/store/open.ts";
 import type { Job, OutputAppend, Store } from "../lib/store/store.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
-import { runJob } from "./executor.ts";
+import { runJob, spawnLogFields } from "./executor.ts";
 import { StoreClock } from "./store_clock.ts";
 import { OutputBuffer } from "./output_buffer.ts";
 import { sleep } from "../lib/sleep.ts";
@@ -92,6 +92,8 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   const workerId = workerIdOf(args.host, Deno.pid, args.nonce);
   // Whatever a job starts and abandons comes back to this process, which ends it (reaper.ts).
   const subreaper = enableSubreaper();
+  // Which way jobs start (posix_spawn or Deno.Command), checked once before any is claimed.
+  const spawn = await spawnLogFields();
   const store: Store = await openStore(args.db, { durable: false, create: false });
   const clock = new StoreClock();
 
@@ -145,7 +147,7 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   });
   registered = true;
   if (stopping.signal.aborted) await markStopping();
-  wlog.info("worker.started", { subreaper });
+  wlog.info("worker.started", { subreaper, ...spawn });
 
   /** The job running now, checked against the store on each heartbeat and every second. */
   let running: { job: Job; lost: AbortController } | null = null;
