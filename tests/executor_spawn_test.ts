@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { libcPaths } from "../workers/libc.ts";
 import { decodeStatus } from "../workers/posix_spawn.ts";
+import { isLive } from "./chaos.ts";
 import { cliOk, FIXTURES, startWorkers, tempDb, waitFor } from "./helpers.ts";
 
 const RUN_JOB = `${FIXTURES}run_job.ts`;
@@ -59,13 +60,14 @@ async function run(
   return ran;
 }
 
-/** Whether `pid` is a live process (a zombie counts as gone). */
-function alive(pid: number): boolean {
+/** Waits (bounded) for `pid` to be gone; kills it if it is not, so a failure leaks nothing. */
+async function assertEnds(pid: number) {
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !/\) Z /.test(stat);
-  } catch {
-    return false;
+    await waitFor(async () => !(await isLive(pid)), { timeoutMs: 5000, what: `${pid} to end` });
+  } finally {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone, as it should be */ }
   }
 }
 
@@ -108,8 +110,7 @@ for (const path of PATHS) {
     });
     assert.equal(r.result.outcome, "timeout");
     assert.match(r.result.error ?? "", /^timed out after 500ms/);
-    const pid = Number(Deno.readTextFileSync(pidFile).trim());
-    await waitFor(() => !alive(pid), { timeoutMs: 5000, what: `sleep ${pid} to end` });
+    await assertEnds(Number(Deno.readTextFileSync(pidFile).trim()));
   });
 
   test("a forced stop kills the whole process tree: interrupted", async () => {
@@ -122,8 +123,7 @@ for (const path of PATHS) {
     });
     assert.equal(r.result.outcome, "interrupted");
     assert.equal(r.result.error, "interrupted by a forced worker stop");
-    const pid = Number(Deno.readTextFileSync(pidFile).trim());
-    await waitFor(() => !alive(pid), { timeoutMs: 5000, what: `sleep ${pid} to end` });
+    await assertEnds(Number(Deno.readTextFileSync(pidFile).trim()));
   });
 
   test("a job ignoring SIGTERM is killed after the grace", async () => {
