@@ -183,6 +183,17 @@ for (const path of PATHS) {
     );
   });
 
+  test("a large or non-ASCII environment reaches the job intact; a NUL byte is a spawn error", async () => {
+    const r = await run(path, {
+      command: 'printf "%s|%s\\n" "${#BIG}" "$UNI"',
+      env: { BIG: "x".repeat(100_000), UNI: "é✓ ünï" },
+    });
+    assert.equal(r.output, "100000|é✓ ünï\n");
+    const nul = await run(path, { command: "true", env: { BAD: "a\u0000b" } });
+    assert.equal(nul.result.outcome, "spawn_error");
+    assert.match(nul.result.error ?? "", /^cannot start the job: /);
+  });
+
   test("stdin is /dev/null; stdout and stderr are pipes, so no file is left anywhere", async () => {
     await using t = await tempDb();
     const r = await run(path, {

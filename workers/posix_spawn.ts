@@ -106,9 +106,11 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 const DEV_NULL = enc.encode("/dev/null\0");
 const SH = enc.encode("sh\0");
-const SH_ARGV = [enc.encode("sh"), enc.encode("-c")];
 /** One read buffer for every job of this process: reads are synchronous, so never shared. */
 const scratch = new Uint8Array(64 * 1024);
+/** Spawning is synchronous: one set of file actions and one pid slot serve every spawn. */
+const fa = new Uint8Array(FILE_ACTIONS_BYTES);
+const pidOut = new Int32Array(1);
 
 let lib: Libc | null = null;
 /** The spawn attributes are the same for every job: built once. */
@@ -161,14 +163,13 @@ function pipe(l: Libc): [number, number] {
 }
 
 /**
- * `argv` then `envp`, as two NULL-ended pointer arrays into one block of NUL-ended strings. The
- * parent's environment comes from libc's `environ` (what `Deno.env` reads and writes), with the
- * job's variables replacing or adding to it, as `Deno.Command`'s `env` does.
+ * The worker's own environment, read once from libc's `environ` at the first spawn (as bytes, with
+ * each variable's name). Nothing in a worker changes its environment after it starts.
  */
-function argvEnvp(l: Libc, command: string, env: Record<string, string> | null) {
-  const argv = [...SH_ARGV, enc.encode(command)];
-  const envp: Uint8Array[] = [];
-  const own = env ?? {};
+let parentEnv: { name: string; entry: Uint8Array }[] | undefined;
+
+function readParentEnv(l: Libc) {
+  const env: { name: string; entry: Uint8Array }[] = [];
   const word = new BigUint64Array(1);
   l.copyFromPointer(word, l.environ, 8n);
   const environ = word[0];
@@ -178,32 +179,63 @@ function argvEnvp(l: Libc, command: string, env: Record<string, string> | null) 
       if (!word[0]) break;
       const entry = cStringAt(l, word[0]);
       const eq = entry.indexOf(0x3d);
-      if (eq > 0 && Object.hasOwn(own, dec.decode(entry.subarray(0, eq)))) continue;
-      envp.push(entry);
+      env.push({ name: dec.decode(entry.subarray(0, eq < 0 ? entry.length : eq)), entry });
     }
   }
-  for (const [k, v] of Object.entries(own)) envp.push(enc.encode(`${k}=${v}`));
-  const strings = [...argv, ...envp];
-  let size = 0;
-  for (const s of strings) {
-    if (s.includes(0)) throw new SpawnError(0, "its command or environment holds a NUL byte");
-    size += s.length + 1;
+  return env;
+}
+
+/**
+ * One block of NUL-ended strings and one pointer array, reused by every spawn (spawning is
+ * synchronous): a job costs the worker no garbage here. The block is an ArrayBuffer of its own,
+ * whose bytes never move, so the addresses taken of it stay valid; it only grows.
+ */
+let block = new Uint8Array(0);
+let blockBase = 0n;
+let pointers = new BigUint64Array(0);
+
+/**
+ * `argv` then `envp`, as two NULL-ended pointer arrays into the shared block: `sh -c command`,
+ * and the worker's environment with the job's variables replacing or adding to it, as
+ * `Deno.Command`'s `env` does.
+ */
+function argvEnvp(l: Libc, command: string, env: Record<string, string> | null) {
+  const own = Object.entries(env ?? {});
+  const parent = (parentEnv ??= readParentEnv(l)).filter((p) =>
+    !env || !Object.hasOwn(env, p.name)
+  );
+  // UTF-8 takes at most 3 bytes per UTF-16 unit.
+  let need = 6 + 3 * command.length + 1;
+  for (const p of parent) need += p.entry.length + 1;
+  for (const [k, v] of own) need += 3 * (k.length + v.length) + 2;
+  if (block.length < need) {
+    block = new Uint8Array(new ArrayBuffer(Math.max(need, 2 * block.length, 64 * 1024)));
+    blockBase = BigInt(l.addressOf(block, block, 0n));
   }
-  // An ArrayBuffer of its own: its bytes never move, so the addresses below stay valid.
-  const block = new Uint8Array(new ArrayBuffer(size));
-  const base = BigInt(l.addressOf(block, block, 0n));
-  const pointers = new BigUint64Array(argv.length + 1 + envp.length + 1);
+  const count = 3 + 1 + parent.length + own.length + 1;
+  if (pointers.length < count) pointers = new BigUint64Array(Math.max(count, 2 * pointers.length));
   let at = 0;
-  strings.forEach((s, i) => {
-    block.set(s, at);
-    pointers[i < argv.length ? i : i + 1] = base + BigInt(at);
-    at += s.length + 1;
-  });
-  return {
-    block,
-    argv: pointers.subarray(0, argv.length + 1),
-    envp: pointers.subarray(argv.length + 1),
+  let i = 0;
+  const put = (s: string) => {
+    if (s.includes("\0")) throw new SpawnError(0, "its command or environment holds a NUL byte");
+    pointers[i++] = blockBase + BigInt(at);
+    at += enc.encodeInto(s, block.subarray(at)).written;
+    block[at++] = 0;
   };
+  put("sh");
+  put("-c");
+  put(command);
+  pointers[i++] = 0n;
+  const envStart = i;
+  for (const p of parent) {
+    pointers[i++] = blockBase + BigInt(at);
+    block.set(p.entry, at);
+    at += p.entry.length;
+    block[at++] = 0;
+  }
+  for (const [k, v] of own) put(`${k}=${v}`);
+  pointers[i++] = 0n;
+  return { argv: pointers.subarray(0, envStart), envp: pointers.subarray(envStart, i) };
 }
 
 /** One job's shell started by posix_spawnp: its pid, its output pipes and a pidfd. */
@@ -241,16 +273,17 @@ export class PosixChild {
     const why = prepare();
     if (why) throw new SpawnError(0, why);
     const l = lib!;
-    const { block, argv, envp } = argvEnvp(l, command, env);
+    const { argv, envp } = argvEnvp(l, command, env);
     const cwdZ = enc.encode(cwd + "\0");
     const [outR, outW] = pipe(l);
     let errR = -1, errW = -1;
     let pid = -1;
-    const fa = new Uint8Array(FILE_ACTIONS_BYTES);
+    let actions = false;
     try {
       [errR, errW] = pipe(l);
+      actions = l.posix_spawn_file_actions_init(fa) === 0;
       if (
-        l.posix_spawn_file_actions_init(fa) !== 0 ||
+        !actions ||
         l.posix_spawn_file_actions_addopen(fa, 0, DEV_NULL, O_RDONLY, 0) !== 0 ||
         l.posix_spawn_file_actions_adddup2(fa, outW, 1) !== 0 ||
         l.posix_spawn_file_actions_adddup2(fa, errW, 2) !== 0 ||
@@ -258,18 +291,16 @@ export class PosixChild {
       ) {
         throw new SpawnError(0, "posix_spawn_file_actions_* failed");
       }
-      const pidOut = new Int32Array(1);
       const rc = l.posix_spawnp(pidOut, SH, fa, attr!, argv, envp);
       if (rc !== 0) throw new SpawnError(rc, errorText(l, rc));
       pid = pidOut[0];
-      // !!! argv and envp point into `block`: it must live until posix_spawnp has returned. !!!
-      if (block.length === 0) throw new SpawnError(0, "empty argument block");
     } catch (e) {
       l.close(outR);
       if (errR >= 0) l.close(errR);
       throw e;
     } finally {
-      l.posix_spawn_file_actions_destroy(fa);
+      // Only what init set up: `fa` is reused, and destroying it twice would free twice.
+      if (actions) l.posix_spawn_file_actions_destroy(fa);
       l.close(outW);
       if (errW >= 0) l.close(errW);
     }
