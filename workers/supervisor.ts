@@ -96,6 +96,8 @@ export function workerCommand(
  */
 const WORKER_ENV = [
   "QUEUECTL_DB",
+  // Forces the executor's spawn path (executor.ts).
+  "QUEUECTL_SPAWN",
   "HOME",
   "USER",
   "USERNAME",

@@ -19,7 +19,7 @@ import { loadConfig } from "../lib/settings.ts";
 import { openStore } from "../lib/store/open.ts";
 import type { AttemptResult, Job, OutputAppend, RunEnd, Store } from "../lib/store/store.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
-import { runJob } from "./executor.ts";
+import { runJob, spawnLogFields } from "./executor.ts";
 import { StoreClock } from "./store_clock.ts";
 import { OutputBuffer } from "./output_buffer.ts";
 import { sleep } from "../lib/sleep.ts";
@@ -100,6 +100,8 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   const workerId = workerIdOf(args.host, Deno.pid, args.nonce);
   // Whatever a job starts and abandons comes back to this process, which ends it (reaper.ts).
   const subreaper = enableSubreaper();
+  // Which way jobs start (posix_spawn or Deno.Command), checked once before any is claimed.
+  const spawn = await spawnLogFields();
   const store: Store = await openStore(args.db, { durable: false, create: false });
   const clock = new StoreClock();
 
@@ -153,7 +155,7 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
   });
   registered = true;
   if (stopping.signal.aborted) await markStopping();
-  wlog.info("worker.started", { subreaper });
+  wlog.info("worker.started", { subreaper, ...spawn });
 
   /** The jobs running now (up to `concurrency`), checked against the store every second. */
   const running = new Map<string, Run>();
