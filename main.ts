@@ -32,13 +32,14 @@ import type {
   UnsatisfiedPositionalError,
 } from "@stricli/core";
 import { QueuectlError } from "./lib/errors.ts";
-import { dbLocationsOf, netAddressOf } from "./lib/store/location.ts";
+import { netNeedsOf } from "./lib/cli/net.ts";
 import { writeAll } from "./lib/write_all.ts";
 
-// A PostgreSQL store needs network permission for its server alone, which the tasks cannot name
-// in advance: under `deno run`, run again with `--allow-net=HOST:PORT` added (once).
+// A PostgreSQL store needs network permission for its server alone, and `dashboard` for the
+// address it listens on, which the tasks cannot name in advance: under `deno run`, run again with
+// `--allow-net=HOST:PORT,…` added (once).
 {
-  const nets = dbLocationsOf(Deno.args).map(netAddressOf).filter((n) => n !== null);
+  const nets = netNeedsOf(Deno.args);
   const net = nets.join(",");
   const self = net && !Deno.env.get("QUEUECTL_NET_GRANTED") &&
       nets.some((host) => Deno.permissions.querySync({ name: "net", host }).state !== "granted")

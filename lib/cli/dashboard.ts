@@ -7,6 +7,7 @@ import { buildCommand } from "@stricli/core";
 import { UserError } from "../errors.ts";
 import { type Context, dbFlag, type DbFlags, intParser, withStore } from "./context.ts";
 import { out } from "./format.ts";
+import { DASHBOARD_HOST, DASHBOARD_PORT } from "./net.ts";
 
 interface DashboardFlags extends DbFlags {
   host: string;
@@ -21,7 +22,8 @@ const isLoopback = (host: string) =>
 async function dashboard(this: Context, flags: DashboardFlags) {
   const host = flags.host.replace(/^\[(.*)\]$/, "$1");
   const at = `${host.includes(":") ? `[${host}]` : host}:${flags.port}`;
-  if (Deno.permissions.querySync({ name: "net", host: at }).state !== "granted") {
+  const asked = flags.port === 0 ? host : at;
+  if (Deno.permissions.querySync({ name: "net", host: asked }).state !== "granted") {
     throw new UserError(
       `this process may not listen on ${at}; run queuectl with --allow-net=${at} ` +
         `(a compiled queuectl needs a build with --allow-net)`,
@@ -78,14 +80,14 @@ export const dashboardCommand = buildCommand({
         kind: "parsed",
         parse: String,
         brief: "Address to listen on (another than loopback is reachable from other hosts)",
-        default: "127.0.0.1",
+        default: DASHBOARD_HOST,
         placeholder: "addr",
       },
       port: {
         kind: "parsed",
         parse: intParser("port", 0, 65535),
         brief: "Port to listen on; 0 picks a free one",
-        default: "7777",
+        default: String(DASHBOARD_PORT),
         placeholder: "n",
       },
       readOnly: {
@@ -104,8 +106,8 @@ export const dashboardCommand = buildCommand({
     brief: "Serve a web dashboard of the queue and /metrics",
     fullDescription:
       "Prints a URL with a fresh access token; every request needs it (the page keeps it\n" +
-      "in a cookie; scripts send Authorization: Bearer TOKEN). Needs network permission:\n" +
-      "run queuectl with --allow-net=127.0.0.1:7777 (or the --host and --port given).\n\n" +
+      "in a cookie; scripts send Authorization: Bearer TOKEN). It listens on loopback\n" +
+      "unless --host says otherwise.\n\n" +
       "Example:\n  queuectl dashboard --port 8080 --read-only",
   },
 });
