@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real browser: Playwright (`npm:playwright-core`) drives Debian's Chromium
  * against a real `queuectl dashboard` on a real queue with real workers, and saves a screenshot of
- * each page under docs/.
+ * each page: under docs/ when `QUEUECTL_SCREENSHOTS=docs` (to refresh the README's pictures), else
+ * in a temporary directory, so a test run never changes the source tree.
  *
  * The test runner may not open sockets, so each test runs this same file as a script
  * (`deno run … dashboard_browser_test.ts SCENARIO`) with loopback network permission; the script
@@ -23,7 +24,7 @@ const SCENARIOS = {
 type Scenario = keyof typeof SCENARIOS;
 
 const SELF = fileURLToPath(import.meta.url);
-const DOCS = `${ROOT}docs/`;
+const DOCS = Deno.env.get("QUEUECTL_SCREENSHOTS") === "docs" ? `${ROOT}docs/` : null;
 
 if (!import.meta.main) {
   const chromium = (() => {
@@ -138,6 +139,7 @@ async function runScenario(scenario: Scenario) {
   const { chromium } = await import("playwright-core");
   const dir = await Deno.makeTempDir({ prefix: "queuectl-browser-" });
   const db = `${dir}/queue.db`;
+  const shots = DOCS ?? `${dir}/`;
   const stops: Array<() => Promise<void>> = [];
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -164,7 +166,7 @@ async function runScenario(scenario: Scenario) {
     };
     const count = async (state: string) =>
       Number(await page.textContent(`#counts [data-state=${state}] b`));
-    await Deno.mkdir(DOCS, { recursive: true });
+    await Deno.mkdir(shots, { recursive: true });
 
     if (scenario === "drain") {
       const jobs = Array.from(
@@ -186,7 +188,7 @@ async function runScenario(scenario: Scenario) {
       assert.ok(seen.size >= 3, `the count moved in steps: ${[...seen]}`);
       assert.equal(await count("pending"), 0);
       await page.waitForSelector("text=idle");
-      await page.screenshot({ path: `${DOCS}dashboard-overview.png`, fullPage: true });
+      await page.screenshot({ path: `${shots}dashboard-overview.png`, fullPage: true });
     } else if (scenario === "retry") {
       const flag = `${dir}/second-time`;
       await ok(db, [
@@ -207,7 +209,7 @@ async function runScenario(scenario: Scenario) {
       const button = page.locator('button[data-retry="flaky"]');
       await button.waitFor();
       assert.match(await page.textContent("#jobs") ?? "", /first run fails/);
-      await page.screenshot({ path: `${DOCS}dashboard-dlq.png`, fullPage: true });
+      await page.screenshot({ path: `${shots}dashboard-dlq.png`, fullPage: true });
       await button.click(); // by keyboard too: it is a real <button>
       await waitFor(
         async () => JSON.parse(await ok(db, ["show", "flaky", "--json"])).state === "completed",
@@ -216,7 +218,7 @@ async function runScenario(scenario: Scenario) {
       await page.goto(`${origin}/#/job/flaky`);
       await page.waitForSelector("text=attempt 2:");
       assert.match(await page.textContent("main") ?? "", /completed/);
-      await page.screenshot({ path: `${DOCS}dashboard-job.png`, fullPage: true });
+      await page.screenshot({ path: `${shots}dashboard-job.png`, fullPage: true });
     } else if (scenario === "token") {
       await ok(db, ["enqueue", JSON.stringify({ id: "private-job", command: "echo s3cr3t" })]);
       for (const path of ["/", "/api/jobs", "/api/jobs/private-job", "/metrics"]) {
@@ -227,7 +229,7 @@ async function runScenario(scenario: Scenario) {
       }
       const bad = await page.goto(`${origin}/?token=not-the-token`);
       assert.equal(bad?.status(), 401);
-      await page.screenshot({ path: `${DOCS}dashboard-401.png` });
+      await page.screenshot({ path: `${shots}dashboard-401.png` });
       const good = await page.goto(url);
       assert.equal(good?.status(), 200);
       assert.equal(new URL(page.url()).search, "", "the token leaves the address bar");
@@ -255,12 +257,12 @@ async function runScenario(scenario: Scenario) {
       const ms = performance.now() - started;
       assert.equal(await page.locator("#jobs tbody tr").count(), 1);
       console.log(`search among ${n} jobs answered in the page in ${ms.toFixed(0)} ms`);
-      await page.screenshot({ path: `${DOCS}dashboard-jobs.png`, fullPage: true });
+      await page.screenshot({ path: `${shots}dashboard-jobs.png`, fullPage: true });
       // Narrow window: still readable (no horizontal scroll of the page).
       await page.setViewportSize({ width: 380, height: 700 });
       const wide = await page.evaluate("document.documentElement.scrollWidth") as number;
       assert.ok(wide <= 400, `page width at 380 px: ${wide}`);
-      await page.screenshot({ path: `${DOCS}dashboard-jobs-narrow.png`, fullPage: true });
+      await page.screenshot({ path: `${shots}dashboard-jobs-narrow.png`, fullPage: true });
     } else if (scenario === "bulk") {
       // 10 jobs of batch A and 5 of batch B fail once and go dead (no retries); only A is retried.
       const flags = `${dir}/flags`;

@@ -79,10 +79,16 @@ function h(tag, attrs, ...kids) {
   return e;
 }
 function say(text) { statusLine.textContent = text; }
+// Each route() is one generation: a page read that answers after the user moved on is dropped
+// (it never resolves), so a slow overview cannot replace the jobs page opened after it.
+let routeGen = 0;
 async function api(path, init) {
+  const gen = routeGen;
   const r = await fetch(path, init);
   if (r.status === 401) { say("The access token is no longer valid: open the URL queuectl dashboard printed."); throw new Error("401"); }
-  return { status: r.status, body: await r.json() };
+  const body = await r.json();
+  if (!init?.method && gen !== routeGen) return new Promise(() => {});
+  return { status: r.status, body };
 }
 async function act(path, question) {
   if (question && !confirm(question)) return null;
@@ -323,6 +329,7 @@ async function showDlq(params) {
 }
 
 async function route() {
+  routeGen++;
   clearTimeout(followTimer);
   const hash = location.hash || "#/";
   const [path, query] = hash.slice(1).split("?");
