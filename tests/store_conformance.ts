@@ -770,6 +770,30 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
     assert.equal((await store.counts(T0 + 2_020)).scheduled, 0);
   });
 
+  storeTest(
+    "counts stay right when one statement moves many jobs, and in one batch of results",
+    async ({ store }) => {
+      await store.enqueue(Array.from({ length: 300 }, (_, i) => newJob(`m${i}`)), T0);
+      const held = await store.claimNext("w1", T0 + 1, 250);
+      assert.equal(held.length, 250);
+      let c = await store.counts(T0 + 2);
+      assert.deepEqual([c.pending, c.processing], [50, 250]);
+      const ends = held.map((j, i) => ({
+        jobId: j.id,
+        next: i % 2
+          ? transition(j, { type: "succeed" }, T0 + 3)
+          : transition(j, { type: "fail", outcome: "exited" }, T0 + 3, POLICY),
+        result: i % 2 ? OK : EXIT3,
+      }));
+      const r = await store.finishAndClaim("w1", ends, 10, T0 + 3);
+      assert.equal(r.claimed.length, 10);
+      c = await store.counts(T0 + 4);
+      assert.deepEqual([c.pending, c.processing, c.completed, c.failed], [40, 10, 125, 125]);
+      assert.equal(await store.countJobs(), 300);
+      assert.equal(await store.countJobs(["failed", "completed"]), 250);
+    },
+  );
+
   storeTest("nextRunAt is the earliest run_at among pending and failed jobs", async ({ store }) => {
     assert.equal(await store.nextRunAt(), null);
     await store.enqueue([newJob("a", { runAt: T0 + 500 }), newJob("b", { runAt: T0 + 300 })], T0);

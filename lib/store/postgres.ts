@@ -185,6 +185,28 @@ const MIGRATIONS: string[] = [
    END $$;
    CREATE TRIGGER jobs_retire AFTER DELETE ON jobs REFERENCING OLD TABLE AS gone
      FOR EACH STATEMENT EXECUTE FUNCTION retire_jobs();`,
+  // Counts per state once per statement instead of once per row: a claim of 16 jobs, or one
+  // statement that moves 100,000, updates each count row once (per row, one transaction piled
+  // up a version of the same row per job, each update slower than the last).
+  `DROP TRIGGER jobs_count_state ON jobs;
+   DROP FUNCTION count_state();
+   CREATE FUNCTION count_states() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     -- In name order, so two writers never lock the rows crosswise.
+     INSERT INTO job_counts AS c (state, slot, n)
+       SELECT state, pg_backend_pid() % 64, sum(d) FROM (
+         SELECT o.state, -1 AS d FROM moved_from o JOIN moved_to t USING (seq)
+           WHERE o.state <> t.state
+         UNION ALL
+         SELECT t.state, 1 FROM moved_from o JOIN moved_to t USING (seq)
+           WHERE o.state <> t.state) m
+       GROUP BY state HAVING sum(d) <> 0 ORDER BY state
+       ON CONFLICT (state, slot) DO UPDATE SET n = c.n + excluded.n;
+     RETURN NULL;
+   END $$;
+   CREATE TRIGGER jobs_count_states AFTER UPDATE ON jobs
+     REFERENCING OLD TABLE AS moved_from NEW TABLE AS moved_to
+     FOR EACH STATEMENT EXECUTE FUNCTION count_states();`,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
