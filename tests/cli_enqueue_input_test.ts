@@ -85,7 +85,7 @@ Deno.test("[enqueue] a JSON job after -- is refused: after -- comes a command", 
   assert.deepEqual(await allJobs(t.db), []);
 });
 
-Deno.test("[enqueue] the flags form takes every word after -- as the command", async () => {
+Deno.test("[enqueue] the flags form takes every word after -- as the command, each kept as given", async () => {
   await using t = await tempDb();
   await cliOk(t.db, ["init"]); // before the calls below run side by side
   await allDone([
@@ -101,8 +101,8 @@ Deno.test("[enqueue] the flags form takes every word after -- as the command", a
     Object.fromEntries(jobs.map((j) => [j.id, j.command])),
     {
       a: "echo hi",
-      b: "{ echo a; echo b; }",
-      c: "[ -f x ]",
+      b: "'{' echo 'a;' echo 'b;' '}'",
+      c: "'[' -f x ']'",
       d: "-- not a flag",
       e: "not json at all",
       f: "[ -f x ]",

@@ -118,7 +118,7 @@ Deno.test("[enqueue] should take a job from flags and the command after --", asy
     "echo $A",
   ]);
   const j2 = await getJob(t.db, "j2");
-  assert.equal(j2.command, "sh -c echo $A");
+  assert.equal(j2.command, "sh -c 'echo $A'");
   assert.equal(j2.priority, -3);
   assert.equal(j2.timeoutMs, 120_000);
   assert.deepEqual(j2.env, { A: "1", B: "x=y" });

@@ -240,6 +240,19 @@ function isFile(path: string): boolean {
   }
 }
 
+/** Words the shell passes through unchanged, needing no quotes. */
+const SHELL_SAFE = /^[A-Za-z0-9_@%+=:,.\/-]+$/;
+
+/**
+ * The shell command for the words after `--`: one word is a command line as written
+ * (`-- 'tar czf x.tgz dir | wc -c'`); several are a program and its arguments, each quoted where
+ * the shell would change it, so `-- sh -c 'echo hi; sleep 3'` runs exactly that argv.
+ */
+export function commandOf(words: string[]): string {
+  if (words.length === 1) return words[0];
+  return words.map((w) => SHELL_SAFE.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`).join(" ");
+}
+
 /**
  * Sorts the positional arguments into one JSON spec (`json`) or a command (`command`), or refuses
  * them. Without `--`, the only job an argument can be is JSON; after `--`, words are a command.
@@ -257,7 +270,7 @@ function readArguments(
           `enqueue '{"command":"…"}'`,
       );
     }
-    return { command: after.join(" ") };
+    return { command: commandOf(after) };
   }
   if (looksLikeSplitJson(before[0]) && (before.length > 1 || after.length > 0)) {
     // `{"command":…}` split into several words: the shell took the quotes off.
