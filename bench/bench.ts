@@ -103,6 +103,17 @@ const ROWS: Row[] = [
   },
   {
     fig: 1,
+    what: "drain `true` jobs, 1 worker × 4 slots",
+    key: "drain_jobs_per_s_1x4",
+    unit: "jobs/s",
+    base: ["xargs -P4", "xargs_jobs_per_s_4"],
+    ratio: "drain_ratio_1x4",
+  },
+  { fig: 1, what: "CPU per job, 1 worker × 4 slots", key: "drain_cpu_us_per_job_1x4", unit: "µs" },
+  { fig: 7, what: "peak RSS, the 1 × 4 worker", key: "worker_rss_mb_1x4", unit: "MB" },
+
+  {
+    fig: 1,
     what: "bare Deno.Command spawns, 4 loops",
     key: "deno_spawn_jobs_per_s_4",
     unit: "jobs/s",

@@ -153,8 +153,21 @@ export interface Supervisor {
  * at the default log level) written to a file: as cheap as a terminal that keeps up, and kept for
  * diagnosis. `exec` keeps the supervisor's pid that of the spawned process.
  */
-export function startSupervisor(db: string, count: number, logFile: string): Supervisor {
-  const argv = [...cliCommand(), "worker", "start", "--count", String(count)];
+export function startSupervisor(
+  db: string,
+  count: number,
+  logFile: string,
+  concurrency = 1,
+): Supervisor {
+  const argv = [
+    ...cliCommand(),
+    "worker",
+    "start",
+    "--count",
+    String(count),
+    "--concurrency",
+    String(concurrency),
+  ];
   const child = spawnTracked("sh", {
     args: ["-c", 'exec "$@" >>"$BENCH_LOG" 2>&1', "sh", ...argv],
     env: { QUEUECTL_DB: db, NO_COLOR: "1", BENCH_LOG: logFile },

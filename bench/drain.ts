@@ -183,6 +183,7 @@ async function queuectlRun(
   n: number,
   count: number,
   schema?: PgSchema,
+  concurrency = 1,
 ): Promise<DrainResult> {
   await Deno.mkdir(dir, { recursive: true });
   const db = schema ? schema.url : `${dir}/queue.db`;
@@ -194,7 +195,7 @@ async function queuectlRun(
   const server0 = schema ? await pgServerCpuUs() : NaN;
   const cpu0 = await reapedChildrenCpuUs();
   const t0 = Date.now();
-  const sup = startSupervisor(db, count, `${dir}/supervisor.log`);
+  const sup = startSupervisor(db, count, `${dir}/supervisor.log`, concurrency);
   let extra = {
     supervisorRssMb: NaN,
     workerRssMb: NaN,
@@ -300,6 +301,17 @@ export async function drain(
         f[`pg_drain_vs_sqlite_${count}`] = f[`pg_drain_jobs_per_s_${count}`] /
           f[`drain_jobs_per_s_${count}`];
       }
+    }
+    if (baseline && counts.includes(4)) {
+      // The same 4 executors as one worker process with 4 slots (`--count 1 --concurrency 4`).
+      progress(`drain: ${n} jobs, 1 worker with --concurrency 4, rep ${rep}/${opts.reps}`);
+      const dir = `${opts.dir}/drain-1x4-${rep}`;
+      const q = await queuectlRun(dir, n, 1, undefined, 4);
+      f.drain_jobs_per_s_1x4 = q.rate;
+      f.drain_ratio_1x4 = q.rate / f.xargs_jobs_per_s_4;
+      f.drain_cpu_us_per_job_1x4 = q.cpuUs;
+      f.worker_rss_mb_1x4 = q.workerRssMb;
+      await Deno.remove(dir, { recursive: true });
     }
     reps.push(f);
   }
