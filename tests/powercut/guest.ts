@@ -148,10 +148,31 @@ async function integrity(): Promise<string> {
   }
   if (!exists(location)) return "ok";
   const { DatabaseSync } = await import("node:sqlite");
-  const conn = new DatabaseSync(location);
-  const rows = conn.prepare("PRAGMA integrity_check").all() as { integrity_check: string }[];
-  conn.close();
-  return rows.map((r) => r.integrity_check).join("; ");
+  try {
+    const conn = new DatabaseSync(location);
+    try {
+      const rows = conn.prepare("PRAGMA integrity_check").all() as { integrity_check: string }[];
+      return rows.map((r) => r.integrity_check).join("; ");
+    } finally {
+      conn.close();
+    }
+  } catch (e) {
+    return `error: ${e instanceof Error ? e.message : e}`;
+  }
+}
+
+/**
+ * A database that failed its check is moved aside (SQLite), so the next rounds start afresh:
+ * `PC RESET` tells the host to count what it had acknowledged as checked.
+ */
+async function reset() {
+  if (db !== "sqlite") return;
+  for (const suffix of ["", "-wal", "-shm"]) {
+    if (exists(location + suffix)) {
+      await Deno.rename(location + suffix, `/data/corrupt-${round}.db${suffix}`);
+    }
+  }
+  say("RESET");
 }
 
 async function setup() {
@@ -171,9 +192,15 @@ async function setup() {
 async function main() {
   if (round === 0) await setup();
   else {
-    say(`INTEGRITY ${await integrity()}`);
-    for (const [state, ids] of await states()) say(`STATE ${state} ${compress(ids)}`);
+    const check = await integrity();
+    say(`INTEGRITY ${check}`);
+    try {
+      for (const [state, ids] of await states()) say(`STATE ${state} ${compress(ids)}`);
+    } catch (e) {
+      say(`UNREADABLE ${e instanceof Error ? e.message : e}`);
+    }
     say("LISTED");
+    if (check !== "ok") await reset();
   }
   await Deno.mkdir("/tmp/w", { recursive: true });
   const workers = new Deno.Command(Deno.execPath(), {
