@@ -19,3 +19,21 @@ Deno.test("[cli] store URLs that cannot be used are refused without their passwo
     assert.doesNotMatch(env.stderr, /s3cret/);
   }
 });
+
+Deno.test("[cli] a PostgreSQL host that never answers is given up on after connect_timeout, in one line", async () => {
+  await using t = await tempDb();
+  // An address nothing answers for (where a route says "unreachable" at once, that line is fine
+  // too): the command must end, not wait for ever.
+  const url = "postgres://alice:s3cret@10.255.255.1:5432/q?connect_timeout=1";
+  const started = Date.now();
+  const r = await runCli(t.db, ["status"], { env: { QUEUECTL_DB: url } });
+  assertOneLineError(r, 1, /PostgreSQL at 10\.255\.255\.1:5432/);
+  assert.doesNotMatch(r.stderr, /s3cret/);
+  assert.ok(Date.now() - started < 60_000, "it gave up");
+  for (const bad of ["0", "soon"]) {
+    const b = await runCli(t.db, ["status"], {
+      env: { QUEUECTL_DB: `postgres://alice@127.0.0.1:5432/q?connect_timeout=${bad}` },
+    });
+    assertOneLineError(b, 1, /connect_timeout in the URL is whole seconds/);
+  }
+});

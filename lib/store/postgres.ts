@@ -13,6 +13,7 @@ import type postgresType from "postgres";
 import { ConflictError, StoreError } from "../errors.ts";
 import { pgPassFile, redactUrl } from "./open.ts";
 import { JOB_STATES, type JobState, type Transition } from "../job.ts";
+import { sleep } from "../sleep.ts";
 import { duplicateIdError, toAttempt, toJob, toRetryMark, toWorker } from "./rows.ts";
 import type {
   Attempt,
@@ -233,6 +234,8 @@ export interface PgUrl {
    * mode (PgBouncer), which do not carry notifications.
    */
   listen: boolean;
+  /** `?connect_timeout=S` as libpq reads it: seconds to wait for the server (default 10). */
+  connectTimeoutS: number;
 }
 
 /** Parses a `postgres://` or `postgresql://` URL; throws StoreError with a one-line reason. */
@@ -259,6 +262,14 @@ export function parsePgUrl(url: string): PgUrl {
     throw new StoreError(`listen in the URL is on or off, got "${listenParam}"`, "invalid");
   }
   u.searchParams.delete("listen");
+  const timeoutParam = u.searchParams.get("connect_timeout");
+  if (timeoutParam !== null && !/^[1-9]\d{0,3}$/.test(timeoutParam)) {
+    throw new StoreError(
+      `connect_timeout in the URL is whole seconds (1 to 9999), got "${timeoutParam}"`,
+      "invalid",
+    );
+  }
+  u.searchParams.delete("connect_timeout");
   const clientUrl = u.toString();
   const shown = new URL(clientUrl);
   if (shown.password) shown.password = "";
@@ -271,6 +282,7 @@ export function parsePgUrl(url: string): PgUrl {
     host: u.hostname || "localhost",
     port: Number(u.port || 5432),
     listen: listenParam !== "off",
+    connectTimeoutS: timeoutParam === null ? 10 : Number(timeoutParam),
   };
 }
 
@@ -451,7 +463,7 @@ export class PostgresStore implements Store {
       ...(pass !== undefined ? { pass } : {}),
       max: 1,
       idle_timeout: 0,
-      connect_timeout: 10,
+      connect_timeout: parsed.connectTimeoutS,
       onnotice: () => {},
       types: { ms: MS },
       connection: {
@@ -461,11 +473,31 @@ export class PostgresStore implements Store {
       },
     }) as unknown as Sql;
     const store = new PostgresStore(parsed, sql);
+    // The client's own connect timeout does not fire under Deno when the host never answers (an
+    // address nothing routes to): bound the first connection here.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const giveUp = new AbortController();
+    const unanswered = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new StoreError(
+              `no answer from PostgreSQL at ${at} within ${parsed.connectTimeoutS} s; check ` +
+                `the host and port in the URL, and that the server is up and reachable`,
+              "unreachable",
+            ),
+          ),
+        parsed.connectTimeoutS * 1000 + 500,
+      );
+    });
     try {
-      await store.#setup();
+      await Promise.race([store.#setup(), unanswered]);
     } catch (e) {
-      await sql.end({ timeout: 1 }).catch(() => {});
+      await Promise.race([sql.end({ timeout: 1 }).catch(() => {}), sleep(1500, giveUp.signal)]);
+      giveUp.abort();
       throw describePgError(e, parsed);
+    } finally {
+      clearTimeout(timer);
     }
     return store;
   }
