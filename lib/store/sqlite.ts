@@ -475,19 +475,7 @@ export class SqliteStore implements Store {
     return this.#do(() => {
       const where: string[] = [];
       const params: SQLInputValue[] = [];
-      // Many jobs in the wanted states: walk the primary key in order and stop once the page is
-      // full (`+state` keeps SQLite off the state index, which would sort them all: 1-2 s for a
-      // million). Few: the state index finds them and sorting them is cheap.
-      const wanted = state ? [state, ...(states ?? [])] : states;
-      const col = wanted && this.#countStates(wanted) > INDEX_SORT_MAX ? "+state" : "state";
-      if (state) {
-        where.push(`${col} = ?`);
-        params.push(state);
-      }
-      if (states) {
-        where.push(`${col} IN (${states.map(() => "?").join(", ") || "NULL"})`);
-        params.push(...states);
-      }
+      this.#stateFilter(state, states, where, params);
       if (search !== undefined && search !== "") {
         // LIKE ignores ASCII case; `\` escapes the user's own % and _. No index can serve a
         // substring match: rows are walked in `seq` order (the primary key) until the page is full.
@@ -510,6 +498,30 @@ export class SqliteStore implements Store {
       }
       return this.#countStates(typeof state === "string" ? [state] : state);
     });
+  }
+
+  /**
+   * Adds the WHERE terms for jobs in `state` and in `states`. Many jobs in those states: walk the
+   * primary key in order and stop once the page is full (`+state` keeps SQLite off the state
+   * index, which would sort them all: 1-2 s for a million). Few: the state index finds them and
+   * sorting them is cheap.
+   */
+  #stateFilter(
+    state: JobState | undefined,
+    states: readonly JobState[] | undefined,
+    where: string[],
+    params: SQLInputValue[],
+  ) {
+    const wanted = state ? [state, ...(states ?? [])] : states;
+    const col = wanted && this.#countStates(wanted) > INDEX_SORT_MAX ? "+state" : "state";
+    if (state) {
+      where.push(`${col} = ?`);
+      params.push(state);
+    }
+    if (states) {
+      where.push(`${col} IN (${states.map(() => "?").join(", ") || "NULL"})`);
+      params.push(...states);
+    }
   }
 
   /** Jobs in any of `states` (each counted once), from the kept counts. */
@@ -1259,17 +1271,7 @@ export class SqliteStore implements Store {
       where.push("seq > ?");
       params.push(afterSeq);
     }
-    // As in listJobs: many jobs in the states, walk the primary key; few, use the state index.
-    const wanted = state ? [state, ...(states ?? [])] : states;
-    const col = wanted && this.#countStates(wanted) > INDEX_SORT_MAX ? "+state" : "state";
-    if (state) {
-      where.push(`${col} = ?`);
-      params.push(state);
-    }
-    if (states) {
-      where.push(`${col} IN (${states.map(() => "?").join(", ") || "NULL"})`);
-      params.push(...states);
-    }
+    this.#stateFilter(state, states, where, params);
     if (search) {
       where.push("(id LIKE ? ESCAPE '\\' OR command LIKE ? ESCAPE '\\')");
       const pattern = `%${search.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
