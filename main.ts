@@ -39,10 +39,17 @@ import { writeAll } from "./lib/write_all.ts";
 // address it listens on, which the tasks cannot name in advance: under `deno run`, run again with
 // `--allow-net=HOST:PORT,…` added (once).
 {
-  const nets = netNeedsOf(Deno.args);
+  // An address Deno cannot read is left to the command, which says what is wrong with it.
+  const granted = (host: string) => {
+    try {
+      return Deno.permissions.querySync({ name: "net", host }).state === "granted";
+    } catch {
+      return null;
+    }
+  };
+  const nets = netNeedsOf(Deno.args).filter((host) => granted(host) !== null);
   const net = nets.join(",");
-  const self = net && !Deno.env.get("QUEUECTL_NET_GRANTED") &&
-      nets.some((host) => Deno.permissions.querySync({ name: "net", host }).state !== "granted")
+  const self = net && !Deno.env.get("QUEUECTL_NET_GRANTED") && nets.some((h) => !granted(h))
     ? await import("./lib/self.ts")
     : null;
   if (self?.underDeno()) {

@@ -4,7 +4,7 @@
  * read-only mode, /metrics, and the API's answers on a real queue.
  */
 import assert from "node:assert/strict";
-import { cliOk, MAIN, PERMS, tempDb } from "./helpers.ts";
+import { assertOneLineError, cliOk, MAIN, PERMS, runCli, tempDb } from "./helpers.ts";
 import { curl, startDashboard } from "./dashboard_helpers.ts";
 
 const bearer = (token: string) => ["-H", `Authorization: Bearer ${token}`];
@@ -151,4 +151,17 @@ Deno.test("dashboard: run as the deno.json task runs it (no --allow-net), it gai
   const text = new TextDecoder().decode(r.stdout);
   assert.match(text, new RegExp(`^open http://127\\.0\\.0\\.1:${port}/\\?token=`, "m"));
   assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+});
+
+Deno.test("dashboard: a bad --host or --port is refused in one line, exit 2", async () => {
+  await using tmp = await tempDb();
+  await cliOk(tmp.db, ["enqueue", JSON.stringify({ id: "x", command: "true" })]);
+  for (
+    const [args, pattern] of [
+      [["--host", "bad host!"], /--host must be a host name or an IP address/],
+      [["--port", "99999"], /--port must be an integer between 0 and 65535/],
+    ] as const
+  ) {
+    assertOneLineError(await runCli(tmp.db, ["dashboard", ...args]), 2, pattern);
+  }
 });

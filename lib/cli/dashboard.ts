@@ -4,7 +4,7 @@
  * command pays for it.
  */
 import { buildCommand } from "@stricli/core";
-import { UserError } from "../errors.ts";
+import { UsageError, UserError } from "../errors.ts";
 import { type Context, dbFlag, type DbFlags, intParser, withStore } from "./context.ts";
 import { out } from "./format.ts";
 import { DASHBOARD_HOST, DASHBOARD_PORT } from "./net.ts";
@@ -23,7 +23,13 @@ async function dashboard(this: Context, flags: DashboardFlags) {
   const host = flags.host.replace(/^\[(.*)\]$/, "$1");
   const at = `${host.includes(":") ? `[${host}]` : host}:${flags.port}`;
   const asked = flags.port === 0 ? host : at;
-  if (Deno.permissions.querySync({ name: "net", host: asked }).state !== "granted") {
+  let state: Deno.PermissionState;
+  try {
+    state = Deno.permissions.querySync({ name: "net", host: asked }).state;
+  } catch {
+    throw new UsageError(`--host must be a host name or an IP address, got "${flags.host}"`);
+  }
+  if (state !== "granted") {
     throw new UserError(
       `this process may not listen on ${at}; run queuectl with --allow-net=${at} ` +
         `(a compiled queuectl needs a build with --allow-net)`,

@@ -34,7 +34,8 @@ function dashboardAddressOf(args: string[]): string | null {
   };
   const host = (value("--host") ?? DASHBOARD_HOST).replace(/^\[(.*)\]$/, "$1");
   const port = value("--port") ?? String(DASHBOARD_PORT);
-  if (!/^\d{1,5}$/.test(port)) return null; // the parser says what is wrong with it
+  // Anything else the parser refuses, in its own words.
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) return null;
   const h = host.includes(":") ? `[${host}]` : host;
   return Number(port) === 0 ? h : `${h}:${Number(port)}`;
 }
