@@ -71,7 +71,7 @@ Deno.test("contention: 4 workers drain while 4 processes enqueue 1,000 jobs each
           const id = step.ids[0];
           const args = n++ % 2 === 0
             ? ["enqueue", JSON.stringify(spec(id))]
-            : ["enqueue", "--id", id, "--cwd", t.dir, "--", "echo", id, ">>", "runs.txt"];
+            : ["enqueue", "--id", id, "--cwd", t.dir, "--", `echo ${id} >> runs.txt`];
           check(`enqueue ${id}`, await runCli(t.db, args));
         } else {
           const text = step.ids.map((id) => JSON.stringify(spec(id))).join("\n") + "\n";
