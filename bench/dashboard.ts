@@ -22,7 +22,7 @@
  */
 import { parseArgs } from "node:util";
 import postgres from "postgres";
-import { cliCommand } from "../tests/helpers.ts";
+import { cliCommand, cliOk } from "../tests/helpers.ts";
 import { openStore } from "../lib/store/open.ts";
 import type { JobRecord, Store } from "../lib/store/store.ts";
 import type { JobState } from "../lib/job.ts";
@@ -62,27 +62,7 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-async function run(db: string, argv: string[], stdin?: string): Promise<string> {
-  const cmd = cliCommand();
-  const child = new Deno.Command(cmd[0], {
-    args: [...cmd.slice(1), ...argv],
-    env: { QUEUECTL_DB: db, NO_COLOR: "1" },
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const r = await child.output();
-  const dec = new TextDecoder();
-  if (r.code !== 0) {
-    throw new Error(`queuectl ${argv.join(" ")}: ${dec.decode(r.stdout)}${dec.decode(r.stderr)}`);
-  }
-  return dec.decode(r.stdout);
-}
+const run = (db: string, argv: string[], stdin?: string) => cliOk(db, argv, { stdin });
 
 /** A fresh schema in the `--db` database; dropped by the returned function. */
 function freshSchema(base: string): { url: string; drop: () => Promise<void> } {

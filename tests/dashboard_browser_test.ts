@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { MAIN, PERMS, ROOT } from "./helpers.ts";
+import { cliOk, PERMS, ROOT, startCli } from "./helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SCENARIOS = {
@@ -63,63 +63,19 @@ if (!import.meta.main) {
 
 // ---- The script side: one scenario, in its own process. ----
 
-interface Cli {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-const perms = PERMS.map((p) => p.startsWith("--allow-net") ? "--allow-net=127.0.0.1" : p);
-
-async function cli(db: string, args: string[], stdin?: string): Promise<Cli> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...perms, MAIN, ...args],
-    env: { QUEUECTL_DB: db, NO_COLOR: "1" },
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const r = await child.output();
-  const dec = new TextDecoder();
-  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
-}
-
-async function ok(db: string, args: string[], stdin?: string): Promise<string> {
-  const r = await cli(db, args, stdin);
-  assert.equal(r.code, 0, `queuectl ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
-
 /** A background queuectl process (dashboard or workers), stopped with SIGTERM. */
 function background(db: string, args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...perms, MAIN, ...args],
-    env: { QUEUECTL_DB: db, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const dec = new TextDecoder();
-  const pumps = Promise.all([child.stdout, child.stderr].map(async (s) => {
-    for await (const c of s) text += dec.decode(c, { stream: true });
-  }));
+  const p = startCli(db, args);
   return {
-    text: () => text,
+    text: p.log,
     async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* exited */ }
-      await child.status;
-      await pumps;
+      p.signal("SIGTERM");
+      await p.done();
     },
   };
 }
+
+const ok = (db: string, args: string[], stdin?: string) => cliOk(db, args, { stdin });
 
 async function waitFor(cond: () => Promise<boolean> | boolean, what: string, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;

@@ -201,28 +201,22 @@ export async function cliOk(db: string, args: string[], opts: CliOptions = {}): 
   return r.stdout;
 }
 
+/** A queuectl process in the background: workers (their supervisor), a dashboard. */
 export interface Workers {
   process: Deno.ChildProcess;
-  /** Everything the supervisor and its workers wrote to stderr so far. */
+  /** Everything it (a supervisor: and its workers) wrote to stdout and stderr so far. */
   log(): string;
-  /** Sends a signal to the supervisor. */
+  /** Sends it a signal. */
   signal(sig: Deno.Signal): void;
-  /** Waits for the supervisor to exit and returns its status. */
+  /** Waits for it to exit and returns its status. */
   done(): Promise<Deno.CommandStatus>;
 }
 
-/**
- * Starts `queuectl worker start --count N` in the background (with no `--count` when `count` is
- * `null`, as a user types it). Always await `done()`.
- */
-export function startWorkers(
-  db: string,
-  count: number | null,
-  env: Record<string, string> = {},
-): Workers {
+/** Starts `queuectl ARGS` against `db` in the background, collecting its output. */
+export function startCli(db: string, args: string[], env: Record<string, string> = {}): Workers {
   const [exec, ...pre] = cliCommand();
   const process = new Deno.Command(exec, {
-    args: [...pre, "worker", "start", ...(count === null ? [] : ["--count", String(count)])],
+    args: [...pre, ...args],
     env: { QUEUECTL_DB: db, NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",
@@ -248,6 +242,22 @@ export function startWorkers(
       return status;
     },
   };
+}
+
+/**
+ * Starts `queuectl worker start --count N` in the background (with no `--count` when `count` is
+ * `null`, as a user types it). Always await `done()`.
+ */
+export function startWorkers(
+  db: string,
+  count: number | null,
+  env: Record<string, string> = {},
+): Workers {
+  return startCli(
+    db,
+    ["worker", "start", ...(count === null ? [] : ["--count", String(count)])],
+    env,
+  );
 }
 
 /**

@@ -8,44 +8,31 @@
 import assert from "node:assert/strict";
 import {
   assertOneLineError,
-  cliCommand,
   cliOk,
   jobState,
   lineCount,
   openDb,
   runCli,
+  startCli,
   tempDb,
   waitFor,
 } from "./helpers.ts";
 
 /** `queuectl worker start --count N --concurrency C`, its output collected. */
 function startPool(db: string, count: number, concurrency: number) {
-  const [exec, ...pre] = cliCommand();
-  const child = new Deno.Command(exec, {
-    args: [
-      ...pre,
-      "worker",
-      "start",
-      "--count",
-      String(count),
-      "--concurrency",
-      String(concurrency),
-    ],
-    env: { QUEUECTL_DB: db, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const output = child.output();
+  const w = startCli(db, [
+    "worker",
+    "start",
+    "--count",
+    String(count),
+    "--concurrency",
+    String(concurrency),
+  ]);
   return {
-    signal(sig: Deno.Signal) {
-      try {
-        child.kill(sig);
-      } catch { /* exited */ }
-    },
+    signal: w.signal,
     async done() {
-      const r = await output;
-      return { code: r.code, log: new TextDecoder().decode(r.stderr) };
+      const status = await w.done();
+      return { code: status.code, log: w.log() };
     },
   };
 }

@@ -300,9 +300,8 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
         }
         const woken = wakeup.signal();
         if (ended.length > 0 || stopping.signal.aborted) continue;
-        // A new job, a run's end or a stop ends the wait early. A wait that fails (the
-        // connection it listens on was lost) is a plain sleep: the next claim says what is wrong.
-        if (wait > 0) await store.waitForChange(wait, woken).catch(() => sleep(wait, woken));
+        // A new job, a run's end or a stop ends the wait early.
+        if (wait > 0) await store.waitForChange(wait, woken);
         continue;
       }
       // Every slot is busy (or the worker is stopping): wait for a run to end.

@@ -1108,16 +1108,7 @@ export class PostgresStore implements Store {
   async waitForChange(maxWaitMs: number, signal?: AbortSignal): Promise<void> {
     if (!this.#url.listen) {
       // Poll-only: the caller's wait is the polling interval.
-      return await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", done);
-          resolve();
-        };
-        const timer = setTimeout(done, maxWaitMs);
-        if (signal?.aborted) done();
-        else signal?.addEventListener("abort", done);
-      });
+      return await sleep(maxWaitMs, signal);
     }
     if (!this.#listening) {
       this.#listening = this.#sql.listen(wakeChannel(this.#url.schema), () => {
