@@ -186,6 +186,31 @@ function storeTests(name: string, open: Open) {
     }
   });
 
+  Deno.test(`metrics(${name}): every claim's wait is observed, retries too; counts never drop`, async () => {
+    const store = await open();
+    try {
+      await store.enqueue([job("flaky", { maxRetries: 1 })], T0 - 1000);
+      assert.equal((await store.claimNext("w1", T0 + 500, 1)).length, 1); // waited 0.5 s
+      await finish(store, "flaky", "w1", "exited", T0 + 600); // failed, retry after a backoff
+      const before = await store.metricTotals();
+      const retryAt = (await store.getJob("flaky"))!.runAt;
+      assert.equal((await store.claimNext("w1", retryAt + 3000, 1)).length, 1); // waited 3 s
+      await finish(store, "flaky", "w1", "completed", retryAt + 3100);
+      const t = await store.metricTotals();
+      const waits = new Array(METRIC_BUCKETS_SECONDS.length + 1).fill(0);
+      waits[bucket(0.5)]++;
+      waits[bucket(3)]++;
+      assert.deepEqual(t.queueWait.buckets, waits);
+      assert.ok(Math.abs(t.queueWait.sumSeconds - 3.5) < 1e-6, `${t.queueWait.sumSeconds}`);
+      assert.deepEqual(t.attemptsByOutcome, { exited: 1, completed: 1 });
+      for (const [i, n] of before.queueWait.buckets.entries()) {
+        assert.ok(t.queueWait.buckets[i] >= n, `bucket ${i} dropped`);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   Deno.test(`metrics(${name}): scheduled counts and ready latency span every priority`, async () => {
     const store = await open();
     try {

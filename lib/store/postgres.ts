@@ -208,6 +208,88 @@ const MIGRATIONS: string[] = [
    CREATE TRIGGER jobs_count_states AFTER UPDATE ON jobs
      REFERENCING OLD TABLE AS moved_from NEW TABLE AS moved_to
      FOR EACH STATEMENT EXECUTE FUNCTION count_states();`,
+  // Metrics kept as running totals (as in the SQLite store), so a scrape reads a few rows per slot
+  // instead of every attempt and job: each attempt's duration is observed as it is recorded, each
+  // claim's queue wait as the job is claimed (every claim, retries too: a histogram's counts only
+  // grow), each deleted job once; once per statement, in key order, slots as in job_counts. What
+  // the rows and metric_retired held so far is folded in first.
+  `CREATE TABLE metric_totals (
+     name text NOT NULL,
+     label text NOT NULL,
+     bucket integer NOT NULL,
+     slot integer NOT NULL,
+     n bigint NOT NULL,
+     sum double precision NOT NULL DEFAULT 0,
+     PRIMARY KEY (name, label, bucket, slot)
+   );
+   INSERT INTO metric_totals (name, label, bucket, slot, n, sum)
+     SELECT name, label, bucket, 0, sum(n), sum(sum) FROM (
+       SELECT 'duration' AS name, outcome AS label, metric_bucket(d) AS bucket, count(*) AS n,
+         sum(d) AS sum
+       FROM (SELECT outcome, greatest(finished_at - started_at, 0) / 1000.0::double precision AS d
+             FROM attempts) a
+       GROUP BY outcome, metric_bucket(d)
+       UNION ALL
+       SELECT 'wait', '', metric_bucket(w), count(*), sum(w)
+       FROM (SELECT greatest(started_at - greatest(run_at, created_at), 0)
+               / 1000.0::double precision AS w
+             FROM jobs
+             WHERE state IN ('processing','completed','dead') AND started_at IS NOT NULL) j
+       GROUP BY metric_bucket(w)
+       UNION ALL
+       SELECT name, label, bucket, n, sum FROM metric_retired) t
+     GROUP BY name, label, bucket;
+   DROP TRIGGER attempts_retire ON attempts;
+   DROP FUNCTION retire_attempts();
+   DROP TRIGGER jobs_retire ON jobs;
+   DROP FUNCTION retire_jobs();
+   DROP TABLE metric_retired;
+   CREATE FUNCTION observe_attempts() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     INSERT INTO metric_totals AS c (name, label, bucket, slot, n, sum)
+       SELECT 'duration', outcome, metric_bucket(d), pg_backend_pid() % 64, count(*), sum(d)
+       FROM (SELECT outcome, greatest(finished_at - started_at, 0) / 1000.0::double precision AS d
+             FROM added) a
+       GROUP BY outcome, metric_bucket(d) ORDER BY 2, 3
+       ON CONFLICT (name, label, bucket, slot) DO UPDATE SET n = c.n + excluded.n,
+         sum = c.sum + excluded.sum;
+     RETURN NULL;
+   END $$;
+   CREATE TRIGGER attempts_observe AFTER INSERT ON attempts REFERENCING NEW TABLE AS added
+     FOR EACH STATEMENT EXECUTE FUNCTION observe_attempts();
+   CREATE OR REPLACE FUNCTION count_states() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     -- In name order, so two writers never lock the rows crosswise.
+     INSERT INTO job_counts AS c (state, slot, n)
+       SELECT state, pg_backend_pid() % 64, sum(d) FROM (
+         SELECT o.state, -1 AS d FROM moved_from o JOIN moved_to t USING (seq)
+           WHERE o.state <> t.state
+         UNION ALL
+         SELECT t.state, 1 FROM moved_from o JOIN moved_to t USING (seq)
+           WHERE o.state <> t.state) m
+       GROUP BY state HAVING sum(d) <> 0 ORDER BY state
+       ON CONFLICT (state, slot) DO UPDATE SET n = c.n + excluded.n;
+     -- The queue wait of every claim in the statement.
+     INSERT INTO metric_totals AS c (name, label, bucket, slot, n, sum)
+       SELECT 'wait', '', metric_bucket(w), pg_backend_pid() % 64, count(*), sum(w)
+       FROM (SELECT greatest(t.started_at - greatest(t.run_at, t.created_at), 0)
+               / 1000.0::double precision AS w
+             FROM moved_from o JOIN moved_to t USING (seq)
+             WHERE t.state = 'processing' AND o.state <> 'processing') j
+       GROUP BY metric_bucket(w) ORDER BY 3
+       ON CONFLICT (name, label, bucket, slot) DO UPDATE SET n = c.n + excluded.n,
+         sum = c.sum + excluded.sum;
+     RETURN NULL;
+   END $$;
+   CREATE FUNCTION count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     INSERT INTO metric_totals AS c (name, label, bucket, slot, n, sum)
+       SELECT 'deleted', '', 0, pg_backend_pid() % 64, count(*), 0 FROM gone HAVING count(*) > 0
+       ON CONFLICT (name, label, bucket, slot) DO UPDATE SET n = c.n + excluded.n;
+     RETURN NULL;
+   END $$;
+   CREATE TRIGGER jobs_deleted AFTER DELETE ON jobs REFERENCING OLD TABLE AS gone
+     FOR EACH STATEMENT EXECUTE FUNCTION count_deleted();`,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -1206,23 +1288,10 @@ export class PostgresStore implements Store {
   }
 
   async metricTotals(): Promise<MetricTotals> {
-    // One statement, so one snapshot: a purge committed meanwhile is counted once.
+    // One statement, so one snapshot.
     const rows = await this.#do((sql) =>
       sql`
-        SELECT 'duration' AS name, outcome AS label, metric_bucket(d) AS bucket,
-          count(*)::bigint AS n, sum(d) AS sum
-        FROM (SELECT outcome, greatest(finished_at - started_at, 0) / 1000.0::double precision AS d
-              FROM attempts) a
-        GROUP BY outcome, metric_bucket(d)
-        UNION ALL
-        SELECT 'wait', '', metric_bucket(w), count(*)::bigint, sum(w)
-        FROM (SELECT greatest(started_at - greatest(run_at, created_at), 0)
-                / 1000.0::double precision AS w
-              FROM jobs
-              WHERE state IN ('processing','completed','dead') AND started_at IS NOT NULL) j
-        GROUP BY metric_bucket(w)
-        UNION ALL
-        SELECT name, label, bucket, sum(n)::bigint, sum(sum) FROM metric_retired
+        SELECT name, label, bucket, sum(n)::bigint AS n, sum(sum) AS sum FROM metric_totals
         GROUP BY name, label, bucket
         UNION ALL
         SELECT 'present', '', 0, coalesce(sum(n), 0)::bigint, 0 FROM job_counts`

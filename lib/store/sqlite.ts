@@ -61,15 +61,18 @@ function bucketOf(expr: string): string {
   return `(CASE ${whens.join(" ")} ELSE ${METRICS_MIGRATION_BUCKETS.length} END)`;
 }
 
-/** An attempt's run time in seconds (a row of attempts, `old` in a delete trigger). */
-const DURATION = "max(old.finished_at - old.started_at, 0) / 1000.0";
+/** An attempt's run time in seconds; `row` is "old." or "new." in a trigger, "" in a query. */
+const duration = (row: string) => `max(${row}finished_at - ${row}started_at, 0) / 1000.0`;
+const DURATION = duration("old.");
 
 /**
  * A job's last queue wait in seconds: its latest start minus the later of its run_at and
  * created_at. Only for processing, completed and dead jobs, whose run_at is still the one they
  * were claimed at (a failed job's is its next retry's).
  */
-const WAIT = "max(old.started_at - max(old.run_at, old.created_at), 0) / 1000.0";
+const wait = (row: string) =>
+  `max(${row}started_at - max(${row}run_at, ${row}created_at), 0) / 1000.0`;
+const WAIT = wait("old.");
 
 /** Append-only: a released migration is never edited. Index i migrates to user_version i + 1. */
 const MIGRATIONS: string[] = [
@@ -187,6 +190,47 @@ const MIGRATIONS: string[] = [
        SELECT 'wait', '', ${bucketOf(WAIT)}, 1, ${WAIT}
        WHERE old.started_at IS NOT NULL AND old.state IN ('processing','completed','dead')
        ON CONFLICT (name, label, bucket) DO UPDATE SET n = n + 1, sum = sum + excluded.sum;
+   END;`,
+  // Metrics kept as running totals, so a scrape reads a few dozen rows instead of every attempt
+  // and job: each attempt's duration is observed as it is recorded, each claim's queue wait as the
+  // job is claimed (every claim, retries too: a histogram's counts only grow), each deleted job
+  // once. What the rows and metric_retired held so far is folded in first.
+  `CREATE TABLE metric_totals (
+     name TEXT NOT NULL,
+     label TEXT NOT NULL,
+     bucket INTEGER NOT NULL,
+     n INTEGER NOT NULL,
+     sum REAL NOT NULL DEFAULT 0,
+     PRIMARY KEY (name, label, bucket)
+   );
+   INSERT INTO metric_totals (name, label, bucket, n, sum)
+     SELECT name, label, bucket, sum(n), sum(sum) FROM (
+       SELECT 'duration' AS name, outcome AS label, ${bucketOf(duration(""))} AS bucket,
+         count(*) AS n, sum(${duration("")}) AS sum
+       FROM attempts GROUP BY 2, 3
+       UNION ALL
+       SELECT 'wait', '', ${bucketOf(wait(""))}, count(*), sum(${wait("")}) FROM jobs
+       WHERE state IN ('processing','completed','dead') AND started_at IS NOT NULL GROUP BY 3
+       UNION ALL
+       SELECT name, label, bucket, n, sum FROM metric_retired)
+     GROUP BY 1, 2, 3;
+   DROP TRIGGER attempts_retire;
+   DROP TRIGGER jobs_retire;
+   DROP TABLE metric_retired;
+   CREATE TRIGGER attempts_observe AFTER INSERT ON attempts BEGIN
+     INSERT INTO metric_totals (name, label, bucket, n, sum)
+       VALUES ('duration', new.outcome, ${bucketOf(duration("new."))}, 1, ${duration("new.")})
+       ON CONFLICT (name, label, bucket) DO UPDATE SET n = n + 1, sum = sum + excluded.sum;
+   END;
+   CREATE TRIGGER jobs_observe_wait AFTER UPDATE OF state ON jobs
+     WHEN new.state = 'processing' AND old.state <> 'processing' BEGIN
+     INSERT INTO metric_totals (name, label, bucket, n, sum)
+       VALUES ('wait', '', ${bucketOf(wait("new."))}, 1, ${wait("new.")})
+       ON CONFLICT (name, label, bucket) DO UPDATE SET n = n + 1, sum = sum + excluded.sum;
+   END;
+   CREATE TRIGGER jobs_deleted AFTER DELETE ON jobs BEGIN
+     INSERT INTO metric_totals (name, label, bucket, n, sum) VALUES ('deleted', '', 0, 1, 0)
+       ON CONFLICT (name, label, bucket) DO UPDATE SET n = n + 1;
    END;`,
 ];
 
@@ -1197,21 +1241,11 @@ export class SqliteStore implements Store {
   }
 
   metricTotals(): Promise<MetricTotals> {
-    const duration = DURATION.replaceAll("old.", "");
-    const wait = WAIT.replaceAll("old.", "");
-    // One statement, so one snapshot: a purge committed meanwhile is counted once.
+    // One statement, so one snapshot.
     return this.#do(() =>
       metricTotalsFrom(
         this.#all(
-          `SELECT 'duration' AS name, outcome AS label, ${bucketOf(duration)} AS bucket,
-             count(*) AS n, sum(${duration}) AS sum
-           FROM attempts GROUP BY 2, 3
-           UNION ALL
-           SELECT 'wait', '', ${bucketOf(wait)}, count(*), sum(${wait}) FROM jobs
-           WHERE state IN ('processing','completed','dead') AND started_at IS NOT NULL
-           GROUP BY 3
-           UNION ALL
-           SELECT name, label, bucket, n, sum FROM metric_retired
+          `SELECT name, label, bucket, n, sum FROM metric_totals
            UNION ALL
            SELECT 'present', '', 0, coalesce(sum(n), 0), 0 FROM job_counts`,
         ) as unknown as MetricRow[],
