@@ -200,6 +200,8 @@ export function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
   const { store } = opts;
   const token = opts.token ?? randomToken();
   const csrf = randomToken();
+  // Ends the live-update streams when the server stops, so that it can finish.
+  const shutdown = opts.signal ?? new AbortController().signal;
   let origin = "";
   let searchSpan = SEARCH_SPAN;
   /** Runs one span of a search and adapts the next span's length to how long this one took. */
@@ -332,7 +334,7 @@ export function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
       });
     }
     if (path === "/api/overview") return json(await overview(store));
-    if (path === "/api/events") return events(store, req.signal);
+    if (path === "/api/events") return events(store, shutdown);
     if (path === "/api/jobs" || path === "/api/jobs/count") {
       const state = parseState(url.searchParams.get("state"));
       if (state === null) {
@@ -449,40 +451,50 @@ export function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
   });
 }
 
-/** Server-sent events: the overview now, then again each second while it changes. */
-function events(store: Store, signal: AbortSignal): Response {
+/**
+ * Server-sent events: the overview now, then again each second while it changes. The stream ends
+ * when the client goes away (the body is cancelled) or the server shuts down (`shutdown`).
+ */
+function events(store: Store, shutdown: AbortSignal): Response {
   const enc = new TextEncoder();
   let last = "";
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let closed = false;
+  let end = () => {};
+  const stop = () => {
+    closed = true;
+    clearTimeout(timer);
+    shutdown.removeEventListener("abort", end);
+  };
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
       const tick = async () => {
-        if (signal.aborted) return;
+        if (closed) return;
         try {
           const o = await overview(store);
           const { now: _now, ...rest } = o;
           const key = JSON.stringify(rest);
           // Only a change is sent.
-          if (key !== last) {
+          if (key !== last && !closed) {
             last = key;
             controller.enqueue(enc.encode(`event: overview\ndata: ${JSON.stringify(o)}\n\n`));
           }
         } catch {
           // The store was busy: the next tick tries again.
         }
-        if (!signal.aborted) timer = setTimeout(tick, SSE_INTERVAL_MS);
+        if (!closed) timer = setTimeout(tick, SSE_INTERVAL_MS);
       };
       tick();
-      signal.addEventListener("abort", () => {
-        clearTimeout(timer);
+      end = () => {
+        stop();
         try {
           controller.close();
         } catch { /* closed */ }
-      });
+      };
+      if (shutdown.aborted) end();
+      else shutdown.addEventListener("abort", end, { once: true });
     },
-    cancel() {
-      clearTimeout(timer);
-    },
+    cancel: stop,
   });
   return new Response(body, {
     headers: {
