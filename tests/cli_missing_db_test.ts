@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { allDone, assertOneLineError, cliOk, runCli, sqliteOnly, tempDb } from "./helpers.ts";
+import { dumpSchema, pgTestServer } from "./pg_helpers.ts";
 
 const READS = [
   ["status"],
@@ -51,5 +52,27 @@ Deno.test({
     assert.ok(await exists(b));
     assert.match(await cliOk(a, ["show", "job1"]), /^id:\s+job1$/m);
     assert.equal(await cliOk(b, ["list"]), "no jobs\n");
+  },
+});
+
+const server = await pgTestServer();
+
+Deno.test({
+  name:
+    `[cli] read commands on a PostgreSQL schema that does not exist say so, exit 1 and create nothing${
+      server ? "" : " (skipped: no PostgreSQL server answers)"
+    }`,
+  ignore: server === null,
+  async fn() {
+    const url = server!.freshSchemaUrl();
+    const results = await allDone(READS.map((args) => runCli(url, args)));
+    const line = new RegExp(
+      `^queuectl: no queue in ${RegExp.escape(url)} yet; enqueue a job or run queuectl init`,
+    );
+    for (const r of results) assertOneLineError(r, 1, line);
+    assert.equal(await dumpSchema(url), "{}", "no table created");
+    // A write creates it, and the reads work after.
+    await cliOk(url, ["enqueue", '{"id":"job1","command":"true"}']);
+    assert.match(await cliOk(url, ["show", "job1"]), /^id:\s+job1$/m);
   },
 });

@@ -324,7 +324,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
           db: store.location,
           action: "stopping all workers; start them again once the database is in place",
         });
-        drain("the database file was replaced");
+        drain("the queue was replaced or dropped");
       }
       return;
     }

@@ -190,7 +190,7 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
           storeReplaced = (e as Error).message;
           wlog.error("worker.store_replaced", {
             error: storeReplaced,
-            action: "stopping after the current job; start workers again on the new file",
+            action: "stopping after the current job; start workers again on the new queue",
           });
           stopping.abort();
         }

@@ -125,7 +125,7 @@ export function ensureDataFiles(path: string): void {
 }
 
 export interface OpenOptions {
-  /** Create a missing SQLite database (default); `false` refuses it with a NotFoundError. */
+  /** Create a missing queue (default); `false` refuses it with a NotFoundError. */
   create?: boolean;
   /** Commit durably (default); workers pass `false` (a lost last commit only reruns a job). */
   durable?: boolean;
@@ -133,13 +133,13 @@ export interface OpenOptions {
 
 /**
  * Opens the store at `location`: PostgreSQL for a `postgres://` URL (its client is loaded only
- * then), SQLite otherwise. For SQLite, creates a missing file unless `create` is false.
+ * then), SQLite otherwise. Creates a missing queue (a file, a schema) unless `create` is false.
  */
 export async function openStore(location: string, options: OpenOptions = {}): Promise<Store> {
   const { create = true, durable } = options;
   if (isPostgresUrl(location)) {
     const { PostgresStore } = await import("./postgres.ts");
-    return await PostgresStore.open(location, { durable });
+    return await PostgresStore.open(location, { durable, create });
   }
   if (create) ensureDataFiles(location);
   else if (!exists(location)) {

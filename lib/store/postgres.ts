@@ -10,7 +10,7 @@
  * exactly as on SQLite. Idle workers wake through LISTEN/NOTIFY, with polling as the fallback.
  */
 import type postgresType from "postgres";
-import { ConflictError, StoreError } from "../errors.ts";
+import { ConflictError, NotFoundError, StoreError } from "../errors.ts";
 import { pgPassFile, redactUrl } from "./open.ts";
 import { JOB_STATES, type JobState, type Transition } from "../job.ts";
 import { sleep } from "../sleep.ts";
@@ -300,6 +300,8 @@ const wakeChannel = (schema: string) => `queuectl_wake_${schema}`;
 export interface PostgresOptions {
   /** `synchronous_commit` stays on when true (default); workers turn it off. */
   durable?: boolean;
+  /** Create a missing queue (default); `false` refuses it with a NotFoundError, as SQLite does. */
+  create?: boolean;
 }
 
 /** The parts of a `postgres://` URL queuectl reads itself; the rest goes to the client. */
@@ -377,7 +379,10 @@ const MS = {
 
 /** Turns the client's and the server's errors into one-line messages that say what to do. */
 export function describePgError(e: unknown, where: PgUrl): Error {
-  if (!(e instanceof Error) || e instanceof StoreError || e instanceof ConflictError) {
+  if (
+    !(e instanceof Error) || e instanceof StoreError || e instanceof ConflictError ||
+    e instanceof NotFoundError
+  ) {
     return e as Error;
   }
   const err = e as Error & { code?: string; errno?: string };
@@ -573,7 +578,7 @@ export class PostgresStore implements Store {
       );
     });
     try {
-      await Promise.race([store.#setup(), unanswered]);
+      await Promise.race([store.#setup(options.create ?? true), unanswered]);
     } catch (e) {
       await Promise.race([sql.end({ timeout: 1 }).catch(() => {}), sleep(1500, giveUp.signal)]);
       giveUp.abort();
@@ -584,10 +589,15 @@ export class PostgresStore implements Store {
     return store;
   }
 
-  async #setup() {
+  async #setup(create: boolean) {
     const sql = this.#sql;
     const schema = this.#url.schema;
     const { version, instance } = await this.#readMeta();
+    if (version === 0 && !create) {
+      throw new NotFoundError(
+        `no queue in ${this.location} yet; enqueue a job or run queuectl init (or pass --db)`,
+      );
+    }
     if (version > PG_SCHEMA_VERSION) {
       throw new StoreError(
         `${this.location} has queuectl schema version ${version}, newer than this queuectl ` +
