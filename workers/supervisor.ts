@@ -259,6 +259,8 @@ export const FORCED_EXIT_CODE = 130;
 
 /** How often a supervisor looks in the store for a stop asked from another host. */
 const STOP_POLL_MS = 1000;
+/** SIGINTs closer together than this are one press of Ctrl+C (see onInt). */
+const SAME_PRESS_MS = 100;
 
 /**
  * Runs the workers until they are stopped. Refuses to start (throws, before any worker starts)
@@ -416,8 +418,14 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
         : undefined,
     });
   };
-  // Ctrl+C in this terminal: graceful, then forced, then SIGKILL.
+  // Ctrl+C in this terminal: graceful, then forced, then SIGKILL. One press can arrive twice at
+  // once, from the terminal and forwarded by a parent such as `deno task`: a second SIGINT within
+  // SAME_PRESS_MS of the one before is that same press.
+  let lastInt = -Infinity;
   const onInt = () => {
+    const at = performance.now();
+    if (at - lastInt < SAME_PRESS_MS) return;
+    lastInt = at;
     interrupts++;
     if (interrupts === 1) {
       if (!drain("running jobs finish first; press Ctrl+C again to stop them now")) {
