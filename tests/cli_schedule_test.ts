@@ -11,6 +11,7 @@ import {
   dumpStore,
   lineCount,
   runCli,
+  sqliteOnly,
   startWorkers,
   tempDb,
   waitFor,
@@ -215,4 +216,67 @@ Deno.test("[schedule] show lists the next runs in the schedule's zone; remove ke
   );
   assert.match(await cliOk(t.db, ["schedule", "list"]), /^no schedules; add one with /);
   assert.deepEqual(await schedules(t.db), []);
+});
+
+/** Debian's libfaketime, which the `faketime` wrapper preloads; `null` where it is missing. */
+function libfaketime(): string | null {
+  for (const arch of ["x86_64", "aarch64"]) {
+    const p = `/usr/lib/${arch}-linux-gnu/faketime/libfaketime.so.1`;
+    try {
+      Deno.statSync(p);
+      return p;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
+Deno.test({
+  name:
+    "[schedule] after a 5 h downtime (faketime), catch-up last runs the last tick once; none runs none",
+  // PostgreSQL's store clock is the server's, which faketime does not move.
+  ignore: sqliteOnly || libfaketime() === null,
+  async fn() {
+    await using t = await tempDb();
+    for (const mode of ["last", "none"]) {
+      await cliOk(t.db, [
+        "schedule",
+        "add",
+        mode,
+        "@hourly",
+        "--tz",
+        "UTC",
+        "--catch-up",
+        mode,
+        "--",
+        `echo ${mode}`,
+      ]);
+    }
+    // Five hours on, at half past an hour: ticks of five hours were missed, none is on time.
+    const hour = 3_600_000;
+    const now = Date.now();
+    const offsetMs = 5 * hour + (hour / 2 - (now % hour));
+    const expected = Math.floor((now + offsetMs) / hour) * hour;
+    const w = startWorkers(t.db, 1, {
+      FAKETIME: `+${Math.round(offsetMs / 1000)}`,
+      LD_PRELOAD: libfaketime()!,
+    });
+    try {
+      await waitFor(() => /schedule\.skipped schedule=none/.test(w.log()), {
+        what: "the missed tick of none skipped",
+      });
+      await waitFor(async () => (await schedules(t.db))[0].last_outcome === "completed", {
+        what: "the last tick of last ran",
+      });
+      // Another second of firing passes: nothing more is due.
+      await new Promise((r) => setTimeout(r, 1_500));
+    } finally {
+      await stopAll(w);
+    }
+    const tick = new Date(expected).toISOString().replace(".000Z", "Z");
+    assert.deepEqual(await jobIds(t.db), [`last@${tick}`], w.log());
+    const [last, none] = await schedules(t.db);
+    assert.deepEqual([last.name, last.last_job_id], ["last", `last@${tick}`]);
+    assert.deepEqual([none.name, none.last_job_id, none.last_run_at], ["none", null, null]);
+    assert.equal(new Date(none.next_run_at!).getTime(), expected + hour);
+  },
 });
