@@ -106,7 +106,7 @@ Deno.test("[schedule] a real worker start fires an every-second schedule once pe
     assert.match(table, /\ntick +\* \* \* \* \* \* +UTC +paused +\S+ ago +tick@\S+ +completed /);
 
     const resumed = await cliOk(t.db, ["schedule", "resume", "tick"]);
-    assert.match(resumed, /^resumed tick, next run \S+Z \(in /);
+    assert.match(resumed, /^resumed schedule tick, next run \S+Z \(in /);
     await waitFor(async () => (await jobIds(t.db)).length > before.length, {
       what: "a tick after resume",
     });

@@ -236,9 +236,11 @@ async function setPaused(flags: DbFlags, name: string, paused: boolean) {
     if (paused) {
       out(s.paused ? `schedule ${name} was paused already` : `paused schedule ${name}`);
     } else {
+      const nextLine = `next run ${iso(after.nextRunAt)} (${relativeTime(after.nextRunAt, now)})`;
       out(
-        `${s.paused ? "resumed" : "schedule is active already:"} ${name}, next run ` +
-          `${iso(after.nextRunAt)} (${relativeTime(after.nextRunAt, now)})`,
+        s.paused
+          ? `resumed schedule ${name}, ${nextLine}`
+          : `schedule ${name} is active already; ${nextLine}`,
       );
     }
   }, { create: false });
