@@ -9,7 +9,8 @@ import { StoreError } from "../lib/errors.ts";
 import { redactUrl } from "../lib/store/open.ts";
 import { parsePgUrl, passwordFor, PostgresStore } from "../lib/store/postgres.ts";
 import type { Store } from "../lib/store/store.ts";
-import { storeConformance } from "./store_conformance.ts";
+import { type DatabaseFactory, storeConformance } from "./store_conformance.ts";
+import { cronConformance } from "./store_conformance_cron.ts";
 import { pgTestServer } from "./pg_helpers.ts";
 
 const server = await pgTestServer();
@@ -22,14 +23,17 @@ if (!server) {
 } else {
   const { url, freshSchemaUrl } = server;
 
-  storeConformance("postgres", () => {
+  /** A fresh schema per test. */
+  const pgDatabase: DatabaseFactory = () => {
     const schemaUrl = freshSchemaUrl();
     return Promise.resolve({
       url: schemaUrl,
       connect: () => PostgresStore.open(schemaUrl) as Promise<Store>,
       async [Symbol.asyncDispose]() {},
     });
-  });
+  };
+  storeConformance("postgres", pgDatabase);
+  cronConformance("postgres", pgDatabase);
 
   Deno.test("store(postgres): the URL's password never appears in its location", () => {
     const u = parsePgUrl("postgres://alice:s3cret@db.example:6543/q?schema=jobs&sslmode=require");

@@ -4,9 +4,11 @@ import { DatabaseSync } from "node:sqlite";
 import { StoreError, type StoreErrorKind } from "../lib/errors.ts";
 import { openStore } from "../lib/store/open.ts";
 import { SCHEMA_VERSION, SqliteStore } from "../lib/store/sqlite.ts";
-import { storeConformance } from "./store_conformance.ts";
+import { type DatabaseFactory, storeConformance } from "./store_conformance.ts";
+import { cronConformance } from "./store_conformance_cron.ts";
 
-storeConformance("sqlite", async () => {
+/** A fresh SQLite file per test, in a directory of its own. */
+const sqliteDatabase: DatabaseFactory = async () => {
   const dir = await Deno.makeTempDir({ prefix: "queuectl-store-" });
   const path = `${dir}/queue.db`;
   return {
@@ -16,7 +18,9 @@ storeConformance("sqlite", async () => {
       await Deno.remove(dir, { recursive: true });
     },
   };
-});
+};
+storeConformance("sqlite", sqliteDatabase);
+cronConformance("sqlite", sqliteDatabase);
 
 /** A fresh temporary directory, removed on dispose. */
 async function tempDir(): Promise<AsyncDisposable & { path: string }> {

@@ -8,6 +8,8 @@
  * worker, which finishes its current job and exits; the supervisor then returns 0. SIGQUIT (or a
  * second Ctrl+C) passes SIGQUIT on: each worker kills its job, which goes back to pending, and the
  * supervisor returns 130. A third Ctrl+C sends SIGKILL to the workers.
+ *
+ * It also fires recurring jobs (`queuectl schedule`) until a stop begins: see `schedules.ts`.
  */
 import { dirname, join } from "../lib/paths.ts";
 import { CONFIG_KEYS, envName } from "../lib/config.ts";
@@ -26,6 +28,7 @@ import { sleep } from "../lib/sleep.ts";
 import { FORCE_SIGNAL, GRACEFUL_SIGNAL, writePidFile } from "./stop.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { workerIdOf } from "./worker_id.ts";
+import { runScheduler } from "./schedules.ts";
 
 export interface SupervisorOptions {
   db: string;
@@ -464,11 +467,16 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     db: store.location,
     pid: Deno.pid,
   });
+  // Recurring jobs are fired here until a stop begins (schedules.ts).
+  const exited = new AbortController();
+  const scheduler = runScheduler(store, log, AbortSignal.any([stopping.signal, exited.signal]));
   try {
     for (let i = 0; i < opts.count; i++) spawn(i);
     // Wait until every worker, restarted ones included, has exited.
     while (exits.length > 0) await exits.shift();
   } finally {
+    exited.abort();
+    await scheduler;
     clearInterval(pollStop);
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener(GRACEFUL_SIGNAL, onTerm);

@@ -77,7 +77,10 @@ function checkDirectories(jobs: NewJob[]) {
 }
 
 /** Builds a spec object from flags, so that flags and JSON share one validation path. */
-function specFromFlags(flags: EnqueueFlags, command: string | undefined): Record<string, unknown> {
+export function specFromFlags(
+  flags: EnqueueFlags,
+  command: string | undefined,
+): Record<string, unknown> {
   const spec: Record<string, unknown> = {};
   if (command !== undefined) spec.command = command;
   if (flags.id !== undefined) spec.id = flags.id;
@@ -130,7 +133,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
 };
 
 /** Validates a spec built from flags, naming the flag (not the JSON field) in any message. */
-function jobFromFlags(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
+export function jobFromFlags(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
   try {
     return toNewJob(spec, ctx);
   } catch (e) {
@@ -151,7 +154,7 @@ const BOTH_FORMS = `enqueue takes a JSON job ('{"command":"…"}') or ${COMMAND_
  * always the escape, never a flag's value, so the first `--` in the process's arguments is the one
  * that ended the flags.
  */
-function countAfterDashes(argv: readonly string[]): number {
+export function countAfterDashes(argv: readonly string[]): number {
   const at = argv.indexOf("--");
   return at === -1 ? 0 : argv.length - at - 1;
 }

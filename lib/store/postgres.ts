@@ -14,7 +14,7 @@ import { ConflictError, NotFoundError, StoreError } from "../errors.ts";
 import { pgPassFile, redactUrl } from "./open.ts";
 import { JOB_STATES, type JobState, type Transition } from "../job.ts";
 import { sleep } from "../sleep.ts";
-import { duplicateIdError, toAttempt, toJob, toRetryMark, toWorker } from "./rows.ts";
+import { duplicateIdError, toAttempt, toJob, toRetryMark, toSchedule, toWorker } from "./rows.ts";
 import type {
   Attempt,
   AttemptResult,
@@ -24,10 +24,12 @@ import type {
   JobRecord,
   ListOptions,
   NewJob,
+  NewSchedule,
   OutputAppend,
   OutputPiece,
   RetryMark,
   RunEnd,
+  Schedule,
   StaleJob,
   StopMode,
   Store,
@@ -290,9 +292,34 @@ const MIGRATIONS: string[] = [
    END $$;
    CREATE TRIGGER jobs_deleted AFTER DELETE ON jobs REFERENCING OLD TABLE AS gone
      FOR EACH STATEMENT EXECUTE FUNCTION count_deleted();`,
+  // Recurring jobs: a cron expression, its zone, and the job each tick enqueues. `next_run_at`
+  // is the compare-and-set that lets one supervisor alone fire a tick.
+  `CREATE TABLE schedules (
+     name text PRIMARY KEY,
+     cron text NOT NULL,
+     tz text NOT NULL,
+     catch_up text NOT NULL CHECK (catch_up IN ('last','none')),
+     command text NOT NULL,
+     max_retries integer NOT NULL,
+     priority integer NOT NULL,
+     timeout_ms bigint NOT NULL,
+     cwd text NOT NULL,
+     env text,
+     paused boolean NOT NULL DEFAULT false,
+     next_run_at bigint,
+     last_run_at bigint,
+     last_job_id text,
+     created_at bigint NOT NULL,
+     updated_at bigint NOT NULL
+   );
+   CREATE INDEX schedules_due ON schedules (next_run_at) WHERE NOT paused;`,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
+
+/** A schedule with the state of the job its last tick enqueued. */
+const SCHEDULE_SELECT = `SELECT s.*, j.state AS last_job_state FROM schedules s
+  LEFT JOIN jobs j ON j.id = s.last_job_id`;
 
 /** The NOTIFY channel that wakes idle workers of one schema. */
 const wakeChannel = (schema: string) => `queuectl_wake_${schema}`;
@@ -1114,6 +1141,94 @@ export class PostgresStore implements Store {
         }
       }
       for (const [state, n] of counts) await this.#countAdd(sql, state, n);
+    });
+  }
+
+  async addSchedule(s: NewSchedule, now: number): Promise<boolean> {
+    const rows = await this.#do((sql) =>
+      sql`INSERT INTO schedules (name, cron, tz, catch_up, command, max_retries, priority,
+            timeout_ms, cwd, env, next_run_at, created_at, updated_at)
+          VALUES (${s.name}, ${s.cron}, ${s.tz}, ${s.catchUp}, ${s.job.command},
+            ${s.job.maxRetries}, ${s.job.priority}, ${s.job.timeoutMs}, ${s.job.cwd},
+            ${s.job.env === null ? null : JSON.stringify(s.job.env)}, ${s.nextRunAt}::bigint,
+            ${now}, ${now})
+          ON CONFLICT (name) DO NOTHING RETURNING name`
+    );
+    return rows.length === 1;
+  }
+
+  async getSchedule(name: string): Promise<Schedule | null> {
+    const [r] = await this.#do((sql) => sql`${sql.unsafe(SCHEDULE_SELECT)} WHERE s.name = ${name}`);
+    return r ? toSchedule(r) : null;
+  }
+
+  async listSchedules(): Promise<Schedule[]> {
+    const rows = await this.#do((sql) => sql`${sql.unsafe(SCHEDULE_SELECT)} ORDER BY s.name`);
+    return rows.map(toSchedule);
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    const rows = await this.#do((sql) =>
+      sql`DELETE FROM schedules WHERE name = ${name} RETURNING name`
+    );
+    return rows.length === 1;
+  }
+
+  async setSchedulePaused(
+    name: string,
+    paused: boolean,
+    nextRunAt: number | null,
+    now: number,
+  ): Promise<Schedule | null> {
+    await this.#do((sql) =>
+      paused
+        ? sql`UPDATE schedules SET paused = true, updated_at = ${now}
+              WHERE name = ${name} AND NOT paused`
+        : sql`UPDATE schedules SET paused = false, next_run_at = ${nextRunAt}::bigint,
+                updated_at = ${now}
+              WHERE name = ${name} AND paused`
+    );
+    return await this.getSchedule(name);
+  }
+
+  async dueSchedules(now: number): Promise<Schedule[]> {
+    const rows = await this.#do((sql) =>
+      sql`${sql.unsafe(SCHEDULE_SELECT)} WHERE NOT s.paused AND s.next_run_at <= ${now}
+          ORDER BY s.next_run_at`
+    );
+    return rows.map(toSchedule);
+  }
+
+  fireSchedule(
+    name: string,
+    dueAt: number,
+    job: NewJob | null,
+    nextRunAt: number | null,
+    now: number,
+  ): Promise<boolean> {
+    // Read committed: a second firer's UPDATE waits for the first one's row lock, then finds
+    // next_run_at moved and matches nothing.
+    return this.#tx(async (sql) => {
+      const won = await sql`
+        UPDATE schedules SET next_run_at = ${nextRunAt}::bigint, updated_at = ${now},
+          last_run_at = coalesce(${job?.runAt ?? null}::bigint, last_run_at),
+          last_job_id = coalesce(${job?.id ?? null}::text, last_job_id)
+        WHERE name = ${name} AND next_run_at = ${dueAt} AND NOT paused
+        RETURNING name`;
+      if (won.length === 0) return false;
+      if (!job) return true;
+      const inserted = await sql`
+        INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at,
+          timeout_ms, cwd, env, created_at, updated_at)
+        VALUES (${job.id}, ${job.command}, 'pending', 0, ${job.maxRetries}, ${job.priority},
+          ${job.runAt}, ${job.timeoutMs}, ${job.cwd},
+          ${job.env === null ? null : JSON.stringify(job.env)}, ${now}, ${now})
+        ON CONFLICT (id) DO NOTHING RETURNING id`;
+      if (inserted.length > 0) {
+        await this.#countAdd(sql, "pending", inserted.length);
+        await this.#notify(sql);
+      }
+      return true;
     });
   }
 

@@ -4,7 +4,7 @@
  */
 import { ConflictError } from "../errors.ts";
 import type { JobState } from "../job.ts";
-import type { Attempt, Job, RetryMark, WorkerInfo } from "./store.ts";
+import type { Attempt, Job, RetryMark, Schedule, WorkerInfo } from "./store.ts";
 
 /** A row as a driver returns it. */
 export type Row = Record<string, unknown>;
@@ -89,5 +89,30 @@ export function toRetryMark(r: Row): RetryMark {
     afterAttempt: r.after_attempt as number,
     fromState: r.from_state as JobState,
     retriedAt: r.retried_at as number,
+  };
+}
+
+/** A row of `schedules`, with `last_job_state` joined from the jobs table. */
+export function toSchedule(r: Row): Schedule {
+  return {
+    name: r.name as string,
+    cron: r.cron as string,
+    tz: r.tz as string,
+    catchUp: r.catch_up as Schedule["catchUp"],
+    job: {
+      command: r.command as string,
+      maxRetries: r.max_retries as number,
+      priority: r.priority as number,
+      timeoutMs: r.timeout_ms as number,
+      cwd: r.cwd as string,
+      env: r.env === null ? null : JSON.parse(r.env as string),
+    },
+    paused: Boolean(r.paused),
+    nextRunAt: r.next_run_at as number | null,
+    lastRunAt: r.last_run_at as number | null,
+    lastJobId: r.last_job_id as string | null,
+    lastJobState: (r.last_job_state ?? null) as JobState | null,
+    createdAt: r.created_at as number,
+    updatedAt: r.updated_at as number,
   };
 }

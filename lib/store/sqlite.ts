@@ -10,7 +10,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import { join } from "../paths.ts";
 import { ConflictError, StoreError } from "../errors.ts";
 import { JOB_STATES, type JobState, type Transition } from "../job.ts";
-import { duplicateIdError, toAttempt, toJob, toRetryMark, toWorker } from "./rows.ts";
+import { duplicateIdError, toAttempt, toJob, toRetryMark, toSchedule, toWorker } from "./rows.ts";
 import type {
   Attempt,
   AttemptResult,
@@ -20,10 +20,12 @@ import type {
   JobRecord,
   ListOptions,
   NewJob,
+  NewSchedule,
   OutputAppend,
   OutputPiece,
   RetryMark,
   RunEnd,
+  Schedule,
   StaleJob,
   StopMode,
   Store,
@@ -232,6 +234,27 @@ const MIGRATIONS: string[] = [
      INSERT INTO metric_totals (name, label, bucket, n, sum) VALUES ('deleted', '', 0, 1, 0)
        ON CONFLICT (name, label, bucket) DO UPDATE SET n = n + 1;
    END;`,
+  // Recurring jobs: a cron expression, its zone, and the job each tick enqueues. `next_run_at`
+  // is the compare-and-set that lets one supervisor alone fire a tick.
+  `CREATE TABLE schedules (
+     name TEXT PRIMARY KEY,
+     cron TEXT NOT NULL,
+     tz TEXT NOT NULL,
+     catch_up TEXT NOT NULL CHECK (catch_up IN ('last','none')),
+     command TEXT NOT NULL,
+     max_retries INTEGER NOT NULL,
+     priority INTEGER NOT NULL,
+     timeout_ms INTEGER NOT NULL,
+     cwd TEXT NOT NULL,
+     env TEXT,
+     paused INTEGER NOT NULL DEFAULT 0,
+     next_run_at INTEGER,
+     last_run_at INTEGER,
+     last_job_id TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE INDEX schedules_due ON schedules (next_run_at) WHERE paused = 0;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -275,6 +298,10 @@ const READY_PRIORITIES = `WITH RECURSIVE p(pri) AS (
 const INDEX_SORT_MAX = 10_000;
 
 type Row = Record<string, SQLInputValue>;
+
+/** A schedule with the state of the job its last tick enqueued. */
+const SCHEDULE_SELECT = `SELECT s.*, j.state AS last_job_state FROM schedules s
+  LEFT JOIN jobs j ON j.id = s.last_job_id`;
 
 export interface SqliteOptions {
   /** `synchronous=FULL` when true (default), `NORMAL` otherwise. */
@@ -905,6 +932,118 @@ export class SqliteStore implements Store {
 
   now(): Promise<number> {
     return Promise.resolve(Date.now());
+  }
+
+  addSchedule(s: NewSchedule, now: number): Promise<boolean> {
+    return this.#do(() =>
+      this.#run(
+        `INSERT INTO schedules (name, cron, tz, catch_up, command, max_retries, priority,
+           timeout_ms, cwd, env, next_run_at, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+        s.name,
+        s.cron,
+        s.tz,
+        s.catchUp,
+        s.job.command,
+        s.job.maxRetries,
+        s.job.priority,
+        s.job.timeoutMs,
+        s.job.cwd,
+        s.job.env === null ? null : JSON.stringify(s.job.env),
+        s.nextRunAt,
+        now,
+        now,
+      ).changes === 1
+    );
+  }
+
+  getSchedule(name: string): Promise<Schedule | null> {
+    return this.#do(() => {
+      const r = this.#get(`${SCHEDULE_SELECT} WHERE s.name = ?`, name);
+      return r ? toSchedule(r) : null;
+    });
+  }
+
+  listSchedules(): Promise<Schedule[]> {
+    return this.#do(() => this.#all(`${SCHEDULE_SELECT} ORDER BY s.name`).map(toSchedule));
+  }
+
+  removeSchedule(name: string): Promise<boolean> {
+    return this.#do(() => this.#run("DELETE FROM schedules WHERE name = ?", name).changes === 1);
+  }
+
+  setSchedulePaused(
+    name: string,
+    paused: boolean,
+    nextRunAt: number | null,
+    now: number,
+  ): Promise<Schedule | null> {
+    return this.#do(() => {
+      if (paused) {
+        this.#run(
+          "UPDATE schedules SET paused = 1, updated_at = ? WHERE name = ? AND paused = 0",
+          now,
+          name,
+        );
+      } else {
+        this.#run(
+          `UPDATE schedules SET paused = 0, next_run_at = ?, updated_at = ?
+           WHERE name = ? AND paused = 1`,
+          nextRunAt,
+          now,
+          name,
+        );
+      }
+      const r = this.#get(`${SCHEDULE_SELECT} WHERE s.name = ?`, name);
+      return r ? toSchedule(r) : null;
+    });
+  }
+
+  dueSchedules(now: number): Promise<Schedule[]> {
+    return this.#do(() =>
+      this.#all(
+        `${SCHEDULE_SELECT} WHERE s.paused = 0 AND s.next_run_at <= ? ORDER BY s.next_run_at`,
+        now,
+      ).map(toSchedule)
+    );
+  }
+
+  fireSchedule(
+    name: string,
+    dueAt: number,
+    job: NewJob | null,
+    nextRunAt: number | null,
+    now: number,
+  ): Promise<boolean> {
+    return this.#do(() => {
+      const fired = this.#tx(() => {
+        const won = this.#run(
+          `UPDATE schedules SET next_run_at = ?, updated_at = ?,
+             last_run_at = coalesce(?, last_run_at), last_job_id = coalesce(?, last_job_id)
+           WHERE name = ? AND next_run_at = ? AND paused = 0`,
+          nextRunAt,
+          now,
+          job?.runAt ?? null,
+          job?.id ?? null,
+          name,
+          dueAt,
+        ).changes === 1;
+        if (!won || !job) return won;
+        const inserted = this.#run(
+          `INSERT INTO jobs (${NEW_JOB_COLUMNS.map(([c]) => c).join(", ")}, state, attempts,
+             created_at, updated_at)
+           VALUES (${NEW_JOB_COLUMNS.map(() => "?").join(", ")}, 'pending', 0, ?, ?)
+           ON CONFLICT (id) DO NOTHING`,
+          ...NEW_JOB_COLUMNS.map(([, read]) => read(job)),
+          now,
+          now,
+        ).changes;
+        this.#run("UPDATE job_counts SET n = n + ? WHERE state = 'pending'", inserted);
+        return won;
+      });
+      if (fired && job) this.#wakeWorkers();
+      return fired;
+    });
   }
 
   exportJobs(afterSeq: number, limit: number): Promise<JobRecord[]> {

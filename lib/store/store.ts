@@ -175,6 +175,32 @@ export interface RunEnd {
   result: AttemptResult;
 }
 
+/** A recurring job (`queuectl schedule`): a cron expression in a time zone, and its job. */
+export interface Schedule {
+  /** Unique; each tick's job id is `NAME@<tick, ISO 8601 UTC>`. */
+  name: string;
+  cron: string;
+  /** IANA time zone the expression is read in. */
+  tz: string;
+  /** After a downtime: run the last missed tick (`last`) or none. */
+  catchUp: "last" | "none";
+  /** What each tick enqueues (id and `runAt` are the tick's). */
+  job: Omit<NewJob, "id" | "runAt">;
+  paused: boolean;
+  /** The next tick to fire; `null` when the expression has none left. */
+  nextRunAt: number | null;
+  /** The tick last fired, and the id of the job it enqueued. */
+  lastRunAt: number | null;
+  lastJobId: string | null;
+  /** The state of that job now; `null` when it was removed or purged (or there is none). */
+  lastJobState: JobState | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A schedule as `schedule add` hands it to the store. */
+export type NewSchedule = Pick<Schedule, "name" | "cron" | "tz" | "catchUp" | "job" | "nextRunAt">;
+
 export interface Store {
   /** Where the data lives, for messages (a file path or a redacted URL). */
   readonly location: string;
@@ -395,6 +421,51 @@ export interface Store {
    * working on data nobody else sees.
    */
   assertSameStore(): Promise<void>;
+
+  /** Stores a new schedule, not paused. Returns `false` (storing nothing) when the name exists. */
+  addSchedule(schedule: NewSchedule, now: number): Promise<boolean>;
+
+  /** The schedule with this name, or `null`. */
+  getSchedule(name: string): Promise<Schedule | null>;
+
+  /** Every schedule, by name. */
+  listSchedules(): Promise<Schedule[]>;
+
+  /** Deletes a schedule (its jobs stay). Returns `false` when there is none of that name. */
+  removeSchedule(name: string): Promise<boolean>;
+
+  /**
+   * Pauses a schedule (`paused`), or resumes a paused one with `nextRunAt` as its next tick (the
+   * caller's first tick after `now`: ticks that passed while paused never run). Returns the
+   * schedule as it is now, or `null` when there is none; pausing a paused schedule or resuming a
+   * running one changes nothing.
+   */
+  setSchedulePaused(
+    name: string,
+    paused: boolean,
+    nextRunAt: number | null,
+    now: number,
+  ): Promise<Schedule | null>;
+
+  /** Schedules that are not paused and whose `nextRunAt` is at or before `now`. Cheap: indexed. */
+  dueSchedules(now: number): Promise<Schedule[]>;
+
+  /**
+   * Fires one tick of a schedule, at most once however many supervisors try: in one transaction,
+   * moves the schedule's `nextRunAt` from `dueAt` to `nextRunAt`, guarded by `dueAt` (a
+   * compare-and-set) and by the schedule not being paused, then enqueues `job` (the tick's job,
+   * its id derived from the schedule and the tick) unless a job with that id exists, and records
+   * it as the last run (`lastRunAt = job.runAt`). With `job` null the tick is skipped: only
+   * `nextRunAt` moves. Returns `false` when the guard did not match (another supervisor fired it,
+   * or the schedule was paused, removed or changed); then nothing is written.
+   */
+  fireSchedule(
+    name: string,
+    dueAt: number,
+    job: NewJob | null,
+    nextRunAt: number | null,
+    now: number,
+  ): Promise<boolean>;
 
   /** Releases the connection and any watcher. */
   close(): Promise<void>;
