@@ -26,6 +26,7 @@ import { sleep } from "../lib/sleep.ts";
 import { FORCE_SIGNAL, GRACEFUL_SIGNAL, writePidFile } from "./stop.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { workerIdOf } from "./worker_id.ts";
+import { DRAIN_POLL_MS, type DrainWatch } from "./drain.ts";
 
 export interface SupervisorOptions {
   db: string;
@@ -34,6 +35,8 @@ export interface SupervisorOptions {
   concurrency: number;
   logLevel: string;
   log: Logger;
+  /** `worker start --drain`: stop gracefully once this says the queue is drained. */
+  drain?: DrainWatch;
 }
 
 /**
@@ -273,6 +276,11 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     await store.assertWritable();
     // Every worker would fail on an invalid value and be restarted forever: refuse now instead.
     await loadConfig(store);
+    // A drain with nothing to do starts no worker.
+    if (opts.drain && await opts.drain.poll(store)) {
+      await store.close();
+      return 0;
+    }
   } catch (e) {
     await store.close();
     throw e;
@@ -450,6 +458,20 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     }
   }, STOP_POLL_MS);
 
+  // `--drain`: once nothing is ready, due within a second or running, stop as on Ctrl+C.
+  let drainPolling = false;
+  const drainPoll = opts.drain && setInterval(async () => {
+    if (drainPolling || phase !== "running") return;
+    drainPolling = true;
+    try {
+      if (await opts.drain!.poll(store)) drain("the queue is drained");
+    } catch (e) {
+      log.warn("supervisor.drain_poll_failed", { error: (e as Error).message });
+    } finally {
+      drainPolling = false;
+    }
+  }, DRAIN_POLL_MS);
+
   log.info("supervisor.started", {
     workers: opts.count,
     concurrency: opts.concurrency,
@@ -462,6 +484,11 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     while (exits.length > 0) await exits.shift();
   } finally {
     clearInterval(pollStop);
+    if (drainPoll) {
+      clearInterval(drainPoll);
+      // Counts the jobs that finished while the workers stopped, for the drain's summary.
+      await opts.drain!.poll(store).catch(() => {});
+    }
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener(GRACEFUL_SIGNAL, onTerm);
     Deno.removeSignalListener(FORCE_SIGNAL, force);
