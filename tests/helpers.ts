@@ -366,6 +366,7 @@ export const COMMANDS: readonly string[][] = [
   ["config", "list"],
   ["config", "show"],
   ["init"],
+  ["completions"],
 ];
 
 /**
