@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import {
   assertOneLineError,
+  cliCommand,
   cliOk,
   gateCommand,
   jobState,
@@ -114,4 +115,42 @@ Deno.test("[worker start --drain] should refuse --detach", async () => {
   await using t = await tempDb();
   const r = await runCli(t.db, ["worker", "start", "--drain", "--detach"]);
   assertOneLineError(r, 2, /^queuectl: --drain runs in this terminal/);
+});
+
+function has(program: string): boolean {
+  try {
+    return new Deno.Command("sh", { args: ["-c", `command -v ${program}`], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "[worker start --drain] should redraw one progress line on a terminal",
+  ignore: !has("script"), // util-linux's script(1) gives the command a terminal
+  fn: async () => {
+    await using t = await tempDb();
+    for (const id of ["a", "b", "c"]) await enqueue(t.db, { id, command: "sleep 0.3" });
+    const quoted = [...cliCommand(), "worker", "start", "--drain"]
+      .map((a) => `'${a.replaceAll("'", `'\\''`)}'`);
+    const r = await new Deno.Command("script", {
+      args: ["-qec", quoted.join(" "), "/dev/null"],
+      env: { QUEUECTL_DB: t.db, NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(r.stdout);
+    assert.equal(r.code, 0, text);
+    // Each redraw: carriage return, erase the line, the line, back to its start. No newline
+    // until the summary, and no per-job log lines (a terminal drain logs warnings only).
+    const draws = text.split("\r\x1b[K").slice(1);
+    assert.ok(draws.length >= 3, text);
+    for (const d of draws.slice(0, -1)) {
+      assert.match(d, /^draining: \d\/3 done, [\d.]+ jobs\/s(, eta \d+s)?\r$/);
+    }
+    assert.match(draws.at(-1)!, /^drained in [\d.]+s: 3 completed, 0 dead\r?\n$/);
+    assert.ok(draws.some((d) => d.startsWith("draining: 3/3 done")), text);
+  },
 });
