@@ -9,7 +9,7 @@ import { buildCommand, type Command, type CommandContext, proposeCompletions } f
 import { UsageError } from "../errors.ts";
 import type { JobState } from "../job.ts";
 import { writeAll } from "../write_all.ts";
-import type { Context } from "./context.ts";
+import { type Context, dbFlag, type DbFlags } from "./context.ts";
 
 const SHELLS = ["bash", "zsh", "fish"] as const;
 type Shell = typeof SHELLS[number];
@@ -60,13 +60,15 @@ complete -c queuectl -f -a '(__queuectl_complete)'
 `,
 };
 
-function completions(this: Context, _flags: Record<never, never>, shell: Shell) {
+// `--db` is taken, as by every command, and not needed: the script reads the store on each TAB.
+function completions(this: Context, _flags: DbFlags, shell: Shell) {
   writeAll(Deno.stdout, SCRIPTS[shell]);
 }
 
 export const completionsCommand = buildCommand({
   func: completions,
   parameters: {
+    flags: { ...dbFlag },
     positional: {
       kind: "tuple",
       parameters: [{
