@@ -7,7 +7,8 @@
  * Stopping (the protocol is in `stop.ts`): SIGTERM, however often, is passed on once to every
  * worker, which finishes its current job and exits; the supervisor then returns 0. SIGQUIT (or a
  * second Ctrl+C) passes SIGQUIT on: each worker kills its job, which goes back to pending, and the
- * supervisor returns 130. A third Ctrl+C sends SIGKILL to the workers.
+ * supervisor returns 130. A third Ctrl+C sends SIGKILL to the workers. With `--drain`
+ * (`drain.ts`) it also stops gracefully once no job is ready, due within a second or running.
  */
 import { dirname, join } from "../lib/paths.ts";
 import { CONFIG_KEYS, envName } from "../lib/config.ts";
