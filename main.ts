@@ -6,7 +6,8 @@
  * Every error is one line on stderr, `queuectl: <message>`, including the parser's own, which are
  * reworded here so that they read like ours and point at the right `--help`.
  *
- * `queuectl __worker …` is the worker process the supervisor spawns; it skips the CLI entirely.
+ * `queuectl __worker …` is the worker process the supervisor spawns; it skips the CLI entirely, as
+ * does `queuectl __complete …`, which the shell completion scripts call.
  * The common shapes of `enqueue` skip the parser (see `simpleEnqueueInput`): nothing but that
  * command's own modules is loaded for them. Every other input goes through the parser, which loads
  * only the module of the command it names (lib/cli/program.ts).
@@ -14,6 +15,11 @@
 if (Deno.args[0] === "__worker") {
   const { workerMain } = await import("./workers/worker.ts");
   Deno.exit(await workerMain(Deno.args.slice(1)));
+}
+// What a shell's completion script (`queuectl completions`) asks on each TAB.
+if (Deno.args[0] === "__complete") {
+  const { completeMain } = await import("./lib/cli/completions.ts");
+  Deno.exit(await completeMain(Deno.args.slice(1)));
 }
 
 import type {

@@ -373,6 +373,7 @@ export const COMMANDS: readonly string[][] = [
   ["config", "list"],
   ["config", "show"],
   ["init"],
+  ["completions"],
 ];
 
 /**

@@ -7,7 +7,8 @@
  * Stopping (the protocol is in `stop.ts`): SIGTERM, however often, is passed on once to every
  * worker, which finishes its current job and exits; the supervisor then returns 0. SIGQUIT (or a
  * second Ctrl+C) passes SIGQUIT on: each worker kills its job, which goes back to pending, and the
- * supervisor returns 130. A third Ctrl+C sends SIGKILL to the workers.
+ * supervisor returns 130. A third Ctrl+C sends SIGKILL to the workers. With `--drain`
+ * (`drain.ts`) it also stops gracefully once no job is ready, due within a second or running.
  *
  * It also fires recurring jobs (`queuectl schedule`) until a stop begins: see `schedules.ts`.
  */
@@ -29,6 +30,7 @@ import { FORCE_SIGNAL, GRACEFUL_SIGNAL, writePidFile } from "./stop.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { workerIdOf } from "./worker_id.ts";
 import { runScheduler } from "./schedules.ts";
+import { DRAIN_POLL_MS, type DrainWatch } from "./drain.ts";
 
 export interface SupervisorOptions {
   db: string;
@@ -37,6 +39,8 @@ export interface SupervisorOptions {
   concurrency: number;
   logLevel: string;
   log: Logger;
+  /** `worker start --drain`: stop gracefully once this says the queue is drained. */
+  drain?: DrainWatch;
 }
 
 /**
@@ -278,6 +282,11 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     await store.assertWritable();
     // Every worker would fail on an invalid value and be restarted forever: refuse now instead.
     await loadConfig(store);
+    // A drain with nothing to do starts no worker.
+    if (opts.drain && await opts.drain.poll(store)) {
+      await store.close();
+      return 0;
+    }
   } catch (e) {
     await store.close();
     throw e;
@@ -461,6 +470,20 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     }
   }, STOP_POLL_MS);
 
+  // `--drain`: once nothing is ready, due within a second or running, stop as on Ctrl+C.
+  let drainPolling = false;
+  const drainPoll = opts.drain && setInterval(async () => {
+    if (drainPolling || phase !== "running") return;
+    drainPolling = true;
+    try {
+      if (await opts.drain!.poll(store)) drain("the queue is drained");
+    } catch (e) {
+      log.warn("supervisor.drain_poll_failed", { error: (e as Error).message });
+    } finally {
+      drainPolling = false;
+    }
+  }, DRAIN_POLL_MS);
+
   log.info("supervisor.started", {
     workers: opts.count,
     concurrency: opts.concurrency,
@@ -478,6 +501,11 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     exited.abort();
     await scheduler;
     clearInterval(pollStop);
+    if (drainPoll) {
+      clearInterval(drainPoll);
+      // Counts the jobs that finished while the workers stopped, for the drain's summary.
+      await opts.drain!.poll(store).catch(() => {});
+    }
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener(GRACEFUL_SIGNAL, onTerm);
     Deno.removeSignalListener(FORCE_SIGNAL, force);

@@ -39,6 +39,32 @@ function out(text: string) {
   writeAll(Deno.stdout, text + "\n");
 }
 
+/** A job file this large (bytes) shows its progress on a terminal. */
+const PROGRESS_MIN_BYTES = 1 << 20;
+
+/**
+ * The progress of a large `--file` on stderr, when stderr is a terminal: one line, redrawn as
+ * each step starts (reading, checking, storing in one transaction); cleared at the end. Each step
+ * is one synchronous pass, so the line names the step and its size rather than a percentage.
+ * `null` when there is nothing to show: a small file, or stderr not a terminal.
+ */
+function fileProgress(name: string, bytes: number): ((step: string | null) => void) | null {
+  if (bytes < PROGRESS_MIN_BYTES || !Deno.stderr.isTerminal()) return null;
+  const started = Date.now();
+  const mb = (bytes / (1 << 20)).toFixed(1);
+  let shown = false;
+  return (step) => {
+    if (step === null) {
+      if (shown) writeAll(Deno.stderr, "\r\x1b[K");
+      shown = false;
+      return;
+    }
+    const took = ((Date.now() - started) / 1000).toFixed(1);
+    writeAll(Deno.stderr, `\r\x1b[Kenqueue ${name} (${mb} MB, ${took}s): ${step}`);
+    shown = true;
+  };
+}
+
 async function readInput(file: string): Promise<string> {
   try {
     if (file === "-") return await new Response(Deno.stdin.readable).text();
@@ -311,7 +337,22 @@ export async function enqueue(flags: EnqueueFlags, ...args: string[]): Promise<v
     );
   }
   const fileText = flags.file !== undefined ? await readInput(flags.file) : undefined;
+  const fileName = flags.file === "-" ? "stdin" : flags.file!;
+  const progress = fileText !== undefined ? fileProgress(fileName, fileText.length) : null;
+  try {
+    await enqueueInStore(flags, fileText, fileName, given, progress);
+  } finally {
+    progress?.(null);
+  }
+}
 
+async function enqueueInStore(
+  flags: EnqueueFlags,
+  fileText: string | undefined,
+  fileName: string,
+  given: ReturnType<typeof readArguments> | undefined,
+  progress: ((step: string | null) => void) | null,
+) {
   await withStore(flags, async (store) => {
     const ctx: SpecContext = {
       config: await loadConfig(store),
@@ -320,14 +361,17 @@ export async function enqueue(flags: EnqueueFlags, ...args: string[]): Promise<v
     };
     let jobs: NewJob[];
     if (fileText !== undefined) {
-      jobs = parseJobsText(fileText, ctx, flags.file === "-" ? "stdin" : flags.file!);
+      progress?.("checking the jobs…");
+      jobs = parseJobsText(fileText, ctx, fileName);
     } else if (given?.json !== undefined) {
       jobs = parseJobArgument(given.json, ctx, `${QUOTE_HINT}, or give ${COMMAND_FORM}`);
     } else {
       jobs = [jobFromFlags(specFromFlags(flags, given!.command), ctx)];
     }
     checkDirectories(jobs);
+    progress?.(`storing ${jobs.length} jobs in one transaction…`);
     await store.enqueue(jobs, ctx.now);
+    progress?.(null);
     if (flags.json) {
       out(
         JSON.stringify(

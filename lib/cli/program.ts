@@ -40,6 +40,7 @@ const ROUTES: Record<string, () => Promise<Target>> = {
   dashboard: async () => (await import("./dashboard.ts")).dashboardCommand,
   config: async () => (await import("./config.ts")).configRoutes,
   init: async () => (await import("./config.ts")).initCommand,
+  completions: async () => (await import("./completions.ts")).completionsCommand,
 };
 
 /**

@@ -33,6 +33,7 @@ interface StartFlags extends DbFlags {
   logLevel?: string;
   detach: boolean;
   foreground: boolean;
+  drain: boolean;
 }
 
 async function start(this: Context, flags: StartFlags) {
@@ -40,12 +41,21 @@ async function start(this: Context, flags: StartFlags) {
   const { FORCED_EXIT_CODE, runSupervisor, startDetached } = await import(
     "../../workers/supervisor.ts"
   );
-  let level = resolveLogLevel(flags.logLevel, Deno.env.get("QUEUECTL_LOG"));
+  const envLevel = Deno.env.get("QUEUECTL_LOG");
+  let level = resolveLogLevel(flags.logLevel, envLevel);
   if (flags.quiet && flags.verbose) throw new UsageError("give either --quiet or --verbose");
   if (flags.quiet) level = "warning";
   if (flags.verbose) level = "debug";
   if (flags.detach && flags.foreground) {
     throw new UsageError("give either --detach or --foreground");
+  }
+  if (flags.drain && flags.detach) {
+    throw new UsageError("--drain runs in this terminal until the queue is drained; drop --detach");
+  }
+  // On a terminal the drain's progress line stands for the per-job lines, unless asked for.
+  const tty = Deno.stderr.isTerminal();
+  if (flags.drain && tty && flags.logLevel === undefined && !envLevel && !flags.verbose) {
+    level = "warning";
   }
   const db = resolveDbPath(flags.db);
   if (flags.detach) {
@@ -70,19 +80,47 @@ async function start(this: Context, flags: StartFlags) {
     return;
   }
   const log = await setupLogging(level);
+  const watch = flags.drain
+    ? new (await import("../../workers/drain.ts")).DrainWatch(tty)
+    : undefined;
   const code = await runSupervisor({
     db,
     count: flags.count,
     concurrency: flags.concurrency,
     logLevel: level,
     log,
+    drain: watch,
   });
+  const drainError = watch ? await drainOutcome(watch) : undefined;
   if (code === FORCED_EXIT_CODE) {
     throw new ForcedStopError(
       "stopped at once: running jobs were interrupted and went back to the queue",
     );
   }
   if (code !== 0) throw new UserError("supervisor stopped with errors");
+  if (drainError) throw drainError;
+}
+
+/**
+ * Prints the drain's summary (stdout); returns the error to exit 1 with when a job died during it
+ * or a job is left failed, waiting for a retry, so that a pipeline step fails with it.
+ */
+async function drainOutcome(
+  watch: import("../../workers/drain.ts").DrainWatch,
+): Promise<UserError | undefined> {
+  const { summaryLine } = await import("../../workers/drain.ts");
+  const s = watch.summary();
+  out(summaryLine(s));
+  if (s.dead > 0 || s.failed > 0) {
+    const what = [
+      s.dead > 0 ? `${s.dead} job${s.dead === 1 ? "" : "s"} died (see queuectl dlq list)` : "",
+      s.failed > 0
+        ? `${s.failed} job${s.failed === 1 ? " is" : "s are"} failed, waiting for a retry ` +
+          `(see queuectl list --state failed)`
+        : "",
+    ].filter((x) => x !== "");
+    return new UserError(`drain finished, but ${what.join(" and ")}`);
+  }
 }
 
 interface StopFlags extends DbFlags {
@@ -279,6 +317,11 @@ export const workerRoutes = buildRouteMap({
             brief: "Run in this terminal until stopped (the default)",
             default: false,
           },
+          drain: {
+            kind: "boolean",
+            brief: "Exit once no job is ready, due within a second or running (for CI)",
+            default: false,
+          },
         },
         aliases: { c: "count", q: "quiet", v: "verbose" },
       },
@@ -293,10 +336,16 @@ export const workerRoutes = buildRouteMap({
           "",
           "With --detach it returns once the workers are up; stop them with worker stop.",
           "",
-          "Example:",
+          "With --drain the workers stop, as on Ctrl+C, once no job is ready, due within a",
+          "second or running; a job due later stays in the queue. Progress goes to stderr (a",
+          "line redrawn on a terminal, a line every 5s otherwise), a summary to stdout. Exits",
+          "0, or 1 when a job died during the drain or one is left failed, waiting for a retry.",
+          "",
+          "Examples:",
           "  queuectl worker start --count 4",
           "  queuectl worker start --count 2 --concurrency 8",
           "  queuectl worker start --detach",
+          "  queuectl enqueue --file jobs.ndjson && queuectl worker start --count 4 --drain",
         ].join("\n"),
       },
     }),
