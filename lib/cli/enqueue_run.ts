@@ -17,7 +17,7 @@ import {
   type SpecContext,
   toNewJob,
 } from "../spec.ts";
-import type { NewJob } from "../store/store.ts";
+import type { ExistingJob, NewJob } from "../store/store.ts";
 import { type DbFlags, withStore } from "./context.ts";
 import { writeAll } from "../write_all.ts";
 
@@ -30,6 +30,7 @@ export interface EnqueueFlags extends DbFlags {
   timeout?: string;
   cwd?: string;
   env?: string[];
+  unique?: string;
   file?: string;
   json: boolean;
 }
@@ -94,6 +95,7 @@ function specFromFlags(flags: EnqueueFlags, command: string | undefined): Record
   if (flags.runAt !== undefined) spec.run_at = flags.runAt;
   if (flags.timeout !== undefined) spec.timeout = flags.timeout;
   if (flags.cwd !== undefined) spec.cwd = flags.cwd;
+  if (flags.unique !== undefined) spec.unique_key = flags.unique;
   if (flags.env) {
     const env: Record<string, string> = {};
     for (const pair of flags.env) {
@@ -115,6 +117,7 @@ const SPEC_FLAGS = [
   "timeout",
   "cwd",
   "env",
+  "unique",
 ] as const;
 
 /** JSON field → the flag that sets it, for messages about a job given as flags. */
@@ -127,6 +130,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   timeout: "--timeout",
   cwd: "--cwd",
   env: "--env",
+  unique_key: "--unique",
 };
 
 /** Validates a spec built from flags, naming the flag (not the JSON field) in any message. */
@@ -324,22 +328,52 @@ export async function enqueue(flags: EnqueueFlags, ...args: string[]): Promise<v
       jobs = [jobFromFlags(specFromFlags(flags, given!.command), ctx)];
     }
     checkDirectories(jobs);
-    await store.enqueue(jobs, ctx.now);
+    const existing = await store.enqueue(jobs, ctx.now);
     if (flags.json) {
-      out(
-        JSON.stringify(
-          jobs.map((j) => ({ id: j.id, run_at: new Date(j.runAt).toISOString() })),
-          null,
-          2,
-        ),
-      );
+      out(JSON.stringify(enqueuedJson(jobs, existing), null, 2));
+    } else if (jobs.length === 1 && existing.length === 1) {
+      out(alreadyQueued(jobs[0], existing[0]));
     } else if (jobs.length === 1) {
       const j = jobs[0];
       const later = j.runAt > ctx.now ? ` (runs in ${formatDuration(j.runAt - ctx.now)})` : "";
       out(`enqueued ${j.id}${later}`);
-    } else {
+    } else if (existing.length === 0) {
       out(`enqueued ${jobs.length} jobs`);
+    } else {
+      const n = existing.length;
+      out(
+        `enqueued ${jobs.length - n} jobs; ${n} already queued under their unique key ` +
+          `(--json lists them)`,
+      );
     }
+  });
+}
+
+/** "job X already queued with unique key K (state pending)". */
+function alreadyQueued(job: NewJob, holder: ExistingJob): string {
+  return `job ${holder.id} already queued with unique key ${job.uniqueKey} (state ${holder.state})`;
+}
+
+/**
+ * `--json` of an enqueue: each job's id and run time in batch order; a job with a unique key also
+ * has `unique_key` and `existing` (true when the key was held: then `id`, `run_at` and `state`
+ * are the holder's).
+ */
+function enqueuedJson(jobs: NewJob[], existing: ExistingJob[]) {
+  let e = 0;
+  return jobs.map((j, i) => {
+    const held = existing[e]?.index === i ? existing[e++] : undefined;
+    if (held) {
+      return {
+        id: held.id,
+        run_at: new Date(held.runAt).toISOString(),
+        unique_key: j.uniqueKey,
+        existing: true,
+        state: held.state,
+      };
+    }
+    const row = { id: j.id, run_at: new Date(j.runAt).toISOString() };
+    return j.uniqueKey == null ? row : { ...row, unique_key: j.uniqueKey, existing: false };
   });
 }
 
