@@ -643,7 +643,8 @@ export class PostgresStore implements Store {
         timeout_ms: j.timeoutMs,
         cwd: j.cwd,
         env: j.env === null ? null : JSON.stringify(j.env),
-        unique_key: j.uniqueKey ?? null,
+        // Left out when none: a batch without keys sends what it sent before.
+        unique_key: j.uniqueKey ?? undefined,
       })));
       // ORDER BY the input's position, so seq follows the order of the batch.
       const r = await sql`
