@@ -56,12 +56,30 @@ Deno.test("[enqueue --unique] should print the holder's id while a job with the 
   assert.equal(fresh[0].existing, false);
   assert.notEqual(fresh[0].id, id);
 
+  // A scheduled holder says when it runs.
+  await cliOk(t.db, [
+    "enqueue",
+    "--id",
+    "later",
+    "--unique",
+    "nightly",
+    "--delay",
+    "1h",
+    "--",
+    "true",
+  ]);
+  assert.match(
+    await cliOk(t.db, ["enqueue", "--unique", "nightly", "--", "true"]),
+    /^job later already queued with unique key nightly \(state pending, runs in (59m\d+s|1h)\)\n$/,
+  );
+
   const jobs = await listJson(t.db);
   assert.deepEqual(
     jobs.map((j) => [j.id, j.unique_key]).sort(),
     [
       [id, "sync"],
       [fresh[0].id, "other"],
+      ["later", "nightly"],
     ].sort(),
   );
   assert.match(await cliOk(t.db, ["show", id]), /^unique: +sync$/m);

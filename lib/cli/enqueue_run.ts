@@ -332,7 +332,7 @@ export async function enqueue(flags: EnqueueFlags, ...args: string[]): Promise<v
     if (flags.json) {
       out(JSON.stringify(enqueuedJson(jobs, existing), null, 2));
     } else if (jobs.length === 1 && existing.length === 1) {
-      out(alreadyQueued(jobs[0], existing[0]));
+      out(alreadyQueued(jobs[0], existing[0], ctx.now));
     } else if (jobs.length === 1) {
       const j = jobs[0];
       const later = j.runAt > ctx.now ? ` (runs in ${formatDuration(j.runAt - ctx.now)})` : "";
@@ -349,9 +349,13 @@ export async function enqueue(flags: EnqueueFlags, ...args: string[]): Promise<v
   });
 }
 
-/** "job X already queued with unique key K (state pending)". */
-function alreadyQueued(job: NewJob, holder: ExistingJob): string {
-  return `job ${holder.id} already queued with unique key ${job.uniqueKey} (state ${holder.state})`;
+/** "job X already queued with unique key K (state pending)", with when it runs if later. */
+function alreadyQueued(job: NewJob, holder: ExistingJob, now: number): string {
+  const later = holder.state !== "processing" && holder.runAt > now
+    ? `, runs in ${formatDuration(holder.runAt - now)}`
+    : "";
+  return `job ${holder.id} already queued with unique key ${job.uniqueKey} ` +
+    `(state ${holder.state}${later})`;
 }
 
 /**
