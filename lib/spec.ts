@@ -19,6 +19,7 @@ export const SPEC_FIELDS = [
   "timeout",
   "cwd",
   "env",
+  "unique_key",
 ] as const;
 
 /**
@@ -35,6 +36,8 @@ export const MAX_ENV_VAR_BYTES = 131_071;
  */
 export const MAX_EXEC_BYTES = 512 * 1024;
 export const MAX_ID_LENGTH = 200;
+/** A unique key is shown and refused like an id: 1 to this many printable characters. */
+export const MAX_UNIQUE_KEY_LENGTH = 200;
 const PRIORITY_LIMIT = 1_000_000;
 
 export interface SpecContext {
@@ -385,6 +388,7 @@ interface Fields {
   timeout: unknown;
   cwd: unknown;
   env: unknown;
+  unique_key: unknown;
 }
 
 /**
@@ -420,6 +424,7 @@ function specToJob(raw: unknown, ctx: SpecContext, nextId = generateId): NewJob 
     timeout: undefined,
     cwd: undefined,
     env: undefined,
+    unique_key: undefined,
   };
   /** The spelling `command` and `max_retries` were given as, to name both when both come. */
   let commandAs: string | undefined;
@@ -454,6 +459,7 @@ function specToJob(raw: unknown, ctx: SpecContext, nextId = generateId): NewJob 
       case "timeout":
       case "cwd":
       case "env":
+      case "unique_key":
         name = k;
         break;
       default:
@@ -576,14 +582,25 @@ function resolveSpec(spec: Fields, ctx: SpecContext, nextId: () => string): NewJ
     env = Object.fromEntries(entries);
   }
 
-  return { id, command, maxRetries, priority, runAt, timeoutMs, cwd, env };
+  const job: NewJob = { id, command, maxRetries, priority, runAt, timeoutMs, cwd, env };
+  if (spec.unique_key !== undefined && spec.unique_key !== null) {
+    if (typeof spec.unique_key !== "string") {
+      throw new UsageError(`"unique_key" must be a string, got ${describeType(spec.unique_key)}`);
+    }
+    checkId(spec.unique_key, "unique_key", MAX_UNIQUE_KEY_LENGTH);
+    job.uniqueKey = spec.unique_key;
+  }
+  return job;
 }
 
-/** Refuses an id that is blank, too long, or holds a character that must not be shown. */
-function checkId(id: string) {
-  if (id.trim() === "" || id.length > MAX_ID_LENGTH) {
+/**
+ * Refuses an id (or a unique key: `field`) that is blank, too long, or holds a character that
+ * must not be shown.
+ */
+function checkId(id: string, field = "id", max = MAX_ID_LENGTH) {
+  if (id.trim() === "" || id.length > max) {
     throw new UsageError(
-      `"id" must be 1 to ${MAX_ID_LENGTH} printable characters, got ${describeType(id)}`,
+      `"${field}" must be 1 to ${max} printable characters, got ${describeType(id)}`,
     );
   }
   // Ids are printed in tables: a control or invisible character is named, never shown.
@@ -592,7 +609,7 @@ function checkId(id: string) {
     const c = hidden[0];
     const format = /\p{Cf}/u.test(c);
     throw new UsageError(
-      `"id" must be 1 to ${MAX_ID_LENGTH} printable characters; it holds the ` +
+      `"${field}" must be 1 to ${max} printable characters; it holds the ` +
         `${format ? "invisible format" : "control"} character ` +
         `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")} at position ` +
         `${Array.from(id.slice(0, hidden.index)).length + 1}` +

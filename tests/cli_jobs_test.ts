@@ -234,6 +234,7 @@ Deno.test("[list] --json should keep the same field names in list, dlq list and 
     "exit_code",
     "error",
     "worker",
+    "unique_key",
   ];
   const [list, dlq, show] = await allDone([
     cliOk(t.db, ["list", "--json"]),

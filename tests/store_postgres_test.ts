@@ -11,6 +11,7 @@ import { parsePgUrl, passwordFor, PostgresStore } from "../lib/store/postgres.ts
 import type { Store } from "../lib/store/store.ts";
 import { type DatabaseFactory, storeConformance } from "./store_conformance.ts";
 import { cronConformance } from "./store_conformance_cron.ts";
+import { uniqueConformance } from "./store_conformance_unique.ts";
 import { pgTestServer } from "./pg_helpers.ts";
 
 const server = await pgTestServer();
@@ -34,6 +35,7 @@ if (!server) {
   };
   storeConformance("postgres", pgDatabase);
   cronConformance("postgres", pgDatabase);
+  uniqueConformance("postgres", pgDatabase);
 
   Deno.test("store(postgres): the URL's password never appears in its location", () => {
     const u = parsePgUrl("postgres://alice:s3cret@db.example:6543/q?schema=jobs&sslmode=require");

@@ -6,6 +6,7 @@ import { openStore } from "../lib/store/open.ts";
 import { SCHEMA_VERSION, SqliteStore } from "../lib/store/sqlite.ts";
 import { type DatabaseFactory, storeConformance } from "./store_conformance.ts";
 import { cronConformance } from "./store_conformance_cron.ts";
+import { uniqueConformance } from "./store_conformance_unique.ts";
 
 /** A fresh SQLite file per test, in a directory of its own. */
 const sqliteDatabase: DatabaseFactory = async () => {
@@ -21,6 +22,7 @@ const sqliteDatabase: DatabaseFactory = async () => {
 };
 storeConformance("sqlite", sqliteDatabase);
 cronConformance("sqlite", sqliteDatabase);
+uniqueConformance("sqlite", sqliteDatabase);
 
 /** A fresh temporary directory, removed on dispose. */
 async function tempDir(): Promise<AsyncDisposable & { path: string }> {

@@ -17,7 +17,7 @@ import {
   type SpecContext,
   toNewJob,
 } from "../spec.ts";
-import type { NewJob } from "../store/store.ts";
+import type { ExistingJob, NewJob } from "../store/store.ts";
 import { type DbFlags, withStore } from "./context.ts";
 import { writeAll } from "../write_all.ts";
 
@@ -30,6 +30,7 @@ export interface EnqueueFlags extends DbFlags {
   timeout?: string;
   cwd?: string;
   env?: string[];
+  unique?: string;
   file?: string;
   json: boolean;
 }
@@ -123,6 +124,7 @@ export function specFromFlags(
   if (flags.runAt !== undefined) spec.run_at = flags.runAt;
   if (flags.timeout !== undefined) spec.timeout = flags.timeout;
   if (flags.cwd !== undefined) spec.cwd = flags.cwd;
+  if (flags.unique !== undefined) spec.unique_key = flags.unique;
   if (flags.env) {
     const env: Record<string, string> = {};
     for (const pair of flags.env) {
@@ -144,6 +146,7 @@ const SPEC_FLAGS = [
   "timeout",
   "cwd",
   "env",
+  "unique",
 ] as const;
 
 /** JSON field → the flag that sets it, for messages about a job given as flags. */
@@ -156,6 +159,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   timeout: "--timeout",
   cwd: "--cwd",
   env: "--env",
+  unique_key: "--unique",
 };
 
 /** Validates a spec built from flags, naming the flag (not the JSON field) in any message. */
@@ -370,23 +374,57 @@ async function enqueueInStore(
     }
     checkDirectories(jobs);
     progress?.(`storing ${jobs.length} jobs in one transaction…`);
-    await store.enqueue(jobs, ctx.now);
+    const existing = await store.enqueue(jobs, ctx.now);
     progress?.(null);
     if (flags.json) {
-      out(
-        JSON.stringify(
-          jobs.map((j) => ({ id: j.id, run_at: new Date(j.runAt).toISOString() })),
-          null,
-          2,
-        ),
-      );
+      out(JSON.stringify(enqueuedJson(jobs, existing), null, 2));
+    } else if (jobs.length === 1 && existing.length === 1) {
+      out(alreadyQueued(jobs[0], existing[0], ctx.now));
     } else if (jobs.length === 1) {
       const j = jobs[0];
       const later = j.runAt > ctx.now ? ` (runs in ${formatDuration(j.runAt - ctx.now)})` : "";
       out(`enqueued ${j.id}${later}`);
-    } else {
+    } else if (existing.length === 0) {
       out(`enqueued ${jobs.length} jobs`);
+    } else {
+      const n = existing.length;
+      out(
+        `enqueued ${jobs.length - n} jobs; ${n} already queued under their unique key ` +
+          `(--json lists them)`,
+      );
     }
+  });
+}
+
+/** "job X already queued with unique key K (state pending)", with when it runs if later. */
+function alreadyQueued(job: NewJob, holder: ExistingJob, now: number): string {
+  const later = holder.state !== "processing" && holder.runAt > now
+    ? `, runs in ${formatDuration(holder.runAt - now)}`
+    : "";
+  return `job ${holder.id} already queued with unique key ${job.uniqueKey} ` +
+    `(state ${holder.state}${later})`;
+}
+
+/**
+ * `--json` of an enqueue: each job's id and run time in batch order; a job with a unique key also
+ * has `unique_key` and `existing` (true when the key was held: then `id`, `run_at` and `state`
+ * are the holder's).
+ */
+function enqueuedJson(jobs: NewJob[], existing: ExistingJob[]) {
+  let e = 0;
+  return jobs.map((j, i) => {
+    const held = existing[e]?.index === i ? existing[e++] : undefined;
+    if (held) {
+      return {
+        id: held.id,
+        run_at: new Date(held.runAt).toISOString(),
+        unique_key: j.uniqueKey,
+        existing: true,
+        state: held.state,
+      };
+    }
+    const row = { id: j.id, run_at: new Date(j.runAt).toISOString() };
+    return j.uniqueKey == null ? row : { ...row, unique_key: j.uniqueKey, existing: false };
   });
 }
 

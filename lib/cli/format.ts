@@ -149,6 +149,7 @@ export function jobJson(j: Job) {
     exit_code: j.exitCode,
     error: j.error,
     worker: j.workerId,
+    unique_key: j.uniqueKey,
   };
 }
 

@@ -87,8 +87,10 @@ export async function applyToIds(
       if (saved) done.push(id);
       else problems.push(changed(id));
     } catch (e) {
-      if (!(e instanceof IllegalTransition)) throw e;
-      problems.push(`job "${id}" is ${job.state}; ${opts.hint(job.state)}`);
+      // Its unique key is held by another job now: refused, nothing changed.
+      if (e instanceof ConflictError) problems.push(e.message);
+      else if (!(e instanceof IllegalTransition)) throw e;
+      else problems.push(`job "${id}" is ${job.state}; ${opts.hint(job.state)}`);
     }
   }
   return { done, running, missing, problems };

@@ -52,6 +52,7 @@ async function show(this: Context, flags: DbFlags & { json: boolean }, id: strin
       ["timeout", job.timeoutMs > 0 ? formatDuration(job.timeoutMs) : "none"],
       ["cwd", job.cwd],
       ["env", job.env ? Object.keys(job.env).join(", ") : "-"],
+      ["unique", job.uniqueKey ?? "-"],
       ["created", `${iso(job.createdAt)} (${relativeTime(job.createdAt, now)})`],
       ["updated", `${iso(job.updatedAt)} (${relativeTime(job.updatedAt, now)})`],
       ["worker", job.workerId ?? "-"],

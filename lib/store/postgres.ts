@@ -14,11 +14,22 @@ import { ConflictError, NotFoundError, StoreError } from "../errors.ts";
 import { pgPassFile, redactUrl } from "./open.ts";
 import { JOB_STATES, type JobState, type Transition } from "../job.ts";
 import { sleep } from "../sleep.ts";
-import { duplicateIdError, toAttempt, toJob, toRetryMark, toSchedule, toWorker } from "./rows.ts";
+import {
+  duplicateIdError,
+  heldKeyError,
+  keyedIndexes,
+  matchHolders,
+  toAttempt,
+  toJob,
+  toRetryMark,
+  toSchedule,
+  toWorker,
+} from "./rows.ts";
 import type {
   Attempt,
   AttemptResult,
   DeletedJob,
+  ExistingJob,
   Job,
   JobCounts,
   JobRecord,
@@ -39,6 +50,9 @@ import type { JobCountOptions, JobPageOptions, MetricTotals, MinuteCount } from 
 import { type MetricRow, metricTotalsFrom } from "./metric_rows.ts";
 
 type Sql = postgresType.Sql<Record<string, never>>;
+
+/** Where a job holds its unique key: the predicate of the partial unique index `jobs_unique_key`. */
+const KEY_HELD = "unique_key IS NOT NULL AND state IN ('pending','failed','processing')";
 
 /**
  * Append-only: a released migration is never edited. Index i migrates to version i + 1. Each runs
@@ -313,6 +327,10 @@ const MIGRATIONS: string[] = [
      updated_at bigint NOT NULL
    );
    CREATE INDEX schedules_due ON schedules (next_run_at) WHERE NOT paused;`,
+  // Unique jobs: one job per key among the pending, failed and processing ones. Jobs without a
+  // key stay out of the index.
+  `ALTER TABLE jobs ADD COLUMN unique_key text;
+   CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key) WHERE ${KEY_HELD};`,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -730,30 +748,67 @@ export class PostgresStore implements Store {
     return sql`SELECT pg_notify(${wakeChannel(this.#url.schema)}, '')`;
   }
 
-  async enqueue(jobs: NewJob[], now: number): Promise<void> {
-    const payload = JSON.stringify(jobs.map((j) => ({
-      id: j.id,
-      command: j.command,
-      max_retries: j.maxRetries,
-      priority: j.priority,
-      run_at: j.runAt,
-      timeout_ms: j.timeoutMs,
-      cwd: j.cwd,
-      env: j.env === null ? null : JSON.stringify(j.env),
-    })));
+  async enqueue(jobs: NewJob[], now: number): Promise<ExistingJob[]> {
+    if (jobs.length === 0) return [];
+    const keyed = keyedIndexes(jobs);
+    // Jobs with a unique key skip the insert when the key is held (by a stored job, or one
+    // earlier in this batch: rows go in in order); a batch without keys runs the plain insert.
+    const insert = async (sql: Sql, batch: NewJob[]) => {
+      const payload = JSON.stringify(batch.map((j) => ({
+        id: j.id,
+        command: j.command,
+        max_retries: j.maxRetries,
+        priority: j.priority,
+        run_at: j.runAt,
+        timeout_ms: j.timeoutMs,
+        cwd: j.cwd,
+        env: j.env === null ? null : JSON.stringify(j.env),
+        // Left out when none: a batch without keys sends what it sent before.
+        unique_key: j.uniqueKey ?? undefined,
+      })));
+      // ORDER BY the input's position, so seq follows the order of the batch.
+      const r = await sql`
+        INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at,
+          timeout_ms, cwd, env, unique_key, created_at, updated_at)
+        SELECT v->>'id', v->>'command', 'pending', 0, (v->>'max_retries')::integer,
+          (v->>'priority')::integer, (v->>'run_at')::bigint, (v->>'timeout_ms')::bigint,
+          v->>'cwd', v->>'env', v->>'unique_key', ${now}, ${now}
+        FROM json_array_elements(${payload}::text::json) WITH ORDINALITY AS e(v, i)
+        ORDER BY i
+        ${
+        keyed.length === 0 ? sql`` : sql`ON CONFLICT (unique_key)
+          WHERE unique_key IS NOT NULL AND state IN ('pending','failed','processing') DO NOTHING`
+      }`;
+      return r.count;
+    };
     try {
-      await this.#tx(async (sql) => {
-        // ORDER BY the input's position, so seq follows the order of the batch.
-        await sql`
-          INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at,
-            timeout_ms, cwd, env, created_at, updated_at)
-          SELECT v->>'id', v->>'command', 'pending', 0, (v->>'max_retries')::integer,
-            (v->>'priority')::integer, (v->>'run_at')::bigint, (v->>'timeout_ms')::bigint,
-            v->>'cwd', v->>'env', ${now}, ${now}
-          FROM json_array_elements(${payload}::text::json) WITH ORDINALITY AS e(v, i)
-          ORDER BY i`;
-        await this.#countAdd(sql, "pending", jobs.length);
-        await this.#notify(sql);
+      return await this.#tx(async (sql) => {
+        let inserted = await insert(sql, jobs);
+        const existing: ExistingJob[] = [];
+        // A skipped job's holder may finish before the read below sees it (READ COMMITTED):
+        // then the key is free, and that job is inserted again.
+        let todo = keyed;
+        for (let round = 1; todo.length > 0; round++) {
+          const keys = todo.map((i) => jobs[i].uniqueKey!);
+          const holders = await sql.unsafe(
+            `SELECT id, unique_key, state, run_at FROM jobs
+             WHERE unique_key = ANY($1::text[]) AND ${KEY_HELD}`,
+            [keys],
+          );
+          const found = matchHolders(jobs, todo, holders);
+          existing.push(...found.existing);
+          todo = found.unheld;
+          if (todo.length === 0) break;
+          if (round === 5) {
+            throw new ConflictError(
+              "the unique keys of this batch kept changing hands; enqueue again",
+            );
+          }
+          inserted += await insert(sql, todo.map((i) => jobs[i]));
+        }
+        await this.#countAdd(sql, "pending", inserted);
+        if (inserted > 0) await this.#notify(sql);
+        return existing.sort((a, b) => a.index - b.index);
       });
     } catch (e) {
       if ((e as { code?: string }).code === "23505") throw await this.#duplicate(jobs);
@@ -947,7 +1002,32 @@ export class PostgresStore implements Store {
     next: Transition,
     now: number,
   ): Promise<Job | null> {
-    return await this.#tx(async (sql) => {
+    try {
+      return await this.#applyTransition(jobId, expected, next, now);
+    } catch (e) {
+      if ((e as { constraint_name?: string }).constraint_name !== "jobs_unique_key") throw e;
+      const [job] = await this.#do((sql) => sql`SELECT unique_key FROM jobs WHERE id = ${jobId}`);
+      const key = (job?.unique_key ?? null) as string | null;
+      const [holder] = await this.#do((sql) =>
+        sql.unsafe(
+          `SELECT id, state FROM jobs WHERE unique_key = $1 AND ${KEY_HELD} AND id <> $2`,
+          [
+            key,
+            jobId,
+          ],
+        )
+      );
+      throw heldKeyError(jobId, String(key), holder);
+    }
+  }
+
+  #applyTransition(
+    jobId: string,
+    expected: Pick<Job, "state" | "attempts">,
+    next: Transition,
+    now: number,
+  ): Promise<Job | null> {
+    return this.#tx(async (sql) => {
       const [r] = await sql`
         UPDATE jobs SET state = ${next.state}, attempts = ${next.attempts},
           run_at = coalesce(${next.runAt}::bigint, run_at),
@@ -1115,12 +1195,12 @@ export class PostgresStore implements Store {
       const counts = new Map<JobState, number>();
       for (const { job: j, attempts, retries, output } of records) {
         await sql`
-          INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base)
+          INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base, unique_key)
           VALUES (${j.id}, ${j.command}, ${j.state}, ${j.attempts}, ${j.maxRetries},
             ${j.priority}, ${j.runAt}, ${j.timeoutMs}, ${j.cwd},
             ${j.env === null ? null : JSON.stringify(j.env)}, ${j.createdAt}, ${j.updatedAt},
             ${j.startedAt}, ${j.finishedAt}, ${j.exitCode}, ${j.error}, ${j.workerId},
-            ${j.outputKey}, ${j.retryBase})`;
+            ${j.outputKey}, ${j.retryBase}, ${j.uniqueKey ?? null})`;
         counts.set(j.state, (counts.get(j.state) ?? 0) + 1);
         for (const a of attempts) {
           await sql`

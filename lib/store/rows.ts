@@ -4,7 +4,15 @@
  */
 import { ConflictError } from "../errors.ts";
 import type { JobState } from "../job.ts";
-import type { Attempt, Job, RetryMark, Schedule, WorkerInfo } from "./store.ts";
+import type {
+  Attempt,
+  ExistingJob,
+  Job,
+  NewJob,
+  RetryMark,
+  Schedule,
+  WorkerInfo,
+} from "./store.ts";
 
 /** A row as a driver returns it. */
 export type Row = Record<string, unknown>;
@@ -31,7 +39,54 @@ export function toJob(r: Row): Job {
     error: r.error as string | null,
     workerId: r.worker_id as string | null,
     outputKey: r.output_key as string | null,
+    uniqueKey: (r.unique_key ?? null) as string | null,
   };
+}
+
+/** Positions of the jobs of a batch that have a unique key. */
+export function keyedIndexes(jobs: readonly NewJob[]): number[] {
+  const at: number[] = [];
+  for (let i = 0; i < jobs.length; i++) if (jobs[i].uniqueKey != null) at.push(i);
+  return at;
+}
+
+/**
+ * Sorts the keyed jobs of a batch (`at`), just inserted with their key's conflicts skipped, by
+ * the holders of their keys read back in the same transaction (rows with `id`, `unique_key`,
+ * `state`, `run_at`): a job held by itself was stored, one held by another job is `existing`, and
+ * one whose key nobody holds (its holder finished between the insert and the read) is `unheld`,
+ * for the caller to insert again.
+ */
+export function matchHolders(
+  jobs: readonly NewJob[],
+  at: readonly number[],
+  holders: readonly Row[],
+): { existing: ExistingJob[]; unheld: number[] } {
+  const byKey = new Map(holders.map((h) => [h.unique_key as string, h]));
+  const existing: ExistingJob[] = [];
+  const unheld: number[] = [];
+  for (const index of at) {
+    const h = byKey.get(jobs[index].uniqueKey!);
+    if (!h) unheld.push(index);
+    else if (h.id !== jobs[index].id) {
+      existing.push({
+        index,
+        id: h.id as string,
+        state: h.state as JobState,
+        runAt: Number(h.run_at),
+      });
+    }
+  }
+  return { existing, unheld };
+}
+
+/** The message for a retry refused because another job holds the job's unique key now. */
+export function heldKeyError(jobId: string, key: string, holder: Row | undefined): ConflictError {
+  const by = holder ? `job "${holder.id}" (${holder.state})` : "another job";
+  return new ConflictError(
+    `job "${jobId}" was not queued again: its unique key "${key}" is held by ${by}; ` +
+      `wait for that job to finish or cancel it, then retry`,
+  );
 }
 
 export function toAttempt(r: Row): Attempt {

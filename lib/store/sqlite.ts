@@ -10,11 +10,22 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import { join } from "../paths.ts";
 import { ConflictError, StoreError } from "../errors.ts";
 import { JOB_STATES, type JobState, type Transition } from "../job.ts";
-import { duplicateIdError, toAttempt, toJob, toRetryMark, toSchedule, toWorker } from "./rows.ts";
+import {
+  duplicateIdError,
+  heldKeyError,
+  keyedIndexes,
+  matchHolders,
+  toAttempt,
+  toJob,
+  toRetryMark,
+  toSchedule,
+  toWorker,
+} from "./rows.ts";
 import type {
   Attempt,
   AttemptResult,
   DeletedJob,
+  ExistingJob,
   Job,
   JobCounts,
   JobRecord,
@@ -75,6 +86,9 @@ const DURATION = duration("old.");
 const wait = (row: string) =>
   `max(${row}started_at - max(${row}run_at, ${row}created_at), 0) / 1000.0`;
 const WAIT = wait("old.");
+
+/** Where a job holds its unique key: the predicate of the partial unique index `jobs_unique_key`. */
+const KEY_HELD = "unique_key IS NOT NULL AND state IN ('pending','failed','processing')";
 
 /** Append-only: a released migration is never edited. Index i migrates to user_version i + 1. */
 const MIGRATIONS: string[] = [
@@ -255,6 +269,10 @@ const MIGRATIONS: string[] = [
      updated_at INTEGER NOT NULL
    );
    CREATE INDEX schedules_due ON schedules (next_run_at) WHERE paused = 0;`,
+  // Unique jobs: one job per key among the pending, failed and processing ones. Jobs without a
+  // key stay out of the index.
+  `ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+   CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key) WHERE ${KEY_HELD};`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -281,6 +299,7 @@ const NEW_JOB_COLUMNS: ReadonlyArray<readonly [string, (j: NewJob) => SQLInputVa
   ["timeout_ms", (j) => j.timeoutMs],
   ["cwd", (j) => j.cwd],
   ["env", (j) => j.env === null ? null : JSON.stringify(j.env)],
+  ["unique_key", (j) => j.uniqueKey ?? null],
 ];
 
 /**
@@ -481,9 +500,9 @@ export class SqliteStore implements Store {
     }
   }
 
-  enqueue(jobs: NewJob[], now: number): Promise<void> {
+  enqueue(jobs: NewJob[], now: number): Promise<ExistingJob[]> {
     return this.#do(() => {
-      if (jobs.length === 0) return;
+      if (jobs.length === 0) return [];
       // One statement for the whole batch: the jobs go in as one JSON array read by jsonb_each
       // (which hands each row to `->>` already parsed, where json_each would print it again).
       // A column with one value for every job (often all but id and command) is bound once
@@ -502,20 +521,38 @@ export class SqliteStore implements Store {
         }
       }
       const rows = jobs.map((j) => varying.map((read) => read(j)));
+      // Jobs with a unique key skip the insert when the key is held (by a stored job, or one
+      // earlier in this batch: rows go in in order); a batch without keys runs the plain insert.
+      const keyed = keyedIndexes(jobs);
       try {
-        this.#tx(() => {
-          this.#run(
+        const existing = this.#tx(() => {
+          const { changes } = this.#run(
             `INSERT INTO jobs (${NEW_JOB_COLUMNS.map(([c]) => c).join(", ")}, state, attempts,
                created_at, updated_at)
-             SELECT ${columns.join(", ")}, 'pending', 0, ?, ? FROM jsonb_each(?)`,
+             SELECT ${columns.join(", ")}, 'pending', 0, ?, ? FROM jsonb_each(?)` +
+              (keyed.length === 0
+                ? ""
+                : ` WHERE true ON CONFLICT (unique_key) WHERE ${KEY_HELD} DO NOTHING`),
             ...params,
             now,
             now,
             JSON.stringify(rows),
           );
-          this.#run("UPDATE job_counts SET n = n + ? WHERE state = 'pending'", jobs.length);
+          this.#run("UPDATE job_counts SET n = n + ? WHERE state = 'pending'", changes);
+          if (keyed.length === 0) return [];
+          // The write lock is held since BEGIN IMMEDIATE: every skipped job's holder is there.
+          return matchHolders(
+            jobs,
+            keyed,
+            this.#all(
+              `SELECT id, unique_key, state, run_at FROM jobs
+               WHERE unique_key IN (SELECT value FROM json_each(?)) AND ${KEY_HELD}`,
+              JSON.stringify(keyed.map((i) => jobs[i].uniqueKey)),
+            ),
+          ).existing;
         });
-        this.#wakeWorkers();
+        if (existing.length < jobs.length) this.#wakeWorkers();
+        return existing;
       } catch (e) {
         if (e instanceof Error && /UNIQUE constraint failed: jobs.id/.test(e.message)) {
           throw this.#duplicate(jobs);
@@ -750,20 +787,25 @@ export class SqliteStore implements Store {
     next: Transition,
     now: number,
   ): Promise<Job | null> {
-    const update = () =>
-      this.#get(
-        `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at),
-           retry_base = coalesce(?, retry_base), updated_at = ?
-         WHERE id = ? AND state = ? AND attempts = ? RETURNING *`,
-        next.state,
-        next.attempts,
-        next.runAt,
-        next.retryBase ?? null,
-        now,
-        jobId,
-        expected.state,
-        expected.attempts,
-      );
+    const update = () => {
+      try {
+        return this.#get(
+          `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at),
+             retry_base = coalesce(?, retry_base), updated_at = ?
+           WHERE id = ? AND state = ? AND attempts = ? RETURNING *`,
+          next.state,
+          next.attempts,
+          next.runAt,
+          next.retryBase ?? null,
+          now,
+          jobId,
+          expected.state,
+          expected.attempts,
+        );
+      } catch (e) {
+        throw this.#heldKey(e, jobId);
+      }
+    };
     return this.#do(() => {
       const r = next.retryBase === undefined ? update() : this.#tx(() => {
         const r = update();
@@ -782,6 +824,23 @@ export class SqliteStore implements Store {
       if (r && (next.state === "pending" || next.state === "failed")) this.#wakeWorkers();
       return r ? toJob(r) : null;
     });
+  }
+
+  /**
+   * `e`, or the one-line refusal when `e` says that job `jobId` cannot hold its unique key again
+   * because another job holds it now.
+   */
+  #heldKey(e: unknown, jobId: string): unknown {
+    if (!(e instanceof Error && /UNIQUE constraint failed: jobs\.unique_key/.test(e.message))) {
+      return e;
+    }
+    const key = this.#get("SELECT unique_key FROM jobs WHERE id = ?", jobId)?.unique_key ?? null;
+    const holder = this.#get(
+      `SELECT id, state FROM jobs WHERE unique_key = ? AND ${KEY_HELD} AND id <> ?`,
+      key,
+      jobId,
+    );
+    return heldKeyError(jobId, String(key), holder);
   }
 
   cancelRunning(
@@ -1073,8 +1132,8 @@ export class SqliteStore implements Store {
     return this.#do(() =>
       this.#tx(() => {
         const job = this.#stmt(
-          `INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base, unique_key)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         );
         const attempt = this.#stmt(
           `INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
@@ -1108,6 +1167,7 @@ export class SqliteStore implements Store {
             j.workerId,
             j.outputKey,
             j.retryBase,
+            j.uniqueKey ?? null,
           );
           count.run(j.state);
           for (const a of attempts) {

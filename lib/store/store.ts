@@ -47,13 +47,36 @@ export interface Job {
    * the first claim.
    */
   outputKey: string | null;
+  /**
+   * At most one job with this key is pending, failed or processing at a time (`UNIQUE_KEY_STATES`);
+   * `null` for a job without one.
+   */
+  uniqueKey: string | null;
 }
 
+/** The states in which a job holds its unique key: no other job with the key may be in them. */
+export const UNIQUE_KEY_STATES = ["pending", "failed", "processing"] as const;
+
 /** A job as `enqueue` hands it to the store: validated, with every default resolved. */
-export type NewJob = Pick<
-  Job,
-  "id" | "command" | "maxRetries" | "priority" | "runAt" | "timeoutMs" | "cwd" | "env"
->;
+export type NewJob =
+  & Pick<
+    Job,
+    "id" | "command" | "maxRetries" | "priority" | "runAt" | "timeoutMs" | "cwd" | "env"
+  >
+  & Partial<Pick<Job, "uniqueKey">>;
+
+/**
+ * A job of an `enqueue` batch that was not stored because its unique key was held: by a job in
+ * the store, or by a job earlier in the same batch (then `state` is `pending`).
+ */
+export interface ExistingJob {
+  /** Position of the refused job in the batch. */
+  index: number;
+  /** The job that holds the key. */
+  id: string;
+  state: JobState;
+  runAt: number;
+}
 
 /** One finished run of a job. */
 export interface Attempt {
@@ -208,8 +231,14 @@ export interface Store {
   /**
    * Inserts jobs in one transaction. Throws `ConflictError` naming the first id that exists
    * already (in the store or earlier in `jobs`); then nothing is stored.
+   *
+   * A job whose `uniqueKey` is held (another job with that key is pending, failed or processing,
+   * in the store or earlier in `jobs`) is not stored; it is returned as an `ExistingJob` naming
+   * the holder, in batch order. Every job not returned was stored under its own id, so the result
+   * is empty when no job has a key. Guarded by a unique index: concurrent enqueues from any
+   * number of processes and hosts store one job per held key.
    */
-  enqueue(jobs: NewJob[], now: number): Promise<void>;
+  enqueue(jobs: NewJob[], now: number): Promise<ExistingJob[]>;
 
   /** The job with this id, or `null`. */
   getJob(id: string): Promise<Job | null>;
@@ -273,7 +302,8 @@ export interface Store {
    * state and attempt count the caller read (`expected`): returns the updated job, or `null` when
    * the job changed since, even if it came back to the same state (claimed and failed again).
    * When `next.retryBase` is given, the fresh budget is recorded as a `RetryMark` (from
-   * `expected.state`, at `now`) in the same transaction.
+   * `expected.state`, at `now`) in the same transaction. Throws `ConflictError` (nothing
+   * written) when the job would hold its unique key again but another job holds it now.
    */
   applyTransition(
     jobId: string,
