@@ -4,16 +4,15 @@
  * `queuectl` is put on PATH as a small wrapper around the CLI under test.
  */
 import assert from "node:assert/strict";
-import { assertOneLineError, cliCommand, cliOk, runCli, sqliteOnly, tempDb } from "./helpers.ts";
-
-function has(program: string): boolean {
-  try {
-    return new Deno.Command("sh", { args: ["-c", `command -v ${program}`], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
+import {
+  assertOneLineError,
+  cliCommand,
+  cliOk,
+  has,
+  runCli,
+  sqliteOnly,
+  tempDb,
+} from "./helpers.ts";
 
 /** A directory holding `queuectl`, which runs the CLI under test. */
 async function binDir(dir: string): Promise<string> {

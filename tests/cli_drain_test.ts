@@ -5,11 +5,12 @@
 import assert from "node:assert/strict";
 import {
   assertOneLineError,
-  cliCommand,
   cliOk,
   gateCommand,
+  has,
   jobState,
   lineCount,
+  onTerminal,
   openGate,
   procsOfStore,
   runCli,
@@ -117,32 +118,13 @@ Deno.test("[worker start --drain] should refuse --detach", async () => {
   assertOneLineError(r, 2, /^queuectl: --drain runs in this terminal/);
 });
 
-function has(program: string): boolean {
-  try {
-    return new Deno.Command("sh", { args: ["-c", `command -v ${program}`], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
 Deno.test({
   name: "[worker start --drain] should redraw one progress line on a terminal",
   ignore: !has("script"), // util-linux's script(1) gives the command a terminal
   fn: async () => {
     await using t = await tempDb();
     for (const id of ["a", "b", "c"]) await enqueue(t.db, { id, command: "sleep 0.3" });
-    const quoted = [...cliCommand(), "worker", "start", "--drain"]
-      .map((a) => `'${a.replaceAll("'", `'\\''`)}'`);
-    const r = await new Deno.Command("script", {
-      args: ["-qec", quoted.join(" "), "/dev/null"],
-      env: { QUEUECTL_DB: t.db, NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(r.stdout);
-    assert.equal(r.code, 0, text);
+    const text = await onTerminal(t.db, ["worker", "start", "--drain"]);
     // Each redraw: carriage return, erase the line, the line, back to its start. No newline
     // until the summary, and no per-job log lines (a terminal drain logs warnings only).
     const draws = text.split("\r\x1b[K").slice(1);

@@ -6,9 +6,10 @@
 import assert from "node:assert/strict";
 import {
   assertOneLineError,
-  cliCommand,
   cliOk,
   dumpStore,
+  has,
+  onTerminal,
   openDb,
   runCli,
   tempDb,
@@ -113,30 +114,6 @@ Deno.test("[enqueue --file] should show no progress when stderr is not a termina
   assert.equal(r.stdout, "enqueued 60000 jobs\n");
   assert.equal(r.stderr, "");
 });
-
-function has(program: string): boolean {
-  try {
-    return new Deno.Command("sh", { args: ["-c", `command -v ${program}`], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-/** Runs `queuectl ARGS` under script(1): its stdout and stderr are a terminal. */
-async function onTerminal(db: string, args: string[]): Promise<string> {
-  const quoted = [...cliCommand(), ...args].map((a) => `'${a.replaceAll("'", `'\\''`)}'`);
-  const r = await new Deno.Command("script", {
-    args: ["-qec", quoted.join(" "), "/dev/null"],
-    env: { QUEUECTL_DB: db, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(r.stdout);
-  assert.equal(r.code, 0, text);
-  return text;
-}
 
 Deno.test({
   name: "[enqueue --file] should show its steps on a terminal for a large file, then clear them",

@@ -389,3 +389,28 @@ export function assertUsage(fn: () => unknown, message: string | RegExp) {
     return true;
   });
 }
+
+/** Whether `program` is on PATH. */
+export function has(program: string): boolean {
+  try {
+    return new Deno.Command("sh", { args: ["-c", `command -v ${program}`], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs `queuectl ARGS` under script(1): its stdout and stderr are a terminal. */
+export async function onTerminal(db: string, args: string[]): Promise<string> {
+  const quoted = [...cliCommand(), ...args].map((a) => `'${a.replaceAll("'", `'\\''`)}'`);
+  const r = await new Deno.Command("script", {
+    args: ["-qec", quoted.join(" "), "/dev/null"],
+    env: { QUEUECTL_DB: db, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(r.stdout);
+  assert.equal(r.code, 0, text);
+  return text;
+}
