@@ -37,7 +37,7 @@ export interface TestDatabase extends AsyncDisposable {
 /** Creates a `TestDatabase`; called once per test. */
 export type DatabaseFactory = () => Promise<TestDatabase>;
 
-interface Ctx {
+export interface Ctx {
   /** The first connection to the test's database. */
   store: Store;
   /** Opens another connection to the same database (closed by the suite). */
@@ -200,10 +200,16 @@ function spawnClaimer(url: string, workerId: string, now: number) {
   };
 }
 
-/** Registers the whole suite with `Deno.test`, against databases from `newDatabase`. */
-export function storeConformance(name: string, newDatabase: DatabaseFactory): void {
-  function storeTest(title: string, fn: (ctx: Ctx) => Promise<void>) {
-    Deno.test(`store(${name}): ${title}`, async () => {
+/**
+ * A `Deno.test` registrar named `${prefix}: title` whose tests get a fresh database from
+ * `newDatabase`, with every connection they open closed afterwards.
+ */
+export function conformanceTest(
+  prefix: string,
+  newDatabase: DatabaseFactory,
+): (title: string, fn: (ctx: Ctx) => Promise<unknown> | unknown) => void {
+  return (title, fn) => {
+    Deno.test(`${prefix}: ${title}`, async () => {
       await using db = await newDatabase();
       const opened: Store[] = [];
       const connect = async () => {
@@ -217,7 +223,12 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
         for (const s of opened) await s.close();
       }
     });
-  }
+  };
+}
+
+/** Registers the whole suite with `Deno.test`, against databases from `newDatabase`. */
+export function storeConformance(name: string, newDatabase: DatabaseFactory): void {
+  const storeTest = conformanceTest(`store(${name})`, newDatabase);
 
   // --- enqueue and reading back ---------------------------------------------------------------
 

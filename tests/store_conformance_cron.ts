@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { parseCron, tickJobId } from "../lib/cron.ts";
 import type { NewSchedule, Store } from "../lib/store/store.ts";
 import { fireDueSchedules } from "../workers/schedules.ts";
-import { type DatabaseFactory, newJob } from "./store_conformance.ts";
+import { conformanceTest, type DatabaseFactory, newJob } from "./store_conformance.ts";
 
 /** 2027-01-15T08:00:00Z: a tick of every hourly and daily-at-08:00 UTC expression. */
 const T0 = 1_800_000_000_000;
@@ -39,25 +39,9 @@ async function jobIds(store: Store): Promise<string[]> {
 }
 
 export function cronConformance(name: string, newDatabase: DatabaseFactory): void {
-  function cronTest(
-    title: string,
-    fn: (store: Store, connect: () => Promise<Store>) => Promise<void>,
-  ) {
-    Deno.test(`store(${name}) cron: ${title}`, async () => {
-      await using db = await newDatabase();
-      const opened: Store[] = [];
-      const connect = async () => {
-        const s = await db.connect();
-        opened.push(s);
-        return s;
-      };
-      try {
-        await fn(await connect(), connect);
-      } finally {
-        for (const s of opened) await s.close();
-      }
-    });
-  }
+  const test = conformanceTest(`store(${name}) cron`, newDatabase);
+  const cronTest = (title: string, fn: (store: Store, connect: () => Promise<Store>) => unknown) =>
+    test(title, ({ store, connect }) => fn(store, connect));
 
   cronTest("add, get, list and remove round-trip; a taken name stores nothing", async (store) => {
     const s = newSchedule("nightly", "0 2 * * *", {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { ConflictError } from "../lib/errors.ts";
 import { type BackoffPolicy, eventForOutcome, transition } from "../lib/job.ts";
 import type { AttemptResult, Job, Store } from "../lib/store/store.ts";
-import { type DatabaseFactory, newJob } from "./store_conformance.ts";
+import { conformanceTest, type DatabaseFactory, newJob } from "./store_conformance.ts";
 
 const T0 = 1_800_000_000_000;
 const POLICY: BackoffPolicy = { backoffBaseSeconds: 2, backoffMaxSeconds: 3600, jitter: false };
@@ -33,22 +33,9 @@ async function apply(store: Store, id: string, type: "retry" | "cancel", now: nu
 }
 
 export function uniqueConformance(name: string, newDatabase: DatabaseFactory): void {
-  function storeTest(title: string, fn: (store: Store, connect: () => Promise<Store>) => unknown) {
-    Deno.test(`store(${name}) unique: ${title}`, async () => {
-      await using db = await newDatabase();
-      const opened: Store[] = [];
-      const connect = async () => {
-        const s = await db.connect();
-        opened.push(s);
-        return s;
-      };
-      try {
-        await fn(await connect(), connect);
-      } finally {
-        for (const s of opened) await s.close();
-      }
-    });
-  }
+  const test = conformanceTest(`store(${name}) unique`, newDatabase);
+  const storeTest = (title: string, fn: (store: Store, connect: () => Promise<Store>) => unknown) =>
+    test(title, ({ store, connect }) => fn(store, connect));
 
   storeTest("a held key returns the holder and stores nothing", async (store) => {
     assert.deepEqual(await store.enqueue([newJob("a", { uniqueKey: "k" })], T0), []);
