@@ -252,6 +252,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       error: null,
       workerId: null,
       outputKey: null,
+      waitingOn: 0,
     });
   });
 
@@ -752,6 +753,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       dead: 0,
       cancelled: 0,
       scheduled: 0,
+      waiting: 0,
     };
     assert.deepEqual(await store.counts(T0), zero);
     await oneJobPerState(store);
@@ -765,6 +767,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       dead: 1,
       cancelled: 1,
       scheduled: 2,
+      waiting: 0,
     });
     assert.equal((await store.counts(T0 + 500)).scheduled, 1, "run_at = now is not scheduled");
     assert.equal((await store.counts(T0 + 2_020)).scheduled, 0);

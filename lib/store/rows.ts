@@ -2,7 +2,7 @@
  * Rows as every store returns them (snake_case columns, times as numbers of ms) → the types of
  * store.ts. Shared by the SQLite and PostgreSQL stores, whose tables have the same columns.
  */
-import { ConflictError } from "../errors.ts";
+import { ConflictError, UsageError } from "../errors.ts";
 import type { JobState } from "../job.ts";
 import type { Attempt, Job, RetryMark, WorkerInfo } from "./store.ts";
 
@@ -31,7 +31,36 @@ export function toJob(r: Row): Job {
     error: r.error as string | null,
     workerId: r.worker_id as string | null,
     outputKey: r.output_key as string | null,
+    waitingOn: Number(r.waiting_on ?? 0),
   };
+}
+
+/** The error of a job that died because a job it waits for ended `dead` or `cancelled`. */
+export function dependencyError(depId: string, depState: string): string {
+  return `dependency ${depId} ${depState === "cancelled" ? "was cancelled" : "died"}`;
+}
+
+/**
+ * The refusal of an `after` id that is neither stored nor earlier in the batch (so no cycle can
+ * ever form).
+ */
+export function unknownDependencyError(
+  jobId: string,
+  depId: string,
+  later: boolean,
+  batch: boolean,
+): UsageError {
+  if (!batch) {
+    return new UsageError(
+      `"after" names "${depId}", which is not a job; enqueue the jobs it waits for first ` +
+        `(see queuectl list)`,
+    );
+  }
+  return new UsageError(
+    `job "${jobId}" waits for "${depId}", which ${
+      later ? "comes later in the same batch" : "does not exist"
+    }; enqueue the jobs it waits for first (nothing from this batch was stored)`,
+  );
 }
 
 export function toAttempt(r: Row): Attempt {
