@@ -19,6 +19,7 @@ export const SPEC_FIELDS = [
   "timeout",
   "cwd",
   "env",
+  "after",
 ] as const;
 
 /**
@@ -35,6 +36,8 @@ export const MAX_ENV_VAR_BYTES = 131_071;
  */
 export const MAX_EXEC_BYTES = 512 * 1024;
 export const MAX_ID_LENGTH = 200;
+/** The most jobs one job may wait for (`after`). */
+export const MAX_AFTER = 1000;
 const PRIORITY_LIMIT = 1_000_000;
 
 export interface SpecContext {
@@ -385,6 +388,7 @@ interface Fields {
   timeout: unknown;
   cwd: unknown;
   env: unknown;
+  after: unknown;
 }
 
 /**
@@ -420,6 +424,7 @@ function specToJob(raw: unknown, ctx: SpecContext, nextId = generateId): NewJob 
     timeout: undefined,
     cwd: undefined,
     env: undefined,
+    after: undefined,
   };
   /** The spelling `command` and `max_retries` were given as, to name both when both come. */
   let commandAs: string | undefined;
@@ -454,6 +459,7 @@ function specToJob(raw: unknown, ctx: SpecContext, nextId = generateId): NewJob 
       case "timeout":
       case "cwd":
       case "env":
+      case "after":
         name = k;
         break;
       default:
@@ -576,7 +582,36 @@ function resolveSpec(spec: Fields, ctx: SpecContext, nextId: () => string): NewJ
     env = Object.fromEntries(entries);
   }
 
-  return { id, command, maxRetries, priority, runAt, timeoutMs, cwd, env };
+  const job: NewJob = { id, command, maxRetries, priority, runAt, timeoutMs, cwd, env };
+  if (spec.after !== undefined && spec.after !== null) job.after = afterField(spec.after, id);
+  return job;
+}
+
+/**
+ * The ids a job waits for: an array of ids (strings, or integers as `id` takes them), each once,
+ * never the job's own. Whether they exist is the store's to check, in the enqueue's transaction.
+ */
+function afterField(v: unknown, id: string): string[] {
+  if (!Array.isArray(v)) {
+    throw new UsageError(
+      `"after" must be an array of job ids like ["build"], got ${describeType(v)}`,
+    );
+  }
+  if (v.length > MAX_AFTER) {
+    throw new UsageError(`"after" may name at most ${MAX_AFTER} jobs, got ${v.length}`);
+  }
+  const ids = new Set<string>();
+  for (const x of v) {
+    const dep = typeof x === "number" && Number.isSafeInteger(x) ? String(x) : x;
+    if (typeof dep !== "string" || dep.trim() === "" || dep.length > MAX_ID_LENGTH) {
+      throw new UsageError(`"after" must hold job ids, got ${describeType(x)}`);
+    }
+    if (dep === id) {
+      throw new UsageError(`"after" names the job itself ("${id}"); a job cannot wait for itself`);
+    }
+    ids.add(dep);
+  }
+  return [...ids];
 }
 
 /** Refuses an id that is blank, too long, or holds a character that must not be shown. */

@@ -30,6 +30,7 @@ export interface EnqueueFlags extends DbFlags {
   timeout?: string;
   cwd?: string;
   env?: string[];
+  after?: string;
   file?: string;
   json: boolean;
 }
@@ -103,6 +104,13 @@ function specFromFlags(flags: EnqueueFlags, command: string | undefined): Record
     }
     spec.env = env;
   }
+  if (flags.after !== undefined) {
+    const ids = flags.after.split(",").map((x) => x.trim());
+    if (ids.some((x) => x === "")) {
+      throw new UsageError(`--after takes job ids separated by commas, got "${flags.after}"`);
+    }
+    spec.after = ids;
+  }
   return spec;
 }
 
@@ -115,6 +123,7 @@ const SPEC_FLAGS = [
   "timeout",
   "cwd",
   "env",
+  "after",
 ] as const;
 
 /** JSON field → the flag that sets it, for messages about a job given as flags. */
@@ -127,6 +136,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   timeout: "--timeout",
   cwd: "--cwd",
   env: "--env",
+  after: "--after",
 };
 
 /** Validates a spec built from flags, naming the flag (not the JSON field) in any message. */
@@ -324,7 +334,14 @@ export async function enqueue(flags: EnqueueFlags, ...args: string[]): Promise<v
       jobs = [jobFromFlags(specFromFlags(flags, given!.command), ctx)];
     }
     checkDirectories(jobs);
-    await store.enqueue(jobs, ctx.now);
+    try {
+      await store.enqueue(jobs, ctx.now);
+    } catch (e) {
+      // The store names the spec field; a job given as flags had it as --after.
+      const fromFlags = fileText === undefined && given?.json === undefined;
+      if (!fromFlags || !(e instanceof UsageError)) throw e;
+      throw new UsageError(e.message.replace(/^"after"/, "--after"));
+    }
     if (flags.json) {
       out(
         JSON.stringify(
@@ -336,7 +353,14 @@ export async function enqueue(flags: EnqueueFlags, ...args: string[]): Promise<v
     } else if (jobs.length === 1) {
       const j = jobs[0];
       const later = j.runAt > ctx.now ? ` (runs in ${formatDuration(j.runAt - ctx.now)})` : "";
-      out(`enqueued ${j.id}${later}`);
+      const stored = j.after?.length ? await store.getJob(j.id) : null;
+      if (stored?.state === "dead") {
+        out(
+          `enqueued ${j.id} straight into dead (${stored.error}); retrying that job brings it back`,
+        );
+      } else if (stored && stored.waitingOn > 0) {
+        out(`enqueued ${j.id}${later} (waiting on ${stored.waitingOn}: ${j.after!.join(", ")})`);
+      } else out(`enqueued ${j.id}${later}`);
     } else {
       out(`enqueued ${jobs.length} jobs`);
     }

@@ -149,6 +149,7 @@ export function jobJson(j: Job) {
     exit_code: j.exitCode,
     error: j.error,
     worker: j.workerId,
+    waiting_on: j.waitingOn,
   };
 }
 
@@ -190,7 +191,11 @@ export function jobTable(jobs: Job[], now: number): string {
       colorState(j.state),
       `${attemptsUsed(j)}/${j.maxRetries + 1}`,
       String(j.priority),
-      j.state === "pending" || j.state === "failed" ? relativeTime(j.runAt, now) : "-",
+      j.state === "pending" && j.waitingOn > 0
+        ? `waiting on ${j.waitingOn}`
+        : j.state === "pending" || j.state === "failed"
+        ? relativeTime(j.runAt, now)
+        : "-",
       relativeTime(j.updatedAt, now),
       oneLine(j.command),
       oneLine(j.error),
