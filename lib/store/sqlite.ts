@@ -207,7 +207,7 @@ const MIGRATIONS: string[] = [
      job_id TEXT NOT NULL,
      dep_id TEXT NOT NULL,
      PRIMARY KEY (job_id, dep_id)
-   ) WITHOUT ROWID;
+   );
    CREATE INDEX job_deps_dep ON job_deps (dep_id);
    DROP INDEX jobs_ready;
    CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
@@ -314,6 +314,11 @@ export class SqliteStore implements Store {
   #dataVersion = -1;
   /** The database file this process opened ("dev:ino"), to notice it being replaced. */
   #identity: string | null = null;
+  /**
+   * Set inside a transaction that made a job ready for other workers (a completed dependency):
+   * they are woken once it commits, never before (a woken worker could miss the change).
+   */
+  #wakeAfterCommit = false;
 
   private constructor(path: string, db: DatabaseSync) {
     this.location = path;
@@ -420,10 +425,13 @@ export class SqliteStore implements Store {
     try {
       const out = fn();
       this.#db.exec("COMMIT");
+      if (this.#wakeAfterCommit) this.#wakeWorkers();
       return out;
     } catch (e) {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw e;
+    } finally {
+      this.#wakeAfterCommit = false;
     }
   }
 
@@ -536,7 +544,7 @@ export class SqliteStore implements Store {
          WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = ?) RETURNING waiting_on`,
         jobId,
       );
-      if (freed.some((r) => r.waiting_on === 0)) this.#wakeWorkers();
+      if (freed.some((r) => r.waiting_on === 0)) this.#wakeAfterCommit = true;
       return;
     }
     let frontier: Array<{ id: string; state: JobState }> = [{ id: jobId, state }];
