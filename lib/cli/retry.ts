@@ -276,7 +276,9 @@ export const retryCommand = buildCommand({
   docs: {
     brief: "Run failed, dead or cancelled jobs again now",
     fullDescription: "A dead or cancelled job starts over with its full retry budget; a failed\n" +
-      "job keeps its attempt count and just runs sooner.\n\nExample:\n  queuectl retry job1 job2",
+      "job keeps its attempt count and just runs sooner. Jobs that died because they\n" +
+      "wait for it (enqueue --after) come back with it, waiting again.\n\n" +
+      "Example:\n  queuectl retry job1 job2",
   },
 });
 

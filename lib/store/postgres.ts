@@ -675,6 +675,8 @@ export class PostgresStore implements Store {
    */
   async #linkDependencies(sql: Sql, jobs: NewJob[], now: number) {
     const position = new Map(jobs.map((j, i) => [j.id, i]));
+    // Each dependency is marked and read once per batch (many jobs often wait for one).
+    const states = new Map<string, string>();
     for (const [i, j] of jobs.entries()) {
       if (!j.after?.length) continue;
       let unfinished = 0;
@@ -682,14 +684,19 @@ export class PostgresStore implements Store {
       for (const dep of j.after) {
         const p = position.get(dep);
         // A batch names only earlier jobs: with no link to a later one, no cycle can form.
-        const [r] = p !== undefined && p >= i
-          ? []
-          : await sql`UPDATE jobs SET has_dependants = true WHERE id = ${dep} RETURNING state`;
-        if (!r) throw unknownDependencyError(j.id, dep, p !== undefined, jobs.length > 1);
+        if (p !== undefined && p >= i) throw unknownDependencyError(j.id, dep, true, true);
+        let state = states.get(dep);
+        if (state === undefined) {
+          const [r] = await sql`
+            UPDATE jobs SET has_dependants = true WHERE id = ${dep} RETURNING state`;
+          if (!r) throw unknownDependencyError(j.id, dep, false, jobs.length > 1);
+          state = r.state as string;
+          states.set(dep, state);
+        }
         await sql`INSERT INTO job_deps (job_id, dep_id) VALUES (${j.id}, ${dep})`;
-        if (r.state !== "completed") unfinished++;
-        if (died === null && (r.state === "dead" || r.state === "cancelled")) {
-          died = dependencyError(dep, r.state as string);
+        if (state !== "completed") unfinished++;
+        if (died === null && (state === "dead" || state === "cancelled")) {
+          died = dependencyError(dep, state);
         }
       }
       if (unfinished === 0) continue;

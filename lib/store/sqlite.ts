@@ -499,6 +499,8 @@ export class SqliteStore implements Store {
       "UPDATE jobs SET has_dependants = 1 WHERE id = ? RETURNING state",
     );
     const link = this.#stmt("INSERT INTO job_deps (job_id, dep_id) VALUES (?, ?)");
+    // Each dependency is marked and read once per batch (many jobs often wait for one).
+    const states = new Map<string, string>();
     jobs.forEach((j, i) => {
       if (!j.after?.length) return;
       let unfinished = 0;
@@ -506,12 +508,19 @@ export class SqliteStore implements Store {
       for (const dep of j.after) {
         const p = position.get(dep);
         // A batch names only earlier jobs: with no link to a later one, no cycle can form.
-        const r = p !== undefined && p >= i ? undefined : mark.get(dep);
-        if (!r) throw unknownDependencyError(j.id, dep, p !== undefined, jobs.length > 1);
+        if (p !== undefined && p >= i) throw unknownDependencyError(j.id, dep, true, true);
+        let state = states.get(dep);
+        if (state === undefined) {
+          state = mark.get(dep)?.state as string | undefined;
+          if (state === undefined) {
+            throw unknownDependencyError(j.id, dep, false, jobs.length > 1);
+          }
+          states.set(dep, state);
+        }
         link.run(j.id, dep);
-        if (r.state !== "completed") unfinished++;
-        if (died === null && (r.state === "dead" || r.state === "cancelled")) {
-          died = dependencyError(dep, r.state as string);
+        if (state !== "completed") unfinished++;
+        if (died === null && (state === "dead" || state === "cancelled")) {
+          died = dependencyError(dep, state);
         }
       }
       if (unfinished === 0) return;
