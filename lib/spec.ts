@@ -20,6 +20,7 @@ export const SPEC_FIELDS = [
   "cwd",
   "env",
   "unique_key",
+  "after",
 ] as const;
 
 /**
@@ -38,6 +39,8 @@ export const MAX_EXEC_BYTES = 512 * 1024;
 export const MAX_ID_LENGTH = 200;
 /** A unique key is shown and refused like an id: 1 to this many printable characters. */
 export const MAX_UNIQUE_KEY_LENGTH = 200;
+/** The most jobs one job may wait for (`after`). */
+export const MAX_AFTER = 1000;
 const PRIORITY_LIMIT = 1_000_000;
 
 export interface SpecContext {
@@ -389,6 +392,7 @@ interface Fields {
   cwd: unknown;
   env: unknown;
   unique_key: unknown;
+  after: unknown;
 }
 
 /**
@@ -425,6 +429,7 @@ function specToJob(raw: unknown, ctx: SpecContext, nextId = generateId): NewJob 
     cwd: undefined,
     env: undefined,
     unique_key: undefined,
+    after: undefined,
   };
   /** The spelling `command` and `max_retries` were given as, to name both when both come. */
   let commandAs: string | undefined;
@@ -460,6 +465,7 @@ function specToJob(raw: unknown, ctx: SpecContext, nextId = generateId): NewJob 
       case "cwd":
       case "env":
       case "unique_key":
+      case "after":
         name = k;
         break;
       default:
@@ -590,7 +596,35 @@ function resolveSpec(spec: Fields, ctx: SpecContext, nextId: () => string): NewJ
     checkId(spec.unique_key, "unique_key", MAX_UNIQUE_KEY_LENGTH);
     job.uniqueKey = spec.unique_key;
   }
+  if (spec.after !== undefined && spec.after !== null) job.after = afterField(spec.after, id);
   return job;
+}
+
+/**
+ * The ids a job waits for: an array of ids (strings, or integers as `id` takes them), each once,
+ * never the job's own. Whether they exist is the store's to check, in the enqueue's transaction.
+ */
+function afterField(v: unknown, id: string): string[] {
+  if (!Array.isArray(v)) {
+    throw new UsageError(
+      `"after" must be an array of job ids like ["build"], got ${describeType(v)}`,
+    );
+  }
+  if (v.length > MAX_AFTER) {
+    throw new UsageError(`"after" may name at most ${MAX_AFTER} jobs, got ${v.length}`);
+  }
+  const ids = new Set<string>();
+  for (const x of v) {
+    const dep = typeof x === "number" && Number.isSafeInteger(x) ? String(x) : x;
+    if (typeof dep !== "string" || dep.trim() === "" || dep.length > MAX_ID_LENGTH) {
+      throw new UsageError(`"after" must hold job ids, got ${describeType(x)}`);
+    }
+    if (dep === id) {
+      throw new UsageError(`"after" names the job itself ("${id}"); a job cannot wait for itself`);
+    }
+    ids.add(dep);
+  }
+  return [...ids];
 }
 
 /**

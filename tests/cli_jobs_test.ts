@@ -127,6 +127,7 @@ Deno.test("[status] should count every state, scheduled jobs and active workers"
     dead: 1,
     cancelled: 1,
     scheduled: 2,
+    waiting: 0,
     total: 7,
     active_workers: 2,
     busy_workers: 1,
@@ -235,6 +236,7 @@ Deno.test("[list] --json should keep the same field names in list, dlq list and 
     "error",
     "worker",
     "unique_key",
+    "waiting_on",
   ];
   const [list, dlq, show] = await allDone([
     cliOk(t.db, ["list", "--json"]),
@@ -244,8 +246,14 @@ Deno.test("[list] --json should keep the same field names in list, dlq list and 
   assert.deepEqual(Object.keys(JSON.parse(list)[0]), fields);
   assert.deepEqual(JSON.parse(dlq), JSON.parse(list));
   const shown = JSON.parse(show);
-  assert.deepEqual(Object.keys(shown), [...fields, "attempt_history", "retry_history"]);
-  const { attempt_history: _, retry_history: __, ...job } = shown;
+  assert.deepEqual(Object.keys(shown), [
+    ...fields,
+    "attempt_history",
+    "retry_history",
+    "after",
+    "dependants",
+  ]);
+  const { attempt_history: _, retry_history: __, after: ___, dependants: ____, ...job } = shown;
   assert.deepEqual(job, JSON.parse(list)[0]);
   assert.equal(job.attempts, 1);
   assert.equal(job.state, "dead");

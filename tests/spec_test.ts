@@ -74,6 +74,7 @@ Deno.test("spec: SPEC_FIELDS lists exactly the fields a spec may have", () => {
     "cwd",
     "env",
     "unique_key",
+    "after",
   ]);
 });
 
@@ -92,7 +93,7 @@ Deno.test("spec: giving a field under both of its names is refused", () => {
 Deno.test("spec: unknown fields are refused, naming each of them and the allowed ones", () => {
   rejects(
     { command: "true", colour: "red" },
-    /^unknown field "colour"; allowed: id, command, max_retries, priority, run_at, delay, timeout, cwd, env, unique_key$/,
+    /^unknown field "colour"; allowed: id, command, max_retries, priority, run_at, delay, timeout, cwd, env, unique_key, after$/,
   );
   rejects({ command: "true", foo: 1, bar: 2 }, /^unknown fields "foo", "bar"; allowed: /);
   rejects({ command: "true", maxRetries: 1 }, /unknown field "maxRetries"/);

@@ -264,6 +264,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       workerId: null,
       outputKey: null,
       uniqueKey: null,
+      waitingOn: 0,
     });
   });
 
@@ -764,6 +765,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       dead: 0,
       cancelled: 0,
       scheduled: 0,
+      waiting: 0,
     };
     assert.deepEqual(await store.counts(T0), zero);
     await oneJobPerState(store);
@@ -777,6 +779,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       dead: 1,
       cancelled: 1,
       scheduled: 2,
+      waiting: 0,
     });
     assert.equal((await store.counts(T0 + 500)).scheduled, 1, "run_at = now is not scheduled");
     assert.equal((await store.counts(T0 + 2_020)).scheduled, 0);

@@ -53,6 +53,21 @@ export function uniqueConformance(name: string, newDatabase: DatabaseFactory): v
     assert.equal((await store.getJob("d"))!.uniqueKey, null);
   });
 
+  storeTest(
+    "a job after a batch job skipped for its key waits for the key's holder",
+    async (store) => {
+      await store.enqueue([newJob("holder", { uniqueKey: "k" })], T0);
+      const existing = await store.enqueue([
+        newJob("a", { uniqueKey: "k" }),
+        newJob("b", { after: ["a"] }),
+      ], T0 + 1);
+      assert.deepEqual(existing.map((e) => [e.index, e.id]), [[0, "holder"]]);
+      assert.equal(await store.getJob("a"), null);
+      assert.equal((await store.getJob("b"))!.waitingOn, 1);
+      assert.deepEqual((await store.dependencies("b")).after.map((d) => d.id), ["holder"]);
+    },
+  );
+
   storeTest("scheduled, failed and processing jobs hold their key", async (store) => {
     await store.enqueue([newJob("later", { uniqueKey: "s", runAt: T0 + 60_000 })], T0);
     assert.equal((await store.enqueue([newJob("x1", { uniqueKey: "s" })], T0))[0]?.id, "later");

@@ -12,6 +12,7 @@ import type { Store } from "../lib/store/store.ts";
 import { type DatabaseFactory, storeConformance } from "./store_conformance.ts";
 import { cronConformance } from "./store_conformance_cron.ts";
 import { uniqueConformance } from "./store_conformance_unique.ts";
+import { depsConformance } from "./store_conformance_deps.ts";
 import { pgTestServer } from "./pg_helpers.ts";
 
 const server = await pgTestServer();
@@ -36,6 +37,7 @@ if (!server) {
   storeConformance("postgres", pgDatabase);
   cronConformance("postgres", pgDatabase);
   uniqueConformance("postgres", pgDatabase);
+  depsConformance("postgres", pgDatabase);
 
   Deno.test("store(postgres): the URL's password never appears in its location", () => {
     const u = parsePgUrl("postgres://alice:s3cret@db.example:6543/q?schema=jobs&sslmode=require");

@@ -7,6 +7,7 @@ import { SCHEMA_VERSION, SqliteStore } from "../lib/store/sqlite.ts";
 import { type DatabaseFactory, storeConformance } from "./store_conformance.ts";
 import { cronConformance } from "./store_conformance_cron.ts";
 import { uniqueConformance } from "./store_conformance_unique.ts";
+import { depsConformance } from "./store_conformance_deps.ts";
 
 /** A fresh SQLite file per test, in a directory of its own. */
 const sqliteDatabase: DatabaseFactory = async () => {
@@ -23,6 +24,7 @@ const sqliteDatabase: DatabaseFactory = async () => {
 storeConformance("sqlite", sqliteDatabase);
 cronConformance("sqlite", sqliteDatabase);
 uniqueConformance("sqlite", sqliteDatabase);
+depsConformance("sqlite", sqliteDatabase);
 
 /** A fresh temporary directory, removed on dispose. */
 async function tempDir(): Promise<AsyncDisposable & { path: string }> {

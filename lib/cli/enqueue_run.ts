@@ -31,6 +31,7 @@ export interface EnqueueFlags extends DbFlags {
   cwd?: string;
   env?: string[];
   unique?: string;
+  after?: string;
   file?: string;
   json: boolean;
 }
@@ -134,6 +135,13 @@ export function specFromFlags(
     }
     spec.env = env;
   }
+  if (flags.after !== undefined) {
+    const ids = flags.after.split(",").map((x) => x.trim());
+    if (ids.some((x) => x === "")) {
+      throw new UsageError(`--after takes job ids separated by commas, got "${flags.after}"`);
+    }
+    spec.after = ids;
+  }
   return spec;
 }
 
@@ -147,6 +155,7 @@ const SPEC_FLAGS = [
   "cwd",
   "env",
   "unique",
+  "after",
 ] as const;
 
 /** JSON field → the flag that sets it, for messages about a job given as flags. */
@@ -160,6 +169,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   cwd: "--cwd",
   env: "--env",
   unique_key: "--unique",
+  after: "--after",
 };
 
 /** Validates a spec built from flags, naming the flag (not the JSON field) in any message. */
@@ -374,8 +384,12 @@ async function enqueueInStore(
     }
     checkDirectories(jobs);
     progress?.(`storing ${jobs.length} jobs in one transaction…`);
-    const existing = await store.enqueue(jobs, ctx.now);
-    progress?.(null);
+    const existing = await store.enqueue(jobs, ctx.now).catch((e) => {
+      // The store names the spec field; a job given as flags had it as --after.
+      const fromFlags = fileText === undefined && given?.json === undefined;
+      if (!fromFlags || !(e instanceof UsageError)) throw e;
+      throw new UsageError(e.message.replace(/^"after"/, "--after"));
+    }).finally(() => progress?.(null));
     if (flags.json) {
       out(JSON.stringify(enqueuedJson(jobs, existing), null, 2));
     } else if (jobs.length === 1 && existing.length === 1) {
@@ -383,7 +397,14 @@ async function enqueueInStore(
     } else if (jobs.length === 1) {
       const j = jobs[0];
       const later = j.runAt > ctx.now ? ` (runs in ${formatDuration(j.runAt - ctx.now)})` : "";
-      out(`enqueued ${j.id}${later}`);
+      const stored = j.after?.length ? await store.getJob(j.id) : null;
+      if (stored?.state === "dead") {
+        out(
+          `enqueued ${j.id} straight into dead (${stored.error}); retrying that job brings it back`,
+        );
+      } else if (stored && stored.waitingOn > 0) {
+        out(`enqueued ${j.id}${later} (waiting on ${stored.waitingOn}: ${j.after!.join(", ")})`);
+      } else out(`enqueued ${j.id}${later}`);
     } else if (existing.length === 0) {
       out(`enqueued ${jobs.length} jobs`);
     } else {

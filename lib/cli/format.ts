@@ -150,6 +150,7 @@ export function jobJson(j: Job) {
     error: j.error,
     worker: j.workerId,
     unique_key: j.uniqueKey,
+    waiting_on: j.waitingOn,
   };
 }
 
@@ -191,7 +192,11 @@ export function jobTable(jobs: Job[], now: number): string {
       colorState(j.state),
       `${attemptsUsed(j)}/${j.maxRetries + 1}`,
       String(j.priority),
-      j.state === "pending" || j.state === "failed" ? relativeTime(j.runAt, now) : "-",
+      j.state === "pending" && j.waitingOn > 0
+        ? `waiting on ${j.waitingOn}`
+        : j.state === "pending" || j.state === "failed"
+        ? relativeTime(j.runAt, now)
+        : "-",
       relativeTime(j.updatedAt, now),
       oneLine(j.command),
       oneLine(j.error),

@@ -13,7 +13,7 @@ import {
   type JobState,
   transition,
 } from "../job.ts";
-import type { Store } from "../store/store.ts";
+import type { Job, Store } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, withStore } from "./context.ts";
 import { out } from "./format.ts";
 import { orList } from "./list.ts";
@@ -60,7 +60,8 @@ export async function applyToIds(
       continue;
     }
     if (!opts.allowed.includes(job.state)) {
-      problems.push(`job "${id}" is ${job.state}; ${opts.hint(job.state)}`);
+      if (opts.event.type === "retry" && await cameBackWith(store, job, done)) done.push(id);
+      else problems.push(`job "${id}" is ${job.state}; ${opts.hint(job.state)}`);
       continue;
     }
     const now = await store.now();
@@ -85,7 +86,9 @@ export async function applyToIds(
       }
       const saved = await store.applyTransition(id, job, next, now);
       if (saved) done.push(id);
-      else problems.push(changed(id));
+      else if (opts.event.type === "retry") {
+        problems.push(await deadDependency(store, job) ?? changed(id));
+      } else problems.push(changed(id));
     } catch (e) {
       // Its unique key is held by another job now: refused, nothing changed.
       if (e instanceof ConflictError) problems.push(e.message);
@@ -94,6 +97,26 @@ export async function applyToIds(
     }
   }
   return { done, running, missing, problems };
+}
+
+/**
+ * Whether `job`, asked to be retried, is waiting again because a job it waits for was retried
+ * earlier in the same command (`retry a b`, `dlq retry --all` of a chain): that is done already.
+ */
+async function cameBackWith(store: Store, job: Job, done: string[]): Promise<boolean> {
+  if (job.state !== "pending" || job.waitingOn === 0 || done.length === 0) return false;
+  return (await store.dependencies(job.id)).after.some((d) => done.includes(d.id));
+}
+
+/** Why a retry was refused when a job it waits for is dead or cancelled, or `null`. */
+async function deadDependency(store: Store, job: Job): Promise<string | null> {
+  if (job.waitingOn === 0) return null;
+  const dep = (await store.dependencies(job.id)).after.find((d) =>
+    d.state === "dead" || d.state === "cancelled"
+  );
+  if (!dep) return null;
+  return `job "${job.id}" waits for "${dep.id}", which is ${dep.state}; retry "${dep.id}" ` +
+    `instead (the jobs waiting for it come back with it)`;
 }
 
 /**
@@ -255,7 +278,9 @@ export const retryCommand = buildCommand({
   docs: {
     brief: "Run failed, dead or cancelled jobs again now",
     fullDescription: "A dead or cancelled job starts over with its full retry budget; a failed\n" +
-      "job keeps its attempt count and just runs sooner.\n\nExample:\n  queuectl retry job1 job2",
+      "job keeps its attempt count and just runs sooner. Jobs that died because they\n" +
+      "wait for it (enqueue --after) come back with it, waiting again.\n\n" +
+      "Example:\n  queuectl retry job1 job2",
   },
 });
 

@@ -6,7 +6,7 @@ import { buildCommand } from "@stricli/core";
 import { formatDuration } from "../duration.ts";
 import { NotFoundError } from "../errors.ts";
 import { attemptsUsed, type JobState } from "../job.ts";
-import type { Job, RetryMark } from "../store/store.ts";
+import type { DependencyLink, Job, RetryMark } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
 import {
   attemptJson,
@@ -29,6 +29,7 @@ async function show(this: Context, flags: DbFlags & { json: boolean }, id: strin
     if (!job) throw notFound(id);
     const attempts = await store.listAttempts(id);
     const retries = await store.listRetries(id);
+    const deps = await store.dependencies(id);
     if (flags.json) {
       // `attempts` stays the count, as in `list --json`; the runs themselves are a separate field.
       return outJson({
@@ -39,6 +40,8 @@ async function show(this: Context, flags: DbFlags & { json: boolean }, id: strin
           from_state: r.fromState,
           retried_at: iso(r.retriedAt),
         })),
+        after: deps.after,
+        dependants: deps.dependants,
       });
     }
     const now = Date.now();
@@ -49,6 +52,12 @@ async function show(this: Context, flags: DbFlags & { json: boolean }, id: strin
       ["attempt", attemptLine(job)],
       ["priority", String(job.priority)],
       ["run at", `${iso(job.runAt)} (${relativeTime(job.runAt, now)})`],
+      ...(deps.after.length > 0
+        ? [["after", linkList(deps.after) + waitNote(job)] as [string, string]]
+        : []),
+      ...(deps.dependants.length > 0
+        ? [["needed by", linkList(deps.dependants)] as [string, string]]
+        : []),
       ["timeout", job.timeoutMs > 0 ? formatDuration(job.timeoutMs) : "none"],
       ["cwd", job.cwd],
       ["env", job.env ? Object.keys(job.env).join(", ") : "-"],
@@ -88,6 +97,16 @@ async function show(this: Context, flags: DbFlags & { json: boolean }, id: strin
   }, { create: false });
 }
 
+/** "build (completed), test (pending)". */
+function linkList(links: DependencyLink[]): string {
+  return links.map((l) => `${l.id} (${colorState(l.state)})`).join(", ");
+}
+
+/** "; waiting on 1" while a pending job still waits for some of them. */
+function waitNote(job: Job): string {
+  return job.state === "pending" && job.waitingOn > 0 ? `; waiting on ${job.waitingOn}` : "";
+}
+
 /** "2 of 4": runs of the current retry budget out of the most it allows (1 + max_retries). */
 function attemptLine(job: Job): string {
   const most = job.maxRetries + 1;
@@ -120,6 +139,7 @@ export const showCommand = buildCommand({
   },
   docs: {
     brief: "Show a job and its attempts",
-    fullDescription: "Example:\n  queuectl show job1",
+    fullDescription: "`after` lists the jobs it waits for and `needed by` the jobs waiting for " +
+      "it, each with its state.\n\nExample:\n  queuectl show job1",
   },
 });

@@ -29,6 +29,7 @@ async function status(this: Context, flags: DbFlags & { json: boolean }) {
       [
         ...JOB_STATES.map((s) => [colorState(s), String(counts[s])]),
         ["scheduled", String(counts.scheduled)],
+        ["waiting", String(counts.waiting)],
         ["total", String(total)],
       ],
     ));
@@ -43,7 +44,8 @@ export const statusCommand = buildCommand({
   parameters: { flags: { ...dbFlag, ...jsonFlag } },
   docs: {
     brief: "Show job counts per state and active workers",
-    fullDescription: "`scheduled` counts pending and failed jobs waiting for their run time.\n\n" +
+    fullDescription: "`scheduled` counts pending and failed jobs waiting for their run time, " +
+      "`waiting` pending jobs waiting for jobs they depend on (enqueue --after).\n\n" +
       "Example:\n  queuectl status --json",
   },
 });

@@ -10,25 +10,29 @@
  * exactly as on SQLite. Idle workers wake through LISTEN/NOTIFY, with polling as the fallback.
  */
 import type postgresType from "postgres";
-import { ConflictError, NotFoundError, StoreError } from "../errors.ts";
+import { ConflictError, NotFoundError, QueuectlError, StoreError } from "../errors.ts";
 import { pgPassFile, redactUrl } from "./open.ts";
-import { JOB_STATES, type JobState, type Transition } from "../job.ts";
+import { FINISHED_STATES, isIn, JOB_STATES, type JobState, type Transition } from "../job.ts";
 import { sleep } from "../sleep.ts";
 import {
+  dependencyError,
   duplicateIdError,
   heldKeyError,
   keyedIndexes,
+  linkedJobs,
   matchHolders,
   toAttempt,
   toJob,
   toRetryMark,
   toSchedule,
   toWorker,
+  unknownDependencyError,
 } from "./rows.ts";
 import type {
   Attempt,
   AttemptResult,
   DeletedJob,
+  DependencyLink,
   ExistingJob,
   Job,
   JobCounts,
@@ -331,6 +335,21 @@ const MIGRATIONS: string[] = [
   // key stay out of the index.
   `ALTER TABLE jobs ADD COLUMN unique_key text;
    CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key) WHERE ${KEY_HELD};`,
+  // Dependencies (`after`), as on SQLite: one row per (job, job it waits for); `waiting_on`
+  // counts the ones not yet completed and keeps waiting jobs out of the ready index;
+  // `has_dependants` spares nearly every finishing job a look-up.
+  `ALTER TABLE jobs ADD COLUMN waiting_on integer NOT NULL DEFAULT 0;
+   ALTER TABLE jobs ADD COLUMN has_dependants boolean NOT NULL DEFAULT false;
+   CREATE TABLE job_deps (
+     job_id text NOT NULL,
+     dep_id text NOT NULL,
+     PRIMARY KEY (job_id, dep_id)
+   );
+   CREATE INDEX job_deps_dep ON job_deps (dep_id);
+   DROP INDEX jobs_ready;
+   CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
+     WHERE state IN ('pending','failed') AND waiting_on = 0;
+   CREATE INDEX jobs_waiting ON jobs (seq) WHERE state = 'pending' AND waiting_on > 0;`,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -424,10 +443,7 @@ const MS = {
 
 /** Turns the client's and the server's errors into one-line messages that say what to do. */
 export function describePgError(e: unknown, where: PgUrl): Error {
-  if (
-    !(e instanceof Error) || e instanceof StoreError || e instanceof ConflictError ||
-    e instanceof NotFoundError
-  ) {
+  if (!(e instanceof Error) || e instanceof QueuectlError) {
     return e as Error;
   }
   const err = e as Error & { code?: string; errno?: string };
@@ -807,6 +823,9 @@ export class PostgresStore implements Store {
           inserted += await insert(sql, todo.map((i) => jobs[i]));
         }
         await this.#countAdd(sql, "pending", inserted);
+        if (jobs.some((j) => j.after?.length)) {
+          await this.#linkDependencies(sql, linkedJobs(jobs, existing), now);
+        }
         if (inserted > 0) await this.#notify(sql);
         return existing.sort((a, b) => a.index - b.index);
       });
@@ -814,6 +833,125 @@ export class PostgresStore implements Store {
       if ((e as { code?: string }).code === "23505") throw await this.#duplicate(jobs);
       throw e;
     }
+  }
+
+  /**
+   * Stores the `after` links of a batch just inserted, in batch order, and sets each waiting
+   * job's count; call inside the enqueue's transaction. See `Store.enqueue`. Marking a dependency
+   * locks its row and reads its state after the lock: a dependency completing at this moment is
+   * either seen completed here, or its finish waits for this commit and then sees the link.
+   */
+  async #linkDependencies(sql: Sql, jobs: NewJob[], now: number) {
+    const position = new Map(jobs.map((j, i) => [j.id, i]));
+    // Each dependency is marked and read once per batch (many jobs often wait for one).
+    const states = new Map<string, string>();
+    for (const [i, j] of jobs.entries()) {
+      if (!j.after?.length) continue;
+      let unfinished = 0;
+      let died: string | null = null;
+      for (const dep of j.after) {
+        const p = position.get(dep);
+        // A batch names only earlier jobs: with no link to a later one, no cycle can form.
+        if (p !== undefined && p >= i) throw unknownDependencyError(j.id, dep, true, true);
+        let state = states.get(dep);
+        if (state === undefined) {
+          const [r] = await sql`
+            UPDATE jobs SET has_dependants = true WHERE id = ${dep} RETURNING state`;
+          if (!r) throw unknownDependencyError(j.id, dep, false, jobs.length > 1);
+          state = r.state as string;
+          states.set(dep, state);
+        }
+        await sql`INSERT INTO job_deps (job_id, dep_id) VALUES (${j.id}, ${dep})`;
+        if (state !== "completed") unfinished++;
+        if (died === null && (state === "dead" || state === "cancelled")) {
+          died = dependencyError(dep, state);
+        }
+      }
+      if (unfinished === 0) continue;
+      await sql`
+        UPDATE jobs SET waiting_on = ${unfinished},
+          state = coalesce(${died === null ? null : "dead"}::text, state), error = ${died},
+          finished_at = ${died === null ? null : now}::bigint
+        WHERE id = ${j.id}`;
+    }
+  }
+
+  /**
+   * The jobs waiting for `jobId`, which just left `processing` or was changed by a person, follow
+   * it; call inside the transaction that changed it, only when it has dependants. As in the
+   * SQLite store: completed frees them by one; dead or cancelled kills the pending ones down the
+   * chain; pending again (a retry) brings back the ones that died because of it.
+   */
+  async #followDependency(sql: Sql, jobId: string, state: JobState, now: number) {
+    if (state === "completed") {
+      const freed = await sql`
+        UPDATE jobs SET waiting_on = waiting_on - 1
+        WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = ${jobId}) RETURNING waiting_on`;
+      if (freed.some((r) => r.waiting_on === 0)) await this.#notify(sql);
+      return;
+    }
+    let frontier: Array<{ id: string; state: JobState }> = [{ id: jobId, state }];
+    while (frontier.length > 0) {
+      const next: typeof frontier = [];
+      for (const f of frontier) {
+        const rows = f.state === "pending"
+          ? await sql`
+            UPDATE jobs SET state = 'pending', error = NULL, finished_at = NULL, updated_at = ${now}
+            WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = ${f.id})
+              AND state = 'dead' AND waiting_on > 0
+              AND NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs x ON x.id = d.dep_id
+                WHERE d.job_id = jobs.id AND x.state IN ('dead','cancelled'))
+            RETURNING id, has_dependants`
+          : await sql`
+            UPDATE jobs SET state = 'dead', error = ${dependencyError(f.id, f.state)},
+              finished_at = ${now}, updated_at = ${now}
+            WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = ${f.id})
+              AND state = 'pending' AND waiting_on > 0
+            RETURNING id, has_dependants`;
+        for (const r of rows) {
+          if (r.has_dependants) {
+            next.push({ id: r.id as string, state: f.state === "pending" ? "pending" : "dead" });
+          }
+        }
+      }
+      frontier = next;
+    }
+  }
+
+  /**
+   * Deleted jobs count as done for the jobs waiting for them, and their links go; call inside the
+   * deleting transaction with the deleted rows (`id`, `state`, `has_dependants`).
+   */
+  async #unlinkDeleted(sql: Sql, rows: readonly Record<string, unknown>[]) {
+    if (rows.length === 0) return;
+    const ids = rows.map((r) => r.id as string);
+    const unfinished = rows.filter((r) => r.has_dependants && r.state !== "completed").map((r) =>
+      r.id as string
+    );
+    if (unfinished.length > 0) {
+      await sql`
+        UPDATE jobs j SET waiting_on = j.waiting_on - d.n
+        FROM (SELECT job_id, count(*)::integer AS n FROM job_deps
+              WHERE dep_id = ANY(${unfinished}) GROUP BY job_id) d
+        WHERE j.id = d.job_id`;
+    }
+    await sql`DELETE FROM job_deps WHERE job_id = ANY(${ids}) OR dep_id = ANY(${ids})`;
+  }
+
+  async dependencies(
+    jobId: string,
+  ): Promise<{ after: DependencyLink[]; dependants: DependencyLink[] }> {
+    const links = (rows: readonly Record<string, unknown>[]) =>
+      rows.map((r) => ({ id: r.id as string, state: r.state as JobState }));
+    const [after, dependants] = await this.#do((sql) =>
+      Promise.all([
+        sql`SELECT x.id, x.state FROM job_deps d JOIN jobs x ON x.id = d.dep_id
+            WHERE d.job_id = ${jobId} ORDER BY x.seq`,
+        sql`SELECT x.id, x.state FROM job_deps d JOIN jobs x ON x.id = d.job_id
+            WHERE d.dep_id = ${jobId} ORDER BY x.seq`,
+      ])
+    );
+    return { after: links(after), dependants: links(dependants) };
   }
 
   async #countAdd(sql: Sql, state: JobState, n: number) {
@@ -888,19 +1026,23 @@ export class PostgresStore implements Store {
   }
 
   async counts(now: number): Promise<JobCounts> {
-    const c = Object.fromEntries([...JOB_STATES, "scheduled"].map((s) => [s, 0])) as JobCounts;
-    const [rows, [scheduled]] = await this.#do((sql) =>
+    const c = Object.fromEntries(
+      [...JOB_STATES, "scheduled", "waiting"].map((s) => [s, 0]),
+    ) as JobCounts;
+    const [rows, [scheduled], [waiting]] = await this.#do((sql) =>
       Promise.all([
         sql`SELECT state, sum(n)::bigint AS n FROM job_counts GROUP BY state`,
         // Only the waiting jobs are walked: a range of the ready index for each priority.
         sql`${sql.unsafe(READY_PRIORITIES)} SELECT coalesce(sum((SELECT count(*) FROM jobs
-              WHERE state IN ('pending','failed') AND priority = p.pri AND run_at > ${now})), 0)
-              ::bigint AS n
+              WHERE state IN ('pending','failed') AND waiting_on = 0 AND priority = p.pri
+                AND run_at > ${now})), 0)::bigint AS n
             FROM p WHERE pri IS NOT NULL`,
+        sql`SELECT count(*)::bigint AS n FROM jobs WHERE state = 'pending' AND waiting_on > 0`,
       ])
     );
     for (const r of rows) c[r.state as JobState] = Number(r.n);
     c.scheduled = Number(scheduled.n);
+    c.waiting = Number(waiting.n);
     return c;
   }
 
@@ -919,7 +1061,7 @@ export class PostgresStore implements Store {
         output_key = substr(md5(random()::text || clock_timestamp()::text), 1, 16)
       WHERE seq IN (
         SELECT seq FROM jobs
-        WHERE state IN ('pending','failed') AND run_at <= ${now}
+        WHERE state IN ('pending','failed') AND waiting_on = 0 AND run_at <= ${now}
         ORDER BY priority DESC, run_at, seq LIMIT ${limit}
         FOR UPDATE SKIP LOCKED)
       RETURNING *`;
@@ -982,6 +1124,9 @@ export class PostgresStore implements Store {
       RETURNING *`;
     if (!r) return null;
     const job = toJob(r);
+    if (r.has_dependants && isIn(job.state, FINISHED_STATES)) {
+      await this.#followDependency(sql, jobId, job.state, now);
+    }
     await sql`
       INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
         exit_code, signal, error, output_key, note)
@@ -1034,7 +1179,14 @@ export class PostgresStore implements Store {
           retry_base = coalesce(${next.retryBase ?? null}::integer, retry_base),
           updated_at = ${now}
         WHERE id = ${jobId} AND state = ${expected.state} AND attempts = ${expected.attempts}
+          -- Never pending while a job it waits for is dead or cancelled: nothing would free it.
+          AND (${next.state}::text <> 'pending' OR waiting_on = 0 OR NOT EXISTS (
+            SELECT 1 FROM job_deps d JOIN jobs x ON x.id = d.dep_id
+            WHERE d.job_id = jobs.id AND x.state IN ('dead','cancelled')))
         RETURNING *`;
+      if (r?.has_dependants && next.state !== expected.state) {
+        await this.#followDependency(sql, jobId, next.state, now);
+      }
       if (r && next.retryBase !== undefined) {
         await sql`
           INSERT INTO retries (job_id, after_attempt, from_state, retried_at)
@@ -1064,6 +1216,7 @@ export class PostgresStore implements Store {
         DELETE FROM jobs WHERE id = ${jobId} AND state = ANY(${states as string[]})
         RETURNING *`;
       if (!r) return null;
+      await this.#unlinkDeleted(sql, [r]);
       await sql`DELETE FROM attempts WHERE job_id = ${jobId}`;
       await sql`DELETE FROM retries WHERE job_id = ${jobId}`;
       await sql`DELETE FROM outputs WHERE job_id = ${jobId}`;
@@ -1082,7 +1235,8 @@ export class PostgresStore implements Store {
 
   async nextRunAt(): Promise<number | null> {
     const [r] = await this.#do((sql) =>
-      sql`SELECT min(run_at) AS t FROM jobs WHERE state IN ('pending','failed')`
+      sql`SELECT min(run_at) AS t FROM jobs
+          WHERE state IN ('pending','failed') AND waiting_on = 0`
     );
     return r.t === null ? null : Number(r.t);
   }
@@ -1108,8 +1262,9 @@ export class PostgresStore implements Store {
       const rows = await sql`
         DELETE FROM jobs WHERE state = ${state}
           AND coalesce(finished_at, updated_at) < ${finishedBefore}
-        RETURNING id, output_key`;
+        RETURNING id, state, output_key, has_dependants`;
       if (rows.length === 0) return [];
+      await this.#unlinkDeleted(sql, rows);
       const ids = rows.map((r) => r.id as string);
       const keys = new Map<string, Set<string>>(ids.map((id) => [id, new Set<string>()]));
       await sql`DELETE FROM retries WHERE job_id = ANY(${ids})`;
@@ -1169,11 +1324,12 @@ export class PostgresStore implements Store {
         SELECT * FROM jobs WHERE seq > ${afterSeq} ORDER BY seq LIMIT ${limit}`).map(toJob);
       if (jobs.length === 0) return [];
       const ids = jobs.map((j) => j.id);
-      const [attempts, retries, outputs] = await Promise.all([
+      const [attempts, retries, outputs, deps] = await Promise.all([
         sql`SELECT * FROM attempts WHERE job_id = ANY(${ids}) ORDER BY finished_at, n`,
         sql`SELECT * FROM retries WHERE job_id = ANY(${ids}) ORDER BY retried_at, n`,
         sql`SELECT key, byte_offset, job_id, data FROM outputs WHERE job_id = ANY(${ids})
             ORDER BY key, byte_offset`,
+        sql`SELECT job_id, dep_id FROM job_deps WHERE job_id = ANY(${ids})`,
       ]);
       const of = <T>(rows: T[], id: (r: T) => string, jobId: string) =>
         rows.filter((r) => id(r) === jobId);
@@ -1181,6 +1337,7 @@ export class PostgresStore implements Store {
         job,
         attempts: of(attempts, (r) => r.job_id as string, job.id).map(toAttempt),
         retries: of(retries, (r) => r.job_id as string, job.id).map(toRetryMark),
+        after: of(deps, (r) => r.job_id as string, job.id).map((r) => r.dep_id as string),
         output: of(outputs, (r) => r.job_id as string, job.id).map((x) => ({
           key: x.key as string,
           offset: Number(x.byte_offset),
@@ -1193,14 +1350,18 @@ export class PostgresStore implements Store {
   importJobs(records: JobRecord[]): Promise<void> {
     return this.#tx(async (sql) => {
       const counts = new Map<JobState, number>();
-      for (const { job: j, attempts, retries, output } of records) {
+      for (const { job: j, attempts, retries, output, after } of records) {
         await sql`
-          INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base, unique_key)
+          INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base, unique_key, waiting_on)
           VALUES (${j.id}, ${j.command}, ${j.state}, ${j.attempts}, ${j.maxRetries},
             ${j.priority}, ${j.runAt}, ${j.timeoutMs}, ${j.cwd},
             ${j.env === null ? null : JSON.stringify(j.env)}, ${j.createdAt}, ${j.updatedAt},
             ${j.startedAt}, ${j.finishedAt}, ${j.exitCode}, ${j.error}, ${j.workerId},
-            ${j.outputKey}, ${j.retryBase}, ${j.uniqueKey ?? null})`;
+            ${j.outputKey}, ${j.retryBase}, ${j.uniqueKey ?? null}, ${j.waitingOn ?? 0})`;
+        for (const dep of after ?? []) {
+          await sql`INSERT INTO job_deps (job_id, dep_id) VALUES (${j.id}, ${dep})`;
+          await sql`UPDATE jobs SET has_dependants = true WHERE id = ${dep}`;
+        }
         counts.set(j.state, (counts.get(j.state) ?? 0) + 1);
         for (const a of attempts) {
           await sql`
@@ -1545,7 +1706,8 @@ export class PostgresStore implements Store {
     // priority's earliest run_at, found by one seek each (no walk over the waiting jobs).
     const [r] = await this.#do((sql) =>
       sql`${sql.unsafe(READY_PRIORITIES)} SELECT min((SELECT run_at FROM jobs
-            WHERE state IN ('pending','failed') AND priority = p.pri ORDER BY run_at LIMIT 1)) AS t
+            WHERE state IN ('pending','failed') AND waiting_on = 0 AND priority = p.pri
+            ORDER BY run_at LIMIT 1)) AS t
           FROM p WHERE pri IS NOT NULL`
     );
     return r.t === null ? 0 : Math.max(now - Number(r.t), 0);
@@ -1559,10 +1721,10 @@ class RollbackOnPurpose extends Error {}
  * final NULL row): one seek of the ready index per priority, however many jobs wait.
  */
 const READY_PRIORITIES = `WITH RECURSIVE p(pri) AS (
-   SELECT (SELECT priority FROM jobs WHERE state IN ('pending','failed')
+   SELECT (SELECT priority FROM jobs WHERE state IN ('pending','failed') AND waiting_on = 0
      ORDER BY priority DESC LIMIT 1)
    UNION ALL
-   SELECT (SELECT priority FROM jobs WHERE state IN ('pending','failed')
+   SELECT (SELECT priority FROM jobs WHERE state IN ('pending','failed') AND waiting_on = 0
      AND priority < p.pri ORDER BY priority DESC LIMIT 1) FROM p WHERE p.pri IS NOT NULL)`;
 
 /** The WHERE clause of `pageJobs` and `countPage`. */

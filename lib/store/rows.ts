@@ -2,7 +2,7 @@
  * Rows as every store returns them (snake_case columns, times as numbers of ms) → the types of
  * store.ts. Shared by the SQLite and PostgreSQL stores, whose tables have the same columns.
  */
-import { ConflictError } from "../errors.ts";
+import { ConflictError, UsageError } from "../errors.ts";
 import type { JobState } from "../job.ts";
 import type {
   Attempt,
@@ -40,7 +40,36 @@ export function toJob(r: Row): Job {
     workerId: r.worker_id as string | null,
     outputKey: r.output_key as string | null,
     uniqueKey: (r.unique_key ?? null) as string | null,
+    waitingOn: Number(r.waiting_on ?? 0),
   };
+}
+
+/** The error of a job that died because a job it waits for ended `dead` or `cancelled`. */
+export function dependencyError(depId: string, depState: string): string {
+  return `dependency ${depId} ${depState === "cancelled" ? "was cancelled" : "died"}`;
+}
+
+/**
+ * The refusal of an `after` id that is neither stored nor earlier in the batch (so no cycle can
+ * ever form).
+ */
+export function unknownDependencyError(
+  jobId: string,
+  depId: string,
+  later: boolean,
+  batch: boolean,
+): UsageError {
+  if (!batch) {
+    return new UsageError(
+      `"after" names "${depId}", which is not a job; enqueue the jobs it waits for first ` +
+        `(see queuectl list)`,
+    );
+  }
+  return new UsageError(
+    `job "${jobId}" waits for "${depId}", which ${
+      later ? "comes later in the same batch" : "does not exist"
+    }; enqueue the jobs it waits for first (nothing from this batch was stored)`,
+  );
 }
 
 /** Positions of the jobs of a batch that have a unique key. */
@@ -170,4 +199,19 @@ export function toSchedule(r: Row): Schedule {
     createdAt: r.created_at as number,
     updatedAt: r.updated_at as number,
   };
+}
+
+/**
+ * The jobs of a batch that were stored (all but `existing`), for linking their dependencies: a
+ * job that waits for a batch job skipped for its unique key waits for that key's holder instead.
+ */
+export function linkedJobs(jobs: readonly NewJob[], existing: readonly ExistingJob[]): NewJob[] {
+  if (existing.length === 0) return [...jobs];
+  const skipped = new Set(existing.map((e) => e.index));
+  const holder = new Map(existing.map((e) => [jobs[e.index].id, e.id]));
+  return jobs.filter((_, i) => !skipped.has(i)).map((j) =>
+    j.after?.some((id) => holder.has(id))
+      ? { ...j, after: [...new Set(j.after.map((id) => holder.get(id) ?? id))] }
+      : j
+  );
 }

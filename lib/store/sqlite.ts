@@ -8,23 +8,27 @@
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { join } from "../paths.ts";
-import { ConflictError, StoreError } from "../errors.ts";
-import { JOB_STATES, type JobState, type Transition } from "../job.ts";
+import { ConflictError, QueuectlError, StoreError } from "../errors.ts";
+import { FINISHED_STATES, isIn, JOB_STATES, type JobState, type Transition } from "../job.ts";
 import {
+  dependencyError,
   duplicateIdError,
   heldKeyError,
   keyedIndexes,
+  linkedJobs,
   matchHolders,
   toAttempt,
   toJob,
   toRetryMark,
   toSchedule,
   toWorker,
+  unknownDependencyError,
 } from "./rows.ts";
 import type {
   Attempt,
   AttemptResult,
   DeletedJob,
+  DependencyLink,
   ExistingJob,
   Job,
   JobCounts,
@@ -273,6 +277,22 @@ const MIGRATIONS: string[] = [
   // key stay out of the index.
   `ALTER TABLE jobs ADD COLUMN unique_key TEXT;
    CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key) WHERE ${KEY_HELD};`,
+  // Dependencies (`after`): one row per (job, job it waits for). `waiting_on` counts a job's
+  // dependencies not yet completed; the ready index leaves out jobs above 0, so a claim never
+  // walks past waiting jobs. `has_dependants` spares a job without dependants (nearly all) any
+  // look-up when it finishes.
+  `ALTER TABLE jobs ADD COLUMN waiting_on INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE jobs ADD COLUMN has_dependants INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE job_deps (
+     job_id TEXT NOT NULL,
+     dep_id TEXT NOT NULL,
+     PRIMARY KEY (job_id, dep_id)
+   );
+   CREATE INDEX job_deps_dep ON job_deps (dep_id);
+   DROP INDEX jobs_ready;
+   CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
+     WHERE state IN ('pending','failed') AND waiting_on = 0;
+   CREATE INDEX jobs_waiting ON jobs (seq) WHERE state = 'pending' AND waiting_on > 0;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -308,10 +328,11 @@ const NEW_JOB_COLUMNS: ReadonlyArray<readonly [string, (j: NewJob) => SQLInputVa
  */
 const READY_PRIORITIES = `WITH RECURSIVE p(pri) AS (
    SELECT (SELECT priority FROM jobs INDEXED BY jobs_ready WHERE state IN ('pending','failed')
-     ORDER BY priority DESC LIMIT 1)
+     AND waiting_on = 0 ORDER BY priority DESC LIMIT 1)
    UNION ALL
    SELECT (SELECT priority FROM jobs INDEXED BY jobs_ready WHERE state IN ('pending','failed')
-     AND priority < p.pri ORDER BY priority DESC LIMIT 1) FROM p WHERE p.pri IS NOT NULL)`;
+     AND waiting_on = 0 AND priority < p.pri ORDER BY priority DESC LIMIT 1)
+   FROM p WHERE p.pri IS NOT NULL)`;
 
 /** Up to this many jobs of the listed states are found by the state index and sorted. */
 const INDEX_SORT_MAX = 10_000;
@@ -329,7 +350,7 @@ export interface SqliteOptions {
 
 /** Turns SQLite's errors into one-line messages that say what to do. */
 export function describeSqliteError(e: unknown, path: string): Error {
-  if (!(e instanceof Error) || e instanceof StoreError || e instanceof ConflictError) {
+  if (!(e instanceof Error) || e instanceof QueuectlError) {
     return e as Error;
   }
   const m = e.message;
@@ -378,6 +399,11 @@ export class SqliteStore implements Store {
   #dataVersion = -1;
   /** The database file this process opened ("dev:ino"), to notice it being replaced. */
   #identity: string | null = null;
+  /**
+   * Set inside a transaction that made a job ready for other workers (a completed dependency):
+   * they are woken once it commits, never before (a woken worker could miss the change).
+   */
+  #wakeAfterCommit = false;
 
   private constructor(path: string, db: DatabaseSync) {
     this.location = path;
@@ -484,10 +510,13 @@ export class SqliteStore implements Store {
     try {
       const out = fn();
       this.#db.exec("COMMIT");
+      if (this.#wakeAfterCommit) this.#wakeWorkers();
       return out;
     } catch (e) {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw e;
+    } finally {
+      this.#wakeAfterCommit = false;
     }
   }
 
@@ -539,9 +568,8 @@ export class SqliteStore implements Store {
             JSON.stringify(rows),
           );
           this.#run("UPDATE job_counts SET n = n + ? WHERE state = 'pending'", changes);
-          if (keyed.length === 0) return [];
           // The write lock is held since BEGIN IMMEDIATE: every skipped job's holder is there.
-          return matchHolders(
+          const existing = keyed.length === 0 ? [] : matchHolders(
             jobs,
             keyed,
             this.#all(
@@ -550,6 +578,10 @@ export class SqliteStore implements Store {
               JSON.stringify(keyed.map((i) => jobs[i].uniqueKey)),
             ),
           ).existing;
+          if (jobs.some((j) => j.after?.length)) {
+            this.#linkDependencies(linkedJobs(jobs, existing), now);
+          }
+          return existing;
         });
         if (existing.length < jobs.length) this.#wakeWorkers();
         return existing;
@@ -560,6 +592,145 @@ export class SqliteStore implements Store {
         throw e;
       }
     });
+  }
+
+  /**
+   * Stores the `after` links of a batch just inserted, in batch order, and sets each waiting
+   * job's count; call inside the enqueue's transaction. See `Store.enqueue`.
+   */
+  #linkDependencies(jobs: NewJob[], now: number) {
+    const position = new Map(jobs.map((j, i) => [j.id, i]));
+    const mark = this.#stmt(
+      "UPDATE jobs SET has_dependants = 1 WHERE id = ? RETURNING state",
+    );
+    const link = this.#stmt("INSERT INTO job_deps (job_id, dep_id) VALUES (?, ?)");
+    // Each dependency is marked and read once per batch (many jobs often wait for one).
+    const states = new Map<string, string>();
+    jobs.forEach((j, i) => {
+      if (!j.after?.length) return;
+      let unfinished = 0;
+      let died: string | null = null;
+      for (const dep of j.after) {
+        const p = position.get(dep);
+        // A batch names only earlier jobs: with no link to a later one, no cycle can form.
+        if (p !== undefined && p >= i) throw unknownDependencyError(j.id, dep, true, true);
+        let state = states.get(dep);
+        if (state === undefined) {
+          state = mark.get(dep)?.state as string | undefined;
+          if (state === undefined) {
+            throw unknownDependencyError(j.id, dep, false, jobs.length > 1);
+          }
+          states.set(dep, state);
+        }
+        link.run(j.id, dep);
+        if (state !== "completed") unfinished++;
+        if (died === null && (state === "dead" || state === "cancelled")) {
+          died = dependencyError(dep, state);
+        }
+      }
+      if (unfinished === 0) return;
+      this.#run(
+        `UPDATE jobs SET waiting_on = ?, state = coalesce(?, state), error = ?,
+           finished_at = CASE WHEN ? IS NULL THEN NULL ELSE ? END
+         WHERE id = ?`,
+        unfinished,
+        died === null ? null : "dead",
+        died,
+        died,
+        now,
+        j.id,
+      );
+    });
+  }
+
+  /**
+   * The jobs waiting for `jobId`, which just left `processing` or was changed by a person, follow
+   * it; call inside the transaction that changed it, only when it has dependants.
+   * - completed: each waits on one job fewer (and workers are woken for the ones now ready);
+   * - dead or cancelled: each pending one dies with `dependency ID died`, down the chain;
+   * - pending again (a retry of a dead or cancelled job): each one that died because of it, and
+   *   waits for no other dead or cancelled job, is pending (waiting) again, down the chain.
+   */
+  #followDependency(jobId: string, state: JobState, now: number) {
+    if (state === "completed") {
+      const freed = this.#all(
+        `UPDATE jobs SET waiting_on = waiting_on - 1
+         WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = ?) RETURNING waiting_on`,
+        jobId,
+      );
+      if (freed.some((r) => r.waiting_on === 0)) this.#wakeAfterCommit = true;
+      return;
+    }
+    let frontier: Array<{ id: string; state: JobState }> = [{ id: jobId, state }];
+    while (frontier.length > 0) {
+      const next: typeof frontier = [];
+      for (const f of frontier) {
+        const rows = f.state === "pending"
+          ? this.#all(
+            `UPDATE jobs SET state = 'pending', error = NULL, finished_at = NULL, updated_at = ?
+             WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = ?)
+               AND state = 'dead' AND waiting_on > 0
+               AND NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs x ON x.id = d.dep_id
+                 WHERE d.job_id = jobs.id AND x.state IN ('dead','cancelled'))
+             RETURNING id, has_dependants`,
+            now,
+            f.id,
+          )
+          : this.#all(
+            `UPDATE jobs SET state = 'dead', error = ?, finished_at = ?, updated_at = ?
+             WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = ?)
+               AND state = 'pending' AND waiting_on > 0
+             RETURNING id, has_dependants`,
+            dependencyError(f.id, f.state),
+            now,
+            now,
+            f.id,
+          );
+        for (const r of rows) {
+          if (r.has_dependants) {
+            next.push({ id: r.id as string, state: f.state === "pending" ? "pending" : "dead" });
+          }
+        }
+      }
+      frontier = next;
+    }
+  }
+
+  /**
+   * A job about to be deleted counts as done for the jobs waiting for it, and its links go;
+   * call inside the deleting transaction.
+   */
+  #unlinkDeleted(row: Row) {
+    if (row.has_dependants) {
+      if (row.state !== "completed") {
+        this.#run(
+          `UPDATE jobs SET waiting_on = waiting_on - 1
+           WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = ?)`,
+          row.id,
+        );
+      }
+      this.#run("DELETE FROM job_deps WHERE dep_id = ?", row.id);
+    }
+    this.#run("DELETE FROM job_deps WHERE job_id = ?", row.id);
+  }
+
+  dependencies(
+    jobId: string,
+  ): Promise<{ after: DependencyLink[]; dependants: DependencyLink[] }> {
+    const links = (rows: Row[]) =>
+      rows.map((r) => ({ id: r.id as string, state: r.state as JobState }));
+    return this.#do(() => ({
+      after: links(this.#all(
+        `SELECT x.id, x.state FROM job_deps d JOIN jobs x ON x.id = d.dep_id
+         WHERE d.job_id = ? ORDER BY x.seq`,
+        jobId,
+      )),
+      dependants: links(this.#all(
+        `SELECT x.id, x.state FROM job_deps d JOIN jobs x ON x.id = d.job_id
+         WHERE d.dep_id = ? ORDER BY x.seq`,
+        jobId,
+      )),
+    }));
   }
 
   /** Names the first id of `jobs` that already exists, for the message. */
@@ -663,16 +834,23 @@ export class SqliteStore implements Store {
 
   counts(now: number): Promise<JobCounts> {
     return this.#do(() => {
-      const c = Object.fromEntries([...JOB_STATES, "scheduled"].map((s) => [s, 0])) as JobCounts;
+      const c = Object.fromEntries(
+        [...JOB_STATES, "scheduled", "waiting"].map((s) => [s, 0]),
+      ) as JobCounts;
       for (const r of this.#all("SELECT state, n FROM job_counts")) {
         c[r.state as JobState] = r.n as number;
       }
       // Only the waiting jobs are walked: a range of the ready index for each priority.
       c.scheduled = this.#get(
         `${READY_PRIORITIES} SELECT coalesce(sum((SELECT count(*) FROM jobs INDEXED BY jobs_ready
-           WHERE state IN ('pending','failed') AND priority = p.pri AND run_at > ?)), 0) AS n
+           WHERE state IN ('pending','failed') AND waiting_on = 0 AND priority = p.pri
+             AND run_at > ?)), 0) AS n
          FROM p WHERE pri IS NOT NULL`,
         now,
+      )!.n as number;
+      c.waiting = this.#get(
+        `SELECT count(*) AS n FROM jobs INDEXED BY jobs_waiting
+         WHERE state = 'pending' AND waiting_on > 0`,
       )!.n as number;
       return c;
     });
@@ -693,7 +871,7 @@ export class SqliteStore implements Store {
          output_key = lower(hex(randomblob(8)))
        WHERE seq IN (
          SELECT seq FROM jobs INDEXED BY jobs_ready
-         WHERE state IN ('pending','failed') AND run_at <= ?
+         WHERE state IN ('pending','failed') AND waiting_on = 0 AND run_at <= ?
          ORDER BY priority DESC, run_at, seq LIMIT ?)
        RETURNING *`,
       workerId,
@@ -761,6 +939,9 @@ export class SqliteStore implements Store {
     );
     if (!r) return null;
     const job = toJob(r);
+    if (r.has_dependants && isIn(job.state, FINISHED_STATES)) {
+      this.#followDependency(jobId, job.state, now);
+    }
     this.#run(
       `INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
          exit_code, signal, error, output_key, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -787,40 +968,43 @@ export class SqliteStore implements Store {
     next: Transition,
     now: number,
   ): Promise<Job | null> {
-    const update = () => {
-      try {
-        return this.#get(
-          `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at),
-             retry_base = coalesce(?, retry_base), updated_at = ?
-           WHERE id = ? AND state = ? AND attempts = ? RETURNING *`,
-          next.state,
-          next.attempts,
-          next.runAt,
-          next.retryBase ?? null,
-          now,
-          jobId,
-          expected.state,
-          expected.attempts,
-        );
-      } catch (e) {
-        throw this.#heldKey(e, jobId);
-      }
-    };
     return this.#do(() => {
-      const r = next.retryBase === undefined ? update() : this.#tx(() => {
-        const r = update();
-        if (r) {
-          this.#run(
-            `INSERT INTO retries (job_id, after_attempt, from_state, retried_at)
-             VALUES (?, ?, ?, ?)`,
-            jobId,
-            next.retryBase!,
-            expected.state,
+      const r = this.#heldKeyGuard(jobId, () =>
+        this.#tx(() => {
+          // Never pending while a job it waits for is dead or cancelled: nothing would free it.
+          const r = this.#get(
+            `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at),
+             retry_base = coalesce(?, retry_base), updated_at = ?
+           WHERE id = ? AND state = ? AND attempts = ?
+             AND (? <> 'pending' OR waiting_on = 0 OR NOT EXISTS (SELECT 1 FROM job_deps d
+               JOIN jobs x ON x.id = d.dep_id
+               WHERE d.job_id = jobs.id AND x.state IN ('dead','cancelled')))
+           RETURNING *`,
+            next.state,
+            next.attempts,
+            next.runAt,
+            next.retryBase ?? null,
             now,
+            jobId,
+            expected.state,
+            expected.attempts,
+            next.state,
           );
-        }
-        return r;
-      });
+          if (r?.has_dependants && next.state !== expected.state) {
+            this.#followDependency(jobId, next.state, now);
+          }
+          if (r && next.retryBase !== undefined) {
+            this.#run(
+              `INSERT INTO retries (job_id, after_attempt, from_state, retried_at)
+             VALUES (?, ?, ?, ?)`,
+              jobId,
+              next.retryBase!,
+              expected.state,
+              now,
+            );
+          }
+          return r;
+        }));
       if (r && (next.state === "pending" || next.state === "failed")) this.#wakeWorkers();
       return r ? toJob(r) : null;
     });
@@ -830,6 +1014,14 @@ export class SqliteStore implements Store {
    * `e`, or the one-line refusal when `e` says that job `jobId` cannot hold its unique key again
    * because another job holds it now.
    */
+  #heldKeyGuard<T>(jobId: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw this.#heldKey(e, jobId);
+    }
+  }
+
   #heldKey(e: unknown, jobId: string): unknown {
     if (!(e instanceof Error && /UNIQUE constraint failed: jobs\.unique_key/.test(e.message))) {
       return e;
@@ -868,6 +1060,7 @@ export class SqliteStore implements Store {
           ...states,
         );
         if (!r) return null;
+        this.#unlinkDeleted(r);
         this.#run("DELETE FROM attempts WHERE job_id = ?", jobId);
         this.#run("DELETE FROM retries WHERE job_id = ?", jobId);
         this.#run("DELETE FROM outputs WHERE job_id = ?", jobId);
@@ -880,7 +1073,7 @@ export class SqliteStore implements Store {
   nextRunAt(): Promise<number | null> {
     return this.#do(() =>
       (this.#get(
-        `SELECT min(run_at) AS t FROM jobs WHERE state IN ('pending','failed')`,
+        `SELECT min(run_at) AS t FROM jobs WHERE state IN ('pending','failed') AND waiting_on = 0`,
       )!.t as number | null) ?? null
     );
   }
@@ -909,7 +1102,7 @@ export class SqliteStore implements Store {
       this.#tx(() => {
         const rows = this.#all(
           `DELETE FROM jobs WHERE state = ? AND coalesce(finished_at, updated_at) < ?
-           RETURNING id, output_key`,
+           RETURNING id, state, output_key, has_dependants`,
           state,
           finishedBefore,
         );
@@ -924,6 +1117,7 @@ export class SqliteStore implements Store {
           if (r.output_key !== null) keys.add(r.output_key as string);
           delRetries.run(r.id);
           delOutput.run(r.id);
+          this.#unlinkDeleted(r);
           return { id: r.id as string, outputKeys: [...keys] };
         });
         this.#run("UPDATE job_counts SET n = n - ? WHERE state = ?", rows.length, state);
@@ -1114,6 +1308,9 @@ export class SqliteStore implements Store {
             job,
             attempts: this.#attemptsOf(job.id),
             retries: this.#retriesOf(job.id),
+            after: this.#all("SELECT dep_id FROM job_deps WHERE job_id = ?", job.id).map((d) =>
+              d.dep_id as string
+            ),
             output: this.#all(
               "SELECT key, byte_offset, data FROM outputs WHERE job_id = ? ORDER BY key, byte_offset",
               job.id,
@@ -1132,8 +1329,8 @@ export class SqliteStore implements Store {
     return this.#do(() =>
       this.#tx(() => {
         const job = this.#stmt(
-          `INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base, unique_key)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base, unique_key, waiting_on)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         );
         const attempt = this.#stmt(
           `INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
@@ -1146,7 +1343,9 @@ export class SqliteStore implements Store {
           "INSERT INTO outputs (key, byte_offset, job_id, data) VALUES (?, ?, ?, ?)",
         );
         const count = this.#stmt("UPDATE job_counts SET n = n + 1 WHERE state = ?");
-        for (const { job: j, attempts, retries, output: pieces } of records) {
+        const link = this.#stmt("INSERT INTO job_deps (job_id, dep_id) VALUES (?, ?)");
+        const mark = this.#stmt("UPDATE jobs SET has_dependants = 1 WHERE id = ?");
+        for (const { job: j, attempts, retries, output: pieces, after } of records) {
           job.run(
             j.id,
             j.command,
@@ -1168,8 +1367,13 @@ export class SqliteStore implements Store {
             j.outputKey,
             j.retryBase,
             j.uniqueKey ?? null,
+            j.waitingOn ?? 0,
           );
           count.run(j.state);
+          for (const dep of after ?? []) {
+            link.run(j.id, dep);
+            mark.run(dep);
+          }
           for (const a of attempts) {
             attempt.run(
               a.jobId,
@@ -1519,7 +1723,8 @@ export class SqliteStore implements Store {
       // priority's earliest run_at, found by one seek each (no walk over the waiting jobs).
       const t = this.#get(
         `${READY_PRIORITIES} SELECT min((SELECT run_at FROM jobs INDEXED BY jobs_ready
-           WHERE state IN ('pending','failed') AND priority = p.pri ORDER BY run_at LIMIT 1)) AS t
+           WHERE state IN ('pending','failed') AND waiting_on = 0 AND priority = p.pri
+           ORDER BY run_at LIMIT 1)) AS t
          FROM p WHERE pri IS NOT NULL`,
       )!.t as number | null;
       return t === null ? 0 : Math.max(now - t, 0);

@@ -52,6 +52,12 @@ export interface Job {
    * `null` for a job without one.
    */
   uniqueKey: string | null;
+  /**
+   * How many of the jobs it waits for (`after`) have not completed. A job is claimed only at 0;
+   * a pending job above 0 is shown as waiting. A job whose dependency died keeps its count (it is
+   * how a retry of that dependency finds the jobs to bring back).
+   */
+  waitingOn: number;
 }
 
 /** The states in which a job holds its unique key: no other job with the key may be in them. */
@@ -63,7 +69,14 @@ export type NewJob =
     Job,
     "id" | "command" | "maxRetries" | "priority" | "runAt" | "timeoutMs" | "cwd" | "env"
   >
-  & Partial<Pick<Job, "uniqueKey">>;
+  & Partial<Pick<Job, "uniqueKey">>
+  & {
+    /**
+     * Ids of jobs it waits for (no repeats, not its own): each must be stored already or come
+     * earlier in the same batch.
+     */
+    after?: readonly string[];
+  };
 
 /**
  * A job of an `enqueue` batch that was not stored because its unique key was held: by a job in
@@ -76,6 +89,12 @@ export interface ExistingJob {
   id: string;
   state: JobState;
   runAt: number;
+}
+
+/** One end of a dependency, as `show` lists it. */
+export interface DependencyLink {
+  id: string;
+  state: JobState;
 }
 
 /** One finished run of a job. */
@@ -137,8 +156,11 @@ export interface WorkerInfo {
   runningJobs: number;
 }
 
-/** Counts of jobs per state, plus the ready ones waiting for a future `runAt`. */
-export type JobCounts = Record<JobState, number> & { scheduled: number };
+/**
+ * Counts of jobs per state, plus the ready ones waiting for a future `runAt` (`scheduled`) and
+ * the pending ones waiting for dependencies (`waiting`; never also counted as `scheduled`).
+ */
+export type JobCounts = Record<JobState, number> & { scheduled: number; waiting: number };
 
 /** A job held by a worker whose heartbeat is older than the lease. */
 export interface StaleJob {
@@ -172,6 +194,8 @@ export interface JobRecord {
   retries: RetryMark[];
   /** Its runs' stored output. */
   output: Array<{ key: string; offset: number; data: Uint8Array }>;
+  /** Ids of the jobs it waits for (all earlier in enqueue order). */
+  after?: string[];
 }
 
 export interface ListOptions {
@@ -237,8 +261,17 @@ export interface Store {
    * the holder, in batch order. Every job not returned was stored under its own id, so the result
    * is empty when no job has a key. Guarded by a unique index: concurrent enqueues from any
    * number of processes and hosts store one job per held key.
+   *
+   * A job with `after` waits (`waitingOn` > 0) until every job it names has completed; completed
+   * ones count as done already. Throws `UsageError` (nothing stored) when one of them is neither
+   * stored nor earlier in `jobs`, so no cycle can form. A job after a dead or cancelled job is
+   * stored straight into `dead` with the error `dependency ID died` (`… was cancelled`), as if it
+   * had been enqueued before that job ended; a retry of that job brings it back.
    */
   enqueue(jobs: NewJob[], now: number): Promise<ExistingJob[]>;
+
+  /** The jobs `jobId` waits for and the jobs that wait for it, each in enqueue order. */
+  dependencies(jobId: string): Promise<{ after: DependencyLink[]; dependants: DependencyLink[] }>;
 
   /** The job with this id, or `null`. */
   getJob(id: string): Promise<Job | null>;
@@ -258,11 +291,15 @@ export interface Store {
   /** The times a person gave the job a fresh retry budget, oldest first. */
   listRetries(jobId: string): Promise<RetryMark[]>;
 
-  /** Job counts per state; `scheduled` counts pending/failed jobs whose `runAt` is after `now`. */
+  /**
+   * Job counts per state; `scheduled` counts pending/failed jobs whose `runAt` is after `now`,
+   * `waiting` pending jobs waiting on a dependency.
+   */
   counts(now: number): Promise<JobCounts>;
 
   /**
-   * Atomically claims up to `limit` ready jobs (pending or failed, `runAt <= now`) for `workerId`,
+   * Atomically claims up to `limit` ready jobs (pending or failed, `runAt <= now`, waiting on no
+   * dependency) for `workerId`,
    * by priority (high first), then `runAt`, then `seq`. Each claimed job becomes `processing` with
    * `attempts + 1` and `startedAt = now`, exactly as `transition(job, {type:"claim"})` says. Two
    * callers never receive the same job.
@@ -274,6 +311,10 @@ export interface Store {
    * one transaction. Guarded: only when the job is `processing` and held by `workerId`. Returns the
    * updated job, or `null` when the guard did not match (the job was rescued or changed meanwhile);
    * then nothing is written.
+   *
+   * In the same transaction, the jobs waiting for it: when it completes, each waits on one job
+   * fewer; when it goes to `dead` (or `cancelled`), each pending one goes to `dead` with the error
+   * `dependency ID died` (`dependency ID was cancelled`), and so on down the chain.
    */
   finishAttempt(
     jobId: string,
@@ -304,6 +345,12 @@ export interface Store {
    * When `next.retryBase` is given, the fresh budget is recorded as a `RetryMark` (from
    * `expected.state`, at `now`) in the same transaction. Throws `ConflictError` (nothing
    * written) when the job would hold its unique key again but another job holds it now.
+   *
+   * Dependencies, in the same transaction: a job moved to `cancelled` takes its waiting
+   * dependants to `dead` (as `finishAttempt` does); a `dead` or `cancelled` job moved back to
+   * `pending` brings back the dependants that died because of it (those with no other dead or
+   * cancelled dependency), down the chain. The guard also refuses (`null`) to move a job to
+   * `pending` while one of the jobs it waits for is `dead` or `cancelled`.
    */
   applyTransition(
     jobId: string,
@@ -333,11 +380,15 @@ export interface Store {
   /**
    * Deletes one job with its attempts and retry marks, only when it is in one of `states`.
    * Returns the deleted job, or `null` when there is no such job or it is in another state (then
-   * nothing is deleted). The caller removes its output.
+   * nothing is deleted). The caller removes its output. A deleted job counts as done for the
+   * jobs that wait for it (as `purge` does), and its dependency links go with it.
    */
   removeJob(jobId: string, states: readonly JobState[]): Promise<Job | null>;
 
-  /** The earliest `runAt` among pending and failed jobs, or `null` when none is waiting. */
+  /**
+   * The earliest `runAt` among pending and failed jobs that wait on no dependency, or `null` when
+   * none is waiting.
+   */
   nextRunAt(): Promise<number | null>;
 
   /**
