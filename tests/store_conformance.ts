@@ -252,6 +252,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       error: null,
       workerId: null,
       outputKey: null,
+      queue: "default",
     });
   });
 

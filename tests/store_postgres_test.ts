@@ -10,6 +10,7 @@ import { redactUrl } from "../lib/store/open.ts";
 import { parsePgUrl, passwordFor, PostgresStore } from "../lib/store/postgres.ts";
 import type { Store } from "../lib/store/store.ts";
 import { storeConformance } from "./store_conformance.ts";
+import { queuesConformance } from "./store_conformance_queues.ts";
 import { pgTestServer } from "./pg_helpers.ts";
 
 const server = await pgTestServer();
@@ -22,14 +23,16 @@ if (!server) {
 } else {
   const { url, freshSchemaUrl } = server;
 
-  storeConformance("postgres", () => {
+  const pgDatabase = () => {
     const schemaUrl = freshSchemaUrl();
     return Promise.resolve({
       url: schemaUrl,
       connect: () => PostgresStore.open(schemaUrl) as Promise<Store>,
       async [Symbol.asyncDispose]() {},
     });
-  });
+  };
+  storeConformance("postgres", pgDatabase);
+  queuesConformance("postgres", pgDatabase);
 
   Deno.test("store(postgres): the URL's password never appears in its location", () => {
     const u = parsePgUrl("postgres://alice:s3cret@db.example:6543/q?schema=jobs&sslmode=require");

@@ -5,8 +5,9 @@ import { StoreError, type StoreErrorKind } from "../lib/errors.ts";
 import { openStore } from "../lib/store/open.ts";
 import { SCHEMA_VERSION, SqliteStore } from "../lib/store/sqlite.ts";
 import { storeConformance } from "./store_conformance.ts";
+import { queuesConformance } from "./store_conformance_queues.ts";
 
-storeConformance("sqlite", async () => {
+async function sqliteDatabase() {
   const dir = await Deno.makeTempDir({ prefix: "queuectl-store-" });
   const path = `${dir}/queue.db`;
   return {
@@ -16,7 +17,10 @@ storeConformance("sqlite", async () => {
       await Deno.remove(dir, { recursive: true });
     },
   };
-});
+}
+
+storeConformance("sqlite", sqliteDatabase);
+queuesConformance("sqlite", sqliteDatabase);
 
 /** A fresh temporary directory, removed on dispose. */
 async function tempDir(): Promise<AsyncDisposable & { path: string }> {

@@ -3,8 +3,8 @@
  * store.ts. Shared by the SQLite and PostgreSQL stores, whose tables have the same columns.
  */
 import { ConflictError } from "../errors.ts";
-import type { JobState } from "../job.ts";
-import type { Attempt, Job, RetryMark, WorkerInfo } from "./store.ts";
+import { JOB_STATES, type JobState } from "../job.ts";
+import type { Attempt, Job, QueueInfo, RetryMark, WorkerInfo } from "./store.ts";
 
 /** A row as a driver returns it. */
 export type Row = Record<string, unknown>;
@@ -31,6 +31,7 @@ export function toJob(r: Row): Job {
     error: r.error as string | null,
     workerId: r.worker_id as string | null,
     outputKey: r.output_key as string | null,
+    queue: r.queue as string,
   };
 }
 
@@ -90,4 +91,34 @@ export function toRetryMark(r: Row): RetryMark {
     fromState: r.from_state as JobState,
     retriedAt: r.retried_at as number,
   };
+}
+
+/**
+ * The queues of `listQueues` from the kept totals per state (`state`, `n`), the counts of the
+ * queues other than `default` (`queue`, `state`, `n`) and the rules (`name`, `paused`,
+ * `concurrency`): `default` gets the totals minus the others. Sorted by name, `default` always in.
+ */
+export function queueInfos(totals: Row[], others: Row[], rules: Row[]): QueueInfo[] {
+  const queues = new Map<string, QueueInfo>();
+  const get = (name: string) => {
+    let q = queues.get(name);
+    if (!q) {
+      const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+      q = { name, counts, paused: false, concurrency: 0 };
+      queues.set(name, q);
+    }
+    return q;
+  };
+  const fallback = get("default");
+  for (const r of totals) fallback.counts[r.state as JobState] += Number(r.n);
+  for (const r of others) {
+    get(r.queue as string).counts[r.state as JobState] += Number(r.n);
+    fallback.counts[r.state as JobState] -= Number(r.n);
+  }
+  for (const r of rules) {
+    const q = get(r.name as string);
+    q.paused = Boolean(r.paused);
+    q.concurrency = Number(r.concurrency);
+  }
+  return [...queues.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
