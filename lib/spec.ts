@@ -6,7 +6,7 @@
 import { type Config, MAX_JOB_TIMEOUT_MS } from "./config.ts";
 import { formatDuration, parseDurationMs } from "./duration.ts";
 import { UsageError } from "./errors.ts";
-import type { NewJob } from "./store/store.ts";
+import { DEFAULT_QUEUE, type NewJob } from "./store/store.ts";
 
 /** Fields a spec may have; `cmd` is accepted as another spelling of `command`. */
 export const SPEC_FIELDS = [
@@ -19,6 +19,7 @@ export const SPEC_FIELDS = [
   "timeout",
   "cwd",
   "env",
+  "queue",
 ] as const;
 
 /**
@@ -36,6 +37,21 @@ export const MAX_ENV_VAR_BYTES = 131_071;
 export const MAX_EXEC_BYTES = 512 * 1024;
 export const MAX_ID_LENGTH = 200;
 const PRIORITY_LIMIT = 1_000_000;
+/** The longest queue name. */
+export const MAX_QUEUE_NAME_LENGTH = 64;
+const QUEUE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * Refuses a queue name that is not a short word of letters, digits, `_`, `.` and `-` (so it fits
+ * a table, a label and a shell word as it is); `what` names where it came from in the message.
+ */
+export function checkQueueName(name: unknown, what = '"queue"'): string {
+  if (typeof name === "string" && QUEUE_NAME.test(name)) return name;
+  throw new UsageError(
+    `${what} must be 1 to ${MAX_QUEUE_NAME_LENGTH} letters, digits, _ . or - ` +
+      `(a name like emails or batch-2), got ${describeType(name)}`,
+  );
+}
 
 export interface SpecContext {
   config: Pick<Config, "maxRetries" | "jobTimeoutMs">;
@@ -385,6 +401,7 @@ interface Fields {
   timeout: unknown;
   cwd: unknown;
   env: unknown;
+  queue: unknown;
 }
 
 /**
@@ -420,6 +437,7 @@ function specToJob(raw: unknown, ctx: SpecContext, nextId = generateId): NewJob 
     timeout: undefined,
     cwd: undefined,
     env: undefined,
+    queue: undefined,
   };
   /** The spelling `command` and `max_retries` were given as, to name both when both come. */
   let commandAs: string | undefined;
@@ -454,6 +472,7 @@ function specToJob(raw: unknown, ctx: SpecContext, nextId = generateId): NewJob 
       case "timeout":
       case "cwd":
       case "env":
+      case "queue":
         name = k;
         break;
       default:
@@ -576,7 +595,9 @@ function resolveSpec(spec: Fields, ctx: SpecContext, nextId: () => string): NewJ
     env = Object.fromEntries(entries);
   }
 
-  return { id, command, maxRetries, priority, runAt, timeoutMs, cwd, env };
+  const queue = spec.queue === undefined ? DEFAULT_QUEUE : checkQueueName(spec.queue);
+
+  return { id, command, maxRetries, priority, runAt, timeoutMs, cwd, env, queue };
 }
 
 /** Refuses an id that is blank, too long, or holds a character that must not be shown. */

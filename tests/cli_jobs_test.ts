@@ -220,6 +220,7 @@ Deno.test("[list] --json should keep the same field names in list, dlq list and 
     "id",
     "command",
     "state",
+    "queue",
     "attempts",
     "max_retries",
     "priority",

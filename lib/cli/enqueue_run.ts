@@ -17,7 +17,7 @@ import {
   type SpecContext,
   toNewJob,
 } from "../spec.ts";
-import type { NewJob } from "../store/store.ts";
+import { DEFAULT_QUEUE, type NewJob } from "../store/store.ts";
 import { type DbFlags, withStore } from "./context.ts";
 import { writeAll } from "../write_all.ts";
 
@@ -30,6 +30,7 @@ export interface EnqueueFlags extends DbFlags {
   timeout?: string;
   cwd?: string;
   env?: string[];
+  queue?: string;
   file?: string;
   json: boolean;
 }
@@ -94,6 +95,7 @@ function specFromFlags(flags: EnqueueFlags, command: string | undefined): Record
   if (flags.runAt !== undefined) spec.run_at = flags.runAt;
   if (flags.timeout !== undefined) spec.timeout = flags.timeout;
   if (flags.cwd !== undefined) spec.cwd = flags.cwd;
+  if (flags.queue !== undefined) spec.queue = flags.queue;
   if (flags.env) {
     const env: Record<string, string> = {};
     for (const pair of flags.env) {
@@ -115,6 +117,7 @@ const SPEC_FLAGS = [
   "timeout",
   "cwd",
   "env",
+  "queue",
 ] as const;
 
 /** JSON field → the flag that sets it, for messages about a job given as flags. */
@@ -127,6 +130,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   timeout: "--timeout",
   cwd: "--cwd",
   env: "--env",
+  queue: "--queue",
 };
 
 /** Validates a spec built from flags, naming the flag (not the JSON field) in any message. */
@@ -328,7 +332,11 @@ export async function enqueue(flags: EnqueueFlags, ...args: string[]): Promise<v
     if (flags.json) {
       out(
         JSON.stringify(
-          jobs.map((j) => ({ id: j.id, run_at: new Date(j.runAt).toISOString() })),
+          jobs.map((j) => ({
+            id: j.id,
+            run_at: new Date(j.runAt).toISOString(),
+            queue: j.queue ?? DEFAULT_QUEUE,
+          })),
           null,
           2,
         ),

@@ -25,6 +25,7 @@ type Target = Command<CommandContext> | RouteMap<CommandContext>;
 const ROUTES: Record<string, () => Promise<Target>> = {
   enqueue: async () => (await import("./enqueue.ts")).enqueueCommand,
   worker: async () => (await import("./worker.ts")).workerRoutes,
+  queue: async () => (await import("./queue.ts")).queueRoutes,
   status: async () => (await import("./status.ts")).statusCommand,
   list: async () => (await import("./list.ts")).listCommand,
   show: async () => (await import("./show.ts")).showCommand,
