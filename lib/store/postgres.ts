@@ -752,12 +752,19 @@ export class PostgresStore implements Store {
     limit = 1,
     queues?: readonly string[],
   ): Promise<Job[]> {
-    if (queues === undefined && this.#noQueueRules) {
-      // The common case, one statement; an idle poll adds one read of the (empty) rules.
-      const jobs = await this.#do((sql) => this.#claimAny(sql, workerId, now, limit));
-      if (jobs.length > 0 || !(await this.#do((sql) => this.#hasQueueRules(sql)))) return jobs;
+    if (queues === undefined) {
+      // The common case, one statement outside any transaction; an idle poll adds one read of
+      // the (empty) rules.
+      const tried = this.#noQueueRules;
+      if (tried) {
+        const jobs = await this.#do((sql) => this.#claimAny(sql, workerId, now, limit));
+        if (jobs.length > 0) return jobs;
+      }
+      if (!(await this.#do((sql) => this.#hasQueueRules(sql)))) {
+        return tried ? [] : await this.#do((sql) => this.#claimAny(sql, workerId, now, limit));
+      }
     }
-    return await this.#tx((sql) => this.#claim(sql, workerId, now, limit, queues ?? null));
+    return await this.#tx((sql) => this.#claimByQueue(sql, workerId, now, limit, queues ?? null));
   }
 
   /**
