@@ -682,18 +682,23 @@ export class SqliteStore implements Store {
       "SELECT name, paused, concurrency FROM queues WHERE paused <> 0 OR concurrency > 0",
     );
     const rule = new Map(rules.map((r) => [r.name as string, r]));
-    const running = new Map(
-      this.#all(
-        "SELECT queue, count(*) AS n FROM jobs WHERE state = 'processing' GROUP BY queue",
-      ).map((r) => [r.queue as string, r.n as number]),
-    );
+    // Only a limited queue's running jobs are counted: from the index of its jobs by state, or
+    // for `default`, among the processing jobs (as many as run at once).
+    const running = (name: string) =>
+      this.#get(
+        name === DEFAULT_QUEUE
+          ? "SELECT count(*) AS n FROM jobs WHERE state = 'processing' AND queue = ?"
+          : `SELECT count(*) AS n FROM jobs INDEXED BY jobs_queue
+             WHERE queue = ? AND queue <> 'default' AND state = 'processing'`,
+        name,
+      )!.n as number;
     const names = queues ?? this.#all(READY_QUEUES).map((r) => r.name as string);
     const picked: Row[] = [];
     for (const name of new Set(names)) {
       const r = rule.get(name);
       if (r && r.paused) continue;
       const max = r ? r.concurrency as number : 0;
-      const slots = max > 0 ? Math.min(limit, max - (running.get(name) ?? 0)) : limit;
+      const slots = max > 0 ? Math.min(limit, max - running(name)) : limit;
       if (slots <= 0) continue;
       picked.push(...this.#all(
         `SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_ready_queue
