@@ -6,7 +6,7 @@
 import { type Config, MAX_JOB_TIMEOUT_MS } from "./config.ts";
 import { formatDuration, parseDurationMs } from "./duration.ts";
 import { UsageError } from "./errors.ts";
-import type { NewJob } from "./store/store.ts";
+import { DEFAULT_QUEUE, type NewJob } from "./store/store.ts";
 
 /** Fields a spec may have; `cmd` is accepted as another spelling of `command`. */
 export const SPEC_FIELDS = [
@@ -21,6 +21,7 @@ export const SPEC_FIELDS = [
   "env",
   "unique_key",
   "after",
+  "queue",
 ] as const;
 
 /**
@@ -42,6 +43,21 @@ export const MAX_UNIQUE_KEY_LENGTH = 200;
 /** The most jobs one job may wait for (`after`). */
 export const MAX_AFTER = 1000;
 const PRIORITY_LIMIT = 1_000_000;
+/** The longest queue name. */
+export const MAX_QUEUE_NAME_LENGTH = 64;
+const QUEUE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * Refuses a queue name that is not a short word of letters, digits, `_`, `.` and `-` (so it fits
+ * a table, a label and a shell word as it is); `what` names where it came from in the message.
+ */
+export function checkQueueName(name: unknown, what = '"queue"'): string {
+  if (typeof name === "string" && QUEUE_NAME.test(name)) return name;
+  throw new UsageError(
+    `${what} must be 1 to ${MAX_QUEUE_NAME_LENGTH} letters, digits, _ . or - ` +
+      `(a name like emails or batch-2), got ${describeType(name)}`,
+  );
+}
 
 export interface SpecContext {
   config: Pick<Config, "maxRetries" | "jobTimeoutMs">;
@@ -393,6 +409,7 @@ interface Fields {
   env: unknown;
   unique_key: unknown;
   after: unknown;
+  queue: unknown;
 }
 
 /**
@@ -430,6 +447,7 @@ function specToJob(raw: unknown, ctx: SpecContext, nextId = generateId): NewJob 
     env: undefined,
     unique_key: undefined,
     after: undefined,
+    queue: undefined,
   };
   /** The spelling `command` and `max_retries` were given as, to name both when both come. */
   let commandAs: string | undefined;
@@ -466,6 +484,7 @@ function specToJob(raw: unknown, ctx: SpecContext, nextId = generateId): NewJob 
       case "env":
       case "unique_key":
       case "after":
+      case "queue":
         name = k;
         break;
       default:
@@ -588,7 +607,8 @@ function resolveSpec(spec: Fields, ctx: SpecContext, nextId: () => string): NewJ
     env = Object.fromEntries(entries);
   }
 
-  const job: NewJob = { id, command, maxRetries, priority, runAt, timeoutMs, cwd, env };
+  const queue = spec.queue === undefined ? DEFAULT_QUEUE : checkQueueName(spec.queue);
+  const job: NewJob = { id, command, maxRetries, priority, runAt, timeoutMs, cwd, env, queue };
   if (spec.unique_key !== undefined && spec.unique_key !== null) {
     if (typeof spec.unique_key !== "string") {
       throw new UsageError(`"unique_key" must be a string, got ${describeType(spec.unique_key)}`);

@@ -231,9 +231,13 @@ Deno.test("[enqueue] --json should print each id with its run time", async () =>
   const out = await cliOk(t.db, ["enqueue", "--json", '{"id":"j","command":"true","delay":"1h"}']);
   const [printed, ...rest] = JSON.parse(out);
   assert.equal(rest.length, 0);
-  assert.deepEqual(Object.keys(printed), ["id", "run_at"]);
+  assert.deepEqual(Object.keys(printed), ["id", "run_at", "queue"]);
   const job = await getJob(t.db, "j");
-  assert.deepEqual(printed, { id: "j", run_at: new Date(job.runAt).toISOString() });
+  assert.deepEqual(printed, {
+    id: "j",
+    run_at: new Date(job.runAt).toISOString(),
+    queue: "default",
+  });
 });
 
 Deno.test("[enqueue] should never print env values, only their names", async () => {

@@ -131,6 +131,17 @@ Deno.test("[status] should count every state, scheduled jobs and active workers"
     total: 7,
     active_workers: 2,
     busy_workers: 1,
+    queues: [{
+      name: "default",
+      pending: 2,
+      processing: 1,
+      completed: 1,
+      failed: 1,
+      dead: 1,
+      cancelled: 1,
+      paused: false,
+      concurrency: 0,
+    }],
     db: t.db,
   });
   const rows = text.split("\n").map((l) => l.trim().split(/\s{2,}/));
@@ -221,6 +232,7 @@ Deno.test("[list] --json should keep the same field names in list, dlq list and 
     "id",
     "command",
     "state",
+    "queue",
     "attempts",
     "max_retries",
     "priority",

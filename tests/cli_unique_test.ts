@@ -45,6 +45,7 @@ Deno.test("[enqueue --unique] should print the holder's id while a job with the 
   assert.deepEqual({ ...json[0], run_at: "" }, {
     id,
     run_at: "",
+    queue: "default",
     unique_key: "sync",
     existing: true,
     state: "pending",

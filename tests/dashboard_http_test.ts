@@ -42,7 +42,7 @@ Deno.test("dashboard: every request needs the token; the 401 page shows nothing 
   assert.equal(api.status, 200);
   assert.deepEqual(JSON.parse(api.body).jobs.map((j: { id: string }) => j.id), ["secret-job"]);
   const metrics = await curl(`${d.origin}/metrics`, bearer(d.token));
-  assert.match(metrics.body, /^queuectl_jobs\{state="pending"\} 1$/m);
+  assert.match(metrics.body, /^queuectl_jobs\{state="pending",queue="default"\} 1$/m);
 });
 
 Deno.test("dashboard: actions need the CSRF token and the dashboard's Origin; retry works through the CLI's rules", async () => {

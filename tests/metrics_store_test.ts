@@ -269,7 +269,10 @@ Deno.test("metrics: queuectl metrics after real workers drained a queue passes p
   const w = startWorkers(tmp.db, 2);
   try {
     await waitFor(
-      async () => (await cliOk(tmp.db, ["metrics"])).includes('queuectl_jobs{state="dead"} 2'),
+      async () =>
+        (await cliOk(tmp.db, ["metrics"])).includes(
+          'queuectl_jobs{state="dead",queue="default"} 2',
+        ),
       {
         what: "the queue to drain",
       },
@@ -282,8 +285,8 @@ Deno.test("metrics: queuectl metrics after real workers drained a queue passes p
   const text = await cliOk(tmp.db, ["metrics"]);
   for (
     const line of [
-      'queuectl_jobs{state="completed"} 0',
-      'queuectl_jobs{state="dead"} 2',
+      'queuectl_jobs{state="completed",queue="default"} 0',
+      'queuectl_jobs{state="dead",queue="default"} 2',
       "queuectl_jobs_enqueued_total 6",
       'queuectl_attempts_total{outcome="completed"} 4',
       'queuectl_attempts_total{outcome="exited"} 2',

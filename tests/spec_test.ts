@@ -36,6 +36,7 @@ Deno.test("spec: a bare command gets every default from the config and context",
     timeoutMs: 45_000,
     cwd: "/home/ada/work",
     env: null,
+    queue: "default",
   });
 });
 
@@ -49,6 +50,7 @@ Deno.test("spec: every field is read", () => {
     timeout: "90s",
     cwd: "/srv/app",
     env: { NAME: "value", COUNT: 2, FLAG: true },
+    queue: "nightly.jobs-2",
   }, CTX);
   assert.deepEqual(job, {
     id: "nightly-1",
@@ -59,6 +61,7 @@ Deno.test("spec: every field is read", () => {
     timeoutMs: 90_000,
     cwd: "/srv/app",
     env: { NAME: "value", COUNT: "2", FLAG: "true" },
+    queue: "nightly.jobs-2",
   });
 });
 
@@ -75,6 +78,7 @@ Deno.test("spec: SPEC_FIELDS lists exactly the fields a spec may have", () => {
     "env",
     "unique_key",
     "after",
+    "queue",
   ]);
 });
 
@@ -93,7 +97,7 @@ Deno.test("spec: giving a field under both of its names is refused", () => {
 Deno.test("spec: unknown fields are refused, naming each of them and the allowed ones", () => {
   rejects(
     { command: "true", colour: "red" },
-    /^unknown field "colour"; allowed: id, command, max_retries, priority, run_at, delay, timeout, cwd, env, unique_key, after$/,
+    /^unknown field "colour"; allowed: id, command, max_retries, priority, run_at, delay, timeout, cwd, env, unique_key, after, queue$/,
   );
   rejects({ command: "true", foo: 1, bar: 2 }, /^unknown fields "foo", "bar"; allowed: /);
   rejects({ command: "true", maxRetries: 1 }, /unknown field "maxRetries"/);

@@ -265,6 +265,7 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       outputKey: null,
       uniqueKey: null,
       waitingOn: 0,
+      queue: "default",
     });
   });
 

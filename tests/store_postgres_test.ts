@@ -13,6 +13,7 @@ import { type DatabaseFactory, storeConformance } from "./store_conformance.ts";
 import { cronConformance } from "./store_conformance_cron.ts";
 import { uniqueConformance } from "./store_conformance_unique.ts";
 import { depsConformance } from "./store_conformance_deps.ts";
+import { queuesConformance } from "./store_conformance_queues.ts";
 import { pgTestServer } from "./pg_helpers.ts";
 
 const server = await pgTestServer();
@@ -38,6 +39,7 @@ if (!server) {
   cronConformance("postgres", pgDatabase);
   uniqueConformance("postgres", pgDatabase);
   depsConformance("postgres", pgDatabase);
+  queuesConformance("postgres", pgDatabase);
 
   Deno.test("store(postgres): the URL's password never appears in its location", () => {
     const u = parsePgUrl("postgres://alice:s3cret@db.example:6543/q?schema=jobs&sslmode=require");

@@ -8,6 +8,7 @@ import { type DatabaseFactory, storeConformance } from "./store_conformance.ts";
 import { cronConformance } from "./store_conformance_cron.ts";
 import { uniqueConformance } from "./store_conformance_unique.ts";
 import { depsConformance } from "./store_conformance_deps.ts";
+import { queuesConformance } from "./store_conformance_queues.ts";
 
 /** A fresh SQLite file per test, in a directory of its own. */
 const sqliteDatabase: DatabaseFactory = async () => {
@@ -25,6 +26,7 @@ storeConformance("sqlite", sqliteDatabase);
 cronConformance("sqlite", sqliteDatabase);
 uniqueConformance("sqlite", sqliteDatabase);
 depsConformance("sqlite", sqliteDatabase);
+queuesConformance("sqlite", sqliteDatabase);
 
 /** A fresh temporary directory, removed on dispose. */
 async function tempDir(): Promise<AsyncDisposable & { path: string }> {

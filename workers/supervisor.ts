@@ -37,6 +37,8 @@ export interface SupervisorOptions {
   count: number;
   /** Jobs each worker runs at once. */
   concurrency: number;
+  /** The queues the workers claim from; every queue when absent. */
+  queues?: string[];
   logLevel: string;
   log: Logger;
   /** `worker start --drain`: stop gracefully once this says the queue is drained. */
@@ -54,6 +56,7 @@ export function workerCommand(
   logLevel: string,
   nonce = "0",
   concurrency = 1,
+  queues?: string[],
 ) {
   const net = netAddressOf(db);
   // A PostgreSQL URL may hold a password, and `ps` shows argv to everyone: it travels in the
@@ -71,6 +74,7 @@ export function workerCommand(
     "--nonce",
     nonce,
     ...(concurrency > 1 ? ["--concurrency", String(concurrency)] : []),
+    ...(queues ? ["--queue", queues.join(",")] : []),
   ];
   const permissions: string[] = [];
   if (net) {
@@ -150,7 +154,14 @@ export interface DetachedSupervisor {
  * log, when it exits or its workers do not register within `timeoutMs`.
  */
 export async function startDetached(
-  opts: { db: string; count: number; concurrency: number; logLevel: string; timeoutMs?: number },
+  opts: {
+    db: string;
+    count: number;
+    concurrency: number;
+    queues?: string[];
+    logLevel: string;
+    timeoutMs?: number;
+  },
 ): Promise<DetachedSupervisor> {
   const dir = runDir(opts.db);
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -164,6 +175,7 @@ export async function startDetached(
     "--count",
     String(opts.count),
     ...(opts.concurrency > 1 ? ["--concurrency", String(opts.concurrency)] : []),
+    ...(opts.queues ? ["--queue", opts.queues.join(",")] : []),
     "--log-level",
     opts.logLevel,
   ], net ? [`--allow-net=${net}`] : []);
@@ -304,7 +316,14 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
 
   const spawn = (index: number) => {
     const nonce = crypto.randomUUID().slice(0, 6);
-    const cmd = workerCommand(opts.db, host, opts.logLevel, nonce, opts.concurrency);
+    const cmd = workerCommand(
+      opts.db,
+      host,
+      opts.logLevel,
+      nonce,
+      opts.concurrency,
+      opts.queues,
+    );
     const process = new Deno.Command(cmd.exec, {
       args: cmd.args,
       cwd: cmd.cwd,
@@ -487,6 +506,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
   log.info("supervisor.started", {
     workers: opts.count,
     concurrency: opts.concurrency,
+    ...(opts.queues ? { queues: opts.queues.join(",") } : {}),
     db: store.location,
     pid: Deno.pid,
   });

@@ -37,6 +37,8 @@ export interface WorkerArgs {
   nonce: string;
   /** How many jobs this worker runs at once. */
   concurrency: number;
+  /** The queues it claims from (`worker start --queue`); every queue when absent. */
+  queues?: string[];
 }
 
 /** Parses `--name value` pairs given by the supervisor. */
@@ -54,6 +56,7 @@ export function parseWorkerArgs(args: string[]): WorkerArgs {
     logLevel: get("log-level"),
     nonce: get("nonce"),
     concurrency: args.includes("--concurrency") ? Number(get("concurrency")) : 1,
+    ...(args.includes("--queue") ? { queues: get("queue").split(",") } : {}),
   };
 }
 
@@ -271,6 +274,7 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
         const free = slots - running.size + batch.length;
         const claimed = await record(store, batch, workerId, config, {
           claim: stopping.signal.aborted ? 0 : free,
+          queues: args.queues,
           interrupt: forced.signal,
           clock,
           log: wlog,
@@ -282,12 +286,22 @@ async function runWorker(args: WorkerArgs, wlog: Logger): Promise<number> {
       let wait = IDLE_MAX_WAIT_MS;
       if (!stopping.signal.aborted && running.size < slots) {
         try {
-          const jobs = await store.claimNext(workerId, clock.now(), slots - running.size);
+          const claimedAt = clock.now();
+          const jobs = await store.claimNext(
+            workerId,
+            claimedAt,
+            slots - running.size,
+            args.queues,
+          );
           transientDelay = 0;
           for (const job of jobs) start(job);
           if (jobs.length > 0) continue;
           const due = await store.nextRunAt();
-          if (due !== null) wait = Math.max(0, Math.min(IDLE_MAX_WAIT_MS, due - clock.now()));
+          // A job that was ready at the claim yet not given to us is another queue's, a paused
+          // or full queue's, or another worker's: wait for a change instead of asking again now.
+          if (due !== null && due > claimedAt) {
+            wait = Math.max(0, Math.min(IDLE_MAX_WAIT_MS, due - clock.now()));
+          }
         } catch (e) {
           // With jobs running, keep them and their results: back off and try again.
           if (!isTransient(e) && running.size === 0) throw e;
@@ -417,8 +431,9 @@ async function record(
   runs: Run[],
   workerId: string,
   config: Config,
-  { claim, interrupt, clock, log }: {
+  { claim, queues, interrupt, clock, log }: {
     claim: number;
+    queues?: string[];
     interrupt: AbortSignal;
     clock: StoreClock;
     log: Logger;
@@ -438,6 +453,7 @@ async function record(
         ends,
         first ? claim : 0,
         now,
+        queues,
       );
       for (const [i, saved] of finished.entries()) await logEnd(store, runs[i], saved, now, log);
       return claimed;

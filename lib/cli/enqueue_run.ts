@@ -17,7 +17,7 @@ import {
   type SpecContext,
   toNewJob,
 } from "../spec.ts";
-import type { ExistingJob, NewJob } from "../store/store.ts";
+import { DEFAULT_QUEUE, type ExistingJob, type NewJob } from "../store/store.ts";
 import { type DbFlags, withStore } from "./context.ts";
 import { writeAll } from "../write_all.ts";
 
@@ -32,6 +32,7 @@ export interface EnqueueFlags extends DbFlags {
   env?: string[];
   unique?: string;
   after?: string;
+  queue?: string;
   file?: string;
   json: boolean;
 }
@@ -126,6 +127,7 @@ export function specFromFlags(
   if (flags.timeout !== undefined) spec.timeout = flags.timeout;
   if (flags.cwd !== undefined) spec.cwd = flags.cwd;
   if (flags.unique !== undefined) spec.unique_key = flags.unique;
+  if (flags.queue !== undefined) spec.queue = flags.queue;
   if (flags.env) {
     const env: Record<string, string> = {};
     for (const pair of flags.env) {
@@ -156,6 +158,7 @@ const SPEC_FLAGS = [
   "env",
   "unique",
   "after",
+  "queue",
 ] as const;
 
 /** JSON field → the flag that sets it, for messages about a job given as flags. */
@@ -170,6 +173,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   env: "--env",
   unique_key: "--unique",
   after: "--after",
+  queue: "--queue",
 };
 
 /** Validates a spec built from flags, naming the flag (not the JSON field) in any message. */
@@ -439,12 +443,17 @@ function enqueuedJson(jobs: NewJob[], existing: ExistingJob[]) {
       return {
         id: held.id,
         run_at: new Date(held.runAt).toISOString(),
+        queue: j.queue ?? DEFAULT_QUEUE,
         unique_key: j.uniqueKey,
         existing: true,
         state: held.state,
       };
     }
-    const row = { id: j.id, run_at: new Date(j.runAt).toISOString() };
+    const row = {
+      id: j.id,
+      run_at: new Date(j.runAt).toISOString(),
+      queue: j.queue ?? DEFAULT_QUEUE,
+    };
     return j.uniqueKey == null ? row : { ...row, unique_key: j.uniqueKey, existing: false };
   });
 }

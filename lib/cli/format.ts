@@ -5,7 +5,7 @@
  */
 import { formatDuration } from "../duration.ts";
 import { attemptsUsed, type JobState } from "../job.ts";
-import type { Attempt, Job, WorkerInfo } from "../store/store.ts";
+import { type Attempt, DEFAULT_QUEUE, type Job, type WorkerInfo } from "../store/store.ts";
 import { writeAll } from "../write_all.ts";
 import { parseInteger } from "../config.ts";
 import { displayWidth, truncate } from "./width.ts";
@@ -135,6 +135,7 @@ export function jobJson(j: Job) {
     id: j.id,
     command: j.command,
     state: j.state,
+    queue: j.queue,
     attempts: j.attempts,
     max_retries: j.maxRetries,
     priority: j.priority,
@@ -183,13 +184,28 @@ export function workerJson(w: WorkerInfo, live: boolean) {
   };
 }
 
-/** A table of jobs, as `list` and `dlq list` print it. */
+/**
+ * A table of jobs, as `list` and `dlq list` print it. A QUEUE column only when a job shown is in
+ * a queue other than `default`, so users of one queue see the table they know.
+ */
 export function jobTable(jobs: Job[], now: number): string {
+  const queues = jobs.some((j) => j.queue !== DEFAULT_QUEUE);
   return table(
-    ["ID", "STATE", "ATTEMPTS", "PRI", "RUN AT", "UPDATED", "COMMAND", "LAST ERROR"],
+    [
+      "ID",
+      "STATE",
+      ...(queues ? ["QUEUE"] : []),
+      "ATTEMPTS",
+      "PRI",
+      "RUN AT",
+      "UPDATED",
+      "COMMAND",
+      "LAST ERROR",
+    ],
     jobs.map((j) => [
       truncate(j.id, TABLE_ID_WIDTH),
       colorState(j.state),
+      ...(queues ? [j.queue] : []),
       `${attemptsUsed(j)}/${j.maxRetries + 1}`,
       String(j.priority),
       j.state === "pending" && j.waitingOn > 0
@@ -202,7 +218,7 @@ export function jobTable(jobs: Job[], now: number): string {
       oneLine(j.error),
     ]),
     // Commands and errors give way first, then ids; a pipe without COLUMNS gets them whole.
-    { fit: [6, 7], fitLast: [0] },
+    { fit: queues ? [7, 8] : [6, 7], fitLast: [0] },
   );
 }
 

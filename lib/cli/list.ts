@@ -16,6 +16,7 @@ import {
   withStore,
 } from "./context.ts";
 import { jobJson, jobTable, out, outJson } from "./format.ts";
+import { checkQueueName } from "../spec.ts";
 
 export interface PageFlags {
   limit?: number;
@@ -27,6 +28,7 @@ export interface PageFlags {
 interface ListFlags extends DbFlags, PageFlags {
   state?: JobState[];
   search?: string;
+  queue?: string;
 }
 
 export const DEFAULT_LIMIT = 100;
@@ -35,6 +37,7 @@ export const DEFAULT_LIMIT = 100;
 export interface Filter {
   states?: readonly JobState[];
   search?: string;
+  queue?: string;
 }
 
 /**
@@ -48,6 +51,7 @@ export async function printJobs(store: Store, filter: Filter, flags: PageFlags, 
   const search = filter.search === "" ? undefined : filter.search;
   const options: ListOptions = {
     states: filter.states,
+    queue: filter.queue,
     search,
     newestFirst: true,
     // One row more than asked tells whether more match, without counting a search.
@@ -58,7 +62,11 @@ export async function printJobs(store: Store, filter: Filter, flags: PageFlags, 
   const jobs = rows.slice(0, limit);
   const shown = flags.offset + jobs.length;
   // Counts of states are kept by the store; a search can only say "more".
-  const total = search === undefined ? await store.countJobs(filter.states) : null;
+  const total = search !== undefined
+    ? null
+    : filter.queue === undefined
+    ? await store.countJobs(filter.states)
+    : await store.countPage({ states: filter.states, queue: filter.queue });
   const more = total !== null ? total - shown : rows.length > limit ? -1 : 0;
 
   if (flags.json) outJson(jobs.map(jobJson));
@@ -87,7 +95,8 @@ function what(filter: Filter, n: number): string {
   const states = filter.states && filter.states.length < JOB_STATES.length
     ? orList(filter.states) + " "
     : "";
-  return `${states}job${n === 1 ? "" : "s"}`;
+  const queue = filter.queue === undefined ? "" : ` in queue ${filter.queue}`;
+  return `${states}job${n === 1 ? "" : "s"}${queue}`;
 }
 
 /** "a", "a or b", "a, b or c". */
@@ -124,7 +133,7 @@ export const pageFlags = {
 } as const;
 
 async function list(this: Context, flags: ListFlags) {
-  const filter: Filter = { states: flags.state, search: flags.search };
+  const filter: Filter = { states: flags.state, search: flags.search, queue: flags.queue };
   const empty = flags.search
     ? `no ${what(filter, 2)} match "${flags.search}"`
     : `no ${what(filter, 2)}`;
@@ -152,6 +161,13 @@ export const listCommand = buildCommand({
         optional: true,
         placeholder: "text",
       },
+      queue: {
+        kind: "parsed",
+        parse: (text: string) => checkQueueName(text, "--queue"),
+        brief: "Only jobs of this queue",
+        optional: true,
+        placeholder: "name",
+      },
       ...pageFlags,
       ...jsonFlag,
     },
@@ -161,6 +177,6 @@ export const listCommand = buildCommand({
     brief: "List jobs, newest first",
     fullDescription: "Shows the newest 100 by default; stderr says how many more there are.\n\n" +
       "Examples:\n  queuectl list --state pending\n  queuectl list --state dead,failed --json\n" +
-      "  queuectl list --search backup --all",
+      "  queuectl list --search backup --all\n  queuectl list --queue emails --state pending",
   },
 });

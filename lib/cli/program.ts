@@ -26,6 +26,7 @@ const ROUTES: Record<string, () => Promise<Target>> = {
   enqueue: async () => (await import("./enqueue.ts")).enqueueCommand,
   worker: async () => (await import("./worker.ts")).workerRoutes,
   schedule: async () => (await import("./schedule.ts")).scheduleRoutes,
+  queue: async () => (await import("./queue.ts")).queueRoutes,
   status: async () => (await import("./status.ts")).statusCommand,
   list: async () => (await import("./list.ts")).listCommand,
   show: async () => (await import("./show.ts")).showCommand,

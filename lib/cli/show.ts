@@ -50,6 +50,7 @@ async function show(this: Context, flags: DbFlags & { json: boolean }, id: strin
       ["state", colorState(job.state)],
       ["command", job.command],
       ["attempt", attemptLine(job)],
+      ["queue", job.queue],
       ["priority", String(job.priority)],
       ["run at", `${iso(job.runAt)} (${relativeTime(job.runAt, now)})`],
       ...(deps.after.length > 0

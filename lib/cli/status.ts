@@ -5,6 +5,7 @@ import { loadSetting } from "../settings.ts";
 import { isWorkerLive } from "../../workers/liveness.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
 import { colorState, out, outJson, table } from "./format.ts";
+import { queueJson, queueTable } from "./queue.ts";
 
 async function status(this: Context, flags: DbFlags & { json: boolean }) {
   await withStore(flags, async (store) => {
@@ -13,6 +14,7 @@ async function status(this: Context, flags: DbFlags & { json: boolean }) {
     // counts, which is what a user checks when something is wrong.
     const leaseTimeoutMs = await loadSetting(store, "lease-timeout");
     const counts = await store.counts(now);
+    const queues = await store.listQueues();
     const workers = (await store.listWorkers()).filter((w) => isWorkerLive(w, leaseTimeoutMs, now));
     const total = JOB_STATES.reduce((n, s) => n + counts[s], 0);
     if (flags.json) {
@@ -21,6 +23,7 @@ async function status(this: Context, flags: DbFlags & { json: boolean }) {
         total,
         active_workers: workers.length,
         busy_workers: workers.filter((w) => w.currentJob).length,
+        queues: queues.map(queueJson),
         db: store.location,
       });
     }
@@ -33,6 +36,11 @@ async function status(this: Context, flags: DbFlags & { json: boolean }) {
         ["total", String(total)],
       ],
     ));
+    // One queue with no rule (most users): the table above says it all.
+    if (queues.length > 1 || queues[0].paused || queues[0].concurrency > 0) {
+      out("");
+      out(queueTable(queues));
+    }
     const busy = workers.filter((w) => w.currentJob).length;
     out(`\nactive workers: ${workers.length} (${busy} busy)`);
     out(`database: ${store.location}`);
@@ -45,7 +53,8 @@ export const statusCommand = buildCommand({
   docs: {
     brief: "Show job counts per state and active workers",
     fullDescription: "`scheduled` counts pending and failed jobs waiting for their run time, " +
-      "`waiting` pending jobs waiting for jobs they depend on (enqueue --after).\n\n" +
+      "`waiting` pending jobs waiting for jobs they depend on (enqueue --after).\n" +
+      "With more than one queue (or a paused or limited one), a table per queue follows.\n\n" +
       "Example:\n  queuectl status --json",
   },
 });

@@ -8,6 +8,7 @@ import { QueuectlError, UsageError, UserError } from "../errors.ts";
 import { hostName } from "../host.ts";
 import { loadConfig, loadSetting } from "../settings.ts";
 import { resolveDbPath } from "../store/open.ts";
+import { checkQueueName } from "../spec.ts";
 import { isWorkerLive, workerStatus } from "../../workers/liveness.ts";
 import {
   type Context,
@@ -28,6 +29,7 @@ class ForcedStopError extends QueuectlError {
 interface StartFlags extends DbFlags {
   count: number;
   concurrency: number;
+  queue?: string[];
   quiet: boolean;
   verbose: boolean;
   logLevel?: string;
@@ -68,12 +70,17 @@ async function start(this: Context, flags: StartFlags) {
       db,
       count: flags.count,
       concurrency: flags.concurrency,
+      queues: flags.queue,
       logLevel: level,
     });
     const plural = flags.count === 1 ? "" : "s";
     const each = flags.concurrency > 1 ? `, ${flags.concurrency} jobs at once each` : "";
+    const from = flags.queue
+      ? `, for queue${flags.queue.length > 1 ? "s" : ""} ${flags.queue}`
+      : "";
     out(
-      `started ${flags.count} worker${plural}${each} in the background; supervisor pid ${d.pid}`,
+      `started ${flags.count} worker${plural}${each}${from} in the background; ` +
+        `supervisor pid ${d.pid}`,
     );
     out(`log: ${d.logFile}`);
     out("stop with: queuectl worker stop (--now interrupts running jobs)");
@@ -87,6 +94,7 @@ async function start(this: Context, flags: StartFlags) {
     db,
     count: flags.count,
     concurrency: flags.concurrency,
+    queues: flags.queue,
     logLevel: level,
     log,
     drain: watch,
@@ -121,6 +129,15 @@ async function drainOutcome(
     ].filter((x) => x !== "");
     return new UserError(`drain finished, but ${what.join(" and ")}`);
   }
+}
+
+/** Parses `--queue a,b` into distinct, valid queue names. */
+function parseQueueList(text: string): string[] {
+  const names = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (names.length === 0) {
+    throw new UsageError("--queue needs a queue name, or several separated by commas: a,b");
+  }
+  return [...new Set(names.map((n) => checkQueueName(n, "--queue")))];
 }
 
 interface StopFlags extends DbFlags {
@@ -298,6 +315,13 @@ export const workerRoutes = buildRouteMap({
             default: "1",
             placeholder: "n",
           },
+          queue: {
+            kind: "parsed",
+            parse: parseQueueList,
+            brief: "Claim only from these queues, comma-separated (default: every queue)",
+            optional: true,
+            placeholder: "names",
+          },
           quiet: { kind: "boolean", brief: "Log warnings and errors only", default: false },
           verbose: { kind: "boolean", brief: "Log debug detail too", default: false },
           logLevel: {
@@ -344,6 +368,7 @@ export const workerRoutes = buildRouteMap({
           "Examples:",
           "  queuectl worker start --count 4",
           "  queuectl worker start --count 2 --concurrency 8",
+          "  queuectl worker start --queue emails,reports",
           "  queuectl worker start --detach",
           "  queuectl enqueue --file jobs.ndjson && queuectl worker start --count 4 --drain",
         ].join("\n"),

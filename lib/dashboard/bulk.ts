@@ -23,6 +23,8 @@ export const isBulkAction = (s: string): s is BulkAction => Object.hasOwn(ACCEPT
 export interface BulkFilter {
   state?: JobState;
   search?: string;
+  /** Only jobs of this queue. */
+  queue?: string;
 }
 
 /** The states an action would touch under `filter` (none when the filter's state is not taken). */
@@ -52,6 +54,7 @@ export async function applyBulk(
     const page = await store.pageJobs({
       states,
       search: filter.search,
+      queue: filter.queue,
       beforeSeq: cursor,
       limit: PAGE,
     });

@@ -179,10 +179,11 @@ async function showOverview() {
 }
 
 const BULK = { retry: ["Retry", "Queue again"], cancel: ["Cancel", "Cancel"], delete: ["Delete", "Delete for good, with their output,"] };
-async function bulk(action, state, q) {
+async function bulk(action, state, q, queue) {
   const base = new URLSearchParams({ action });
   if (state) base.set("state", state);
   if (q) base.set("q", q);
+  if (queue) base.set("queue", queue);
   let count = 0, upTo = null, below = null;
   for (;;) {
     const p = new URLSearchParams(base);
@@ -193,41 +194,44 @@ async function bulk(action, state, q) {
     if (below === null) break;
     say("Counting\u2026 " + count + " so far");
   }
-  const what = (state ? state + " " : "") + "jobs" + (q ? " matching \u201c" + q + "\u201d" : "");
+  const what = (state ? state + " " : "") + "jobs" + (queue ? " of queue " + queue : "") + (q ? " matching \u201c" + q + "\u201d" : "");
   if (count === 0) { say("No " + what + " that " + action + " applies to."); return; }
   if (!confirm(BULK[action][1] + " " + count + " " + what + "?")) { say(""); return; }
   say("Working on " + count + " jobs\u2026");
   const { body } = await api("/api/bulk/" + action, { method: "POST",
-    headers: { "x-csrf-token": CSRF, "content-type": "application/json" }, body: JSON.stringify({ state, q, upTo }) });
+    headers: { "x-csrf-token": CSRF, "content-type": "application/json" }, body: JSON.stringify({ state, q, queue, upTo }) });
   say(body.message);
   route();
 }
 
 async function showJobs(params) {
-  const state = params.get("state") || "", q = params.get("q") || "", sort = params.get("sort") || "newest";
+  const state = params.get("state") || "", q = params.get("q") || "", queue = params.get("queue") || "", sort = params.get("sort") || "newest";
   const cursorName = sort === "oldest" ? "after" : "before", cursor = params.get(cursorName) || "";
   const form = h("form", { class: "filters", role: "search", onsubmit: (e) => {
       e.preventDefault();
       const p = new URLSearchParams();
       if (sel.value) p.set("state", sel.value);
       if (input.value) p.set("q", input.value);
+      if (queueInput.value) p.set("queue", queueInput.value);
       if (order.value !== "newest") p.set("sort", order.value);
       location.hash = "#/jobs?" + p;
     } });
   const sel = h("select", { id: "state", name: "state" }, h("option", { value: "" }, "all states"),
     STATES.map((s) => h("option", { value: s, selected: s === state }, s)));
   const input = h("input", { id: "q", name: "q", type: "search", value: q, placeholder: "id or command text", "aria-label": "Search" });
+  const queueInput = h("input", { id: "queue", name: "queue", value: queue, placeholder: "all queues", size: 12, "aria-label": "Queue" });
   const order = h("select", { id: "sort", name: "sort" }, h("option", { value: "newest", selected: sort === "newest" }, "newest first"),
     h("option", { value: "oldest", selected: sort === "oldest" }, "oldest first"));
-  form.append(h("label", {}, "State ", sel), h("label", {}, "Search ", input), h("label", {}, "Order ", order), h("button", { type: "submit" }, "Find"));
+  form.append(h("label", {}, "State ", sel), h("label", {}, "Queue ", queueInput), h("label", {}, "Search ", input), h("label", {}, "Order ", order), h("button", { type: "submit" }, "Find"));
   const bar = h("div", { class: "row", role: "group", "aria-label": "Act on every job this filter matches" });
   if (!READ_ONLY) for (const a of ["retry", "cancel", "delete"]) {
-    bar.append(h("button", { id: "bulk-" + a, class: a === "retry" ? null : "danger", onclick: () => bulk(a, state, q) }, BULK[a][0] + " all matching\u2026"));
+    bar.append(h("button", { id: "bulk-" + a, class: a === "retry" ? null : "danger", onclick: () => bulk(a, state, q, queue) }, BULK[a][0] + " all matching\u2026"));
   }
   main.replaceChildren(h("h1", {}, "Jobs"), form, bar, h("p", { class: "muted" }, "Loading\u2026"));
   const p = new URLSearchParams();
   if (state) p.set("state", state);
   if (q) p.set("q", q);
+  if (queue) p.set("queue", queue);
   if (sort !== "newest") p.set("sort", sort);
   // A search answers one span of the queue per call: ask on until the page is full.
   let jobs = [], next = cursor || null, body;
@@ -249,9 +253,9 @@ async function showJobs(params) {
 }
 
 function jobTable(jobs, extra) {
-  return h("table", { id: "jobs" }, h("thead", {}, h("tr", {}, h("th", {}, "id"), h("th", {}, "state"), h("th", {}, "command"),
+  return h("table", { id: "jobs" }, h("thead", {}, h("tr", {}, h("th", {}, "id"), h("th", {}, "state"), h("th", { class: "hide-narrow" }, "queue"), h("th", {}, "command"),
       h("th", { class: "hide-narrow" }, "attempts"), h("th", { class: "hide-narrow" }, extra ? "last error" : "created"), extra ? h("th", {}, "") : null)),
-    h("tbody", {}, jobs.map((j) => h("tr", {}, h("td", {}, jobLink(j.id)), h("td", {}, badge(j.state)),
+    h("tbody", {}, jobs.map((j) => h("tr", {}, h("td", {}, jobLink(j.id)), h("td", {}, badge(j.state)), h("td", { class: "hide-narrow" }, j.queue),
       h("td", { class: "cmd", title: j.command }, j.command), h("td", { class: "hide-narrow" }, j.attempts),
       h("td", { class: "hide-narrow" }, extra ? (j.error || "") : time(j.createdAt)), extra ? h("td", {}, extra(j)) : null))));
 }

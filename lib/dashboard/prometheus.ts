@@ -2,7 +2,8 @@
  * The Prometheus text format (version 0.0.4) of a store's state: what `queuectl metrics` prints
  * and the dashboard's `/metrics` serves. Reads through the Store only; no SQL here.
  *
- * - `queuectl_jobs{state}`, `queuectl_jobs_scheduled`: gauges from the kept counts.
+ * - `queuectl_jobs{state,queue}`, `queuectl_jobs_scheduled`: gauges from the kept counts (the
+ *   queues other than `default` counted from their own index).
  * - `queuectl_jobs_enqueued_total`, `queuectl_attempts_total{outcome}` and the histograms
  *   `queuectl_attempt_duration_seconds`, `queuectl_queue_wait_seconds`: from the stored rows plus
  *   what purge and remove deleted (see `MetricTotals`), so deleting jobs never lowers them.
@@ -53,15 +54,20 @@ function histogram(lines: string[], name: string, help: string, h: HistogramCoun
 /** The metrics of `store` now, as Prometheus text (ends with a newline). */
 export async function renderMetrics(store: Store): Promise<string> {
   const now = await store.now();
-  const [counts, totals, workers, leaseMs] = await Promise.all([
+  const [counts, queues, totals, workers, leaseMs] = await Promise.all([
     store.counts(now),
+    store.listQueues(),
     store.metricTotals(),
     store.listWorkers(),
     loadSetting(store, "lease-timeout"),
   ]);
   const lines: string[] = [];
-  header(lines, "queuectl_jobs", "gauge", "Jobs stored now, by state.");
-  for (const s of JOB_STATES) lines.push(`queuectl_jobs{state="${s}"} ${counts[s]}`);
+  header(lines, "queuectl_jobs", "gauge", "Jobs stored now, by state and queue.");
+  for (const q of queues) {
+    for (const s of JOB_STATES) {
+      lines.push(`queuectl_jobs{state="${s}",queue="${label(q.name)}"} ${q.counts[s]}`);
+    }
+  }
   header(
     lines,
     "queuectl_jobs_scheduled",

@@ -103,6 +103,7 @@ function jobSummary(j: Job) {
     id: j.id,
     command: j.command,
     state: j.state,
+    queue: j.queue,
     attempts: j.attempts,
     priority: j.priority,
     runAt: j.runAt,
@@ -248,15 +249,25 @@ export function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
       });
     }
     if ((m = path.match(/^\/api\/bulk\/([a-z]+)$/)) && isBulkAction(m[1])) {
-      const b = body as { state?: unknown; q?: unknown; upTo?: unknown };
+      const b = body as { state?: unknown; q?: unknown; queue?: unknown; upTo?: unknown };
       const state = parseState(typeof b.state === "string" ? b.state : null);
-      if (state === null || !Number.isSafeInteger(b.upTo) || (b.q && typeof b.q !== "string")) {
-        return json({ ok: false, message: "give state, q and upTo as the count returned" }, 400);
+      if (
+        state === null || !Number.isSafeInteger(b.upTo) || (b.q && typeof b.q !== "string") ||
+        (b.queue && typeof b.queue !== "string")
+      ) {
+        return json(
+          { ok: false, message: "give state, q and upTo as the count returned" },
+          400,
+        );
       }
       const r = await applyBulk(
         store,
         m[1],
-        { state, search: (b.q as string) || undefined },
+        {
+          state,
+          search: (b.q as string) || undefined,
+          queue: (b.queue as string) || undefined,
+        },
         (b.upTo as number) + 1,
       );
       const verb = { retry: "queued again", cancel: "cancelled", delete: "deleted" }[m[1]];
@@ -344,6 +355,7 @@ export function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
         );
       }
       const q = url.searchParams.get("q") || undefined;
+      const queue = url.searchParams.get("queue") || undefined;
       const cursor = (name: string) => {
         const v = url.searchParams.get(name);
         return v !== null && /^\d+$/.test(v) ? Number(v) : undefined;
@@ -357,13 +369,15 @@ export function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
         // counted, nor touched.
         const upTo = cursor("upto") ?? (await store.pageJobs({ limit: 1 }))[0]?.seq ?? 0;
         const states = bulkStates(action, { state });
-        if (!q) return json({ count: await store.countPage({ states }), upTo, next: null });
+        if (!q) {
+          return json({ count: await store.countPage({ states, queue }), upTo, next: null });
+        }
         // A search walks rows: one span of seqs per call, so each call stays quick; the page
         // asks again from `next` and adds up.
         const below = Math.min(cursor("below") ?? upTo + 1, upTo + 1);
         const from = Math.max(below - searchSpan, 0);
         const count = await timedSpan(() =>
-          store.countPage({ states, search: q, beforeSeq: below, afterSeq: from - 1 })
+          store.countPage({ states, queue, search: q, beforeSeq: below, afterSeq: from - 1 })
         );
         return json({ count, upTo, next: from > 1 ? from : null });
       }
@@ -390,6 +404,7 @@ export function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
       const page = () =>
         store.pageJobs({
           state,
+          queue,
           search: q,
           sort: oldest ? "oldest" : "newest",
           beforeSeq: before,

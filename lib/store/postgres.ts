@@ -21,6 +21,7 @@ import {
   keyedIndexes,
   linkedJobs,
   matchHolders,
+  queueInfos,
   toAttempt,
   toJob,
   toRetryMark,
@@ -51,6 +52,7 @@ import type {
   WorkerInfo,
 } from "./store.ts";
 import type { JobCountOptions, JobPageOptions, MetricTotals, MinuteCount } from "./store.ts";
+import { DEFAULT_QUEUE, type QueueInfo } from "./store.ts";
 import { type MetricRow, metricTotalsFrom } from "./metric_rows.ts";
 
 type Sql = postgresType.Sql<Record<string, never>>;
@@ -350,6 +352,19 @@ const MIGRATIONS: string[] = [
    CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
      WHERE state IN ('pending','failed') AND waiting_on = 0;
    CREATE INDEX jobs_waiting ON jobs (seq) WHERE state = 'pending' AND waiting_on > 0;`,
+  // Named queues, as in the SQLite store: ready jobs by queue (a claim that skips a paused or
+  // full queue never walks its jobs), jobs of queues other than `default` by state for their
+  // counts (default's are the kept totals minus these), and each queue's rules once one is set.
+  // A claim of a limited queue locks its row here, so claimers of it take turns.
+  `ALTER TABLE jobs ADD COLUMN queue text NOT NULL DEFAULT 'default';
+   CREATE INDEX jobs_ready_queue ON jobs (queue, priority DESC, run_at, seq)
+     WHERE state IN ('pending','failed') AND waiting_on = 0;
+   CREATE INDEX jobs_queue ON jobs (queue, state) WHERE queue <> 'default';
+   CREATE TABLE queues (
+     name text PRIMARY KEY,
+     paused boolean NOT NULL DEFAULT false,
+     concurrency integer NOT NULL DEFAULT 0
+   );`,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -779,16 +794,17 @@ export class PostgresStore implements Store {
         timeout_ms: j.timeoutMs,
         cwd: j.cwd,
         env: j.env === null ? null : JSON.stringify(j.env),
+        queue: j.queue ?? DEFAULT_QUEUE,
         // Left out when none: a batch without keys sends what it sent before.
         unique_key: j.uniqueKey ?? undefined,
       })));
       // ORDER BY the input's position, so seq follows the order of the batch.
       const r = await sql`
         INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at,
-          timeout_ms, cwd, env, unique_key, created_at, updated_at)
+          timeout_ms, cwd, env, queue, unique_key, created_at, updated_at)
         SELECT v->>'id', v->>'command', 'pending', 0, (v->>'max_retries')::integer,
           (v->>'priority')::integer, (v->>'run_at')::bigint, (v->>'timeout_ms')::bigint,
-          v->>'cwd', v->>'env', v->>'unique_key', ${now}, ${now}
+          v->>'cwd', v->>'env', v->>'queue', v->>'unique_key', ${now}, ${now}
         FROM json_array_elements(${payload}::text::json) WITH ORDINALITY AS e(v, i)
         ORDER BY i
         ${
@@ -978,11 +994,12 @@ export class PostgresStore implements Store {
   }
 
   async listJobs(
-    { state, states, search, newestFirst = false, limit, offset = 0 }: ListOptions,
+    { state, states, queue, search, newestFirst = false, limit, offset = 0 }: ListOptions,
   ): Promise<Job[]> {
     const rows = await this.#do((sql) => {
       const conds = [];
       if (state) conds.push(sql`state = ${state}`);
+      if (queue !== undefined) conds.push(sql`queue = ${queue}`);
       if (states) conds.push(sql`state = ANY(${states as string[]})`);
       if (search !== undefined && search !== "") {
         // ILIKE ignores case; `\` escapes the user's own % and _.
@@ -1046,15 +1063,67 @@ export class PostgresStore implements Store {
     return c;
   }
 
-  claimNext(workerId: string, now: number, limit = 1): Promise<Job[]> {
-    return this.#do((sql) => this.#claim(sql, workerId, now, limit));
+  async claimNext(
+    workerId: string,
+    now: number,
+    limit = 1,
+    queues?: readonly string[],
+  ): Promise<Job[]> {
+    if (queues === undefined) {
+      // The common case, one statement outside any transaction; an idle poll adds one read of
+      // the (empty) rules.
+      const tried = this.#noQueueRules;
+      if (tried) {
+        const jobs = await this.#do((sql) => this.#claimAny(sql, workerId, now, limit));
+        if (jobs.length > 0) return jobs;
+      }
+      if (!(await this.#do((sql) => this.#hasQueueRules(sql)))) {
+        return tried ? [] : await this.#do((sql) => this.#claimAny(sql, workerId, now, limit));
+      }
+    }
+    return await this.#tx((sql) => this.#claimByQueue(sql, workerId, now, limit, queues ?? null));
   }
 
   /**
-   * One statement: the subquery locks the chosen rows and skips rows other claimers hold, so two
-   * workers never get the same job and never wait for each other. Mirrors transition(claim).
+   * Whether the last claim saw no queue rules (no pause, no limit): then claims from every queue
+   * try the one-statement claim first. Only a hint: that statement checks it again itself.
    */
-  async #claim(sql: Sql, workerId: string, now: number, limit: number): Promise<Job[]> {
+  #noQueueRules = false;
+
+  /** Whether some queue is paused or limited now; keeps the answer as the hint above. */
+  async #hasQueueRules(sql: Sql): Promise<boolean> {
+    const [r] = await sql`
+      SELECT EXISTS (SELECT 1 FROM queues WHERE paused OR concurrency > 0) AS any`;
+    this.#noQueueRules = !r.any;
+    return Boolean(r.any);
+  }
+
+  /**
+   * The claim inside the caller's transaction: one statement while no queue has a rule and every
+   * queue is wanted, else `#claimByQueue`. Mirrors transition(claim).
+   */
+  async #claim(
+    sql: Sql,
+    workerId: string,
+    now: number,
+    limit: number,
+    queues: readonly string[] | null,
+  ): Promise<Job[]> {
+    if (queues === null && this.#noQueueRules) {
+      const jobs = await this.#claimAny(sql, workerId, now, limit);
+      if (jobs.length > 0 || !(await this.#hasQueueRules(sql))) return jobs;
+    } else if (queues === null && !(await this.#hasQueueRules(sql))) {
+      return await this.#claimAny(sql, workerId, now, limit);
+    }
+    return await this.#claimByQueue(sql, workerId, now, limit, queues);
+  }
+
+  /**
+   * One statement, when no queue has a rule (checked by the statement itself): the subquery locks
+   * the chosen rows and skips rows other claimers hold, so two workers never get the same job
+   * and never wait for each other.
+   */
+  async #claimAny(sql: Sql, workerId: string, now: number, limit: number): Promise<Job[]> {
     const rows = await sql`
       UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ${workerId},
         started_at = ${now}, finished_at = NULL, updated_at = ${now},
@@ -1062,12 +1131,111 @@ export class PostgresStore implements Store {
       WHERE seq IN (
         SELECT seq FROM jobs
         WHERE state IN ('pending','failed') AND waiting_on = 0 AND run_at <= ${now}
+          AND NOT EXISTS (SELECT 1 FROM queues WHERE paused OR concurrency > 0)
         ORDER BY priority DESC, run_at, seq LIMIT ${limit}
         FOR UPDATE SKIP LOCKED)
       RETURNING *`;
-    return rows.map(toJob).sort((a, b) =>
-      b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq
+    return rows.map(toJob).sort(claimOrder);
+  }
+
+  /**
+   * The claim under queue rules; call inside a transaction. The rows of the limited queues it may
+   * draw from are locked (in name order) before their running jobs are counted, so claimers of a
+   * limited queue on any host take turns and each counts what the one before claimed. Each
+   * allowed queue gives its first ready jobs (up to its free slots) from its own range of the
+   * ready index; the best of them are claimed.
+   */
+  async #claimByQueue(
+    sql: Sql,
+    workerId: string,
+    now: number,
+    limit: number,
+    queues: readonly string[] | null,
+  ): Promise<Job[]> {
+    const rules = await sql`
+      SELECT name, paused, concurrency FROM queues WHERE paused OR concurrency > 0`;
+    const paused = new Set(rules.filter((r) => r.paused).map((r) => r.name as string));
+    const names = queues
+      ? [...new Set(queues)]
+      : (await sql.unsafe(READY_QUEUES)).map((r) => r.name as string);
+    const wanted = names.filter((n) => !paused.has(n));
+    const limited = rules.filter((r) => !r.paused && wanted.includes(r.name as string))
+      .map((r) => r.name as string);
+    const max = new Map<string, number>();
+    const running = new Map<string, number>();
+    if (limited.length > 0) {
+      // Locked, then read again: a limit changed meanwhile is the one that counts.
+      for (
+        const r of await sql`
+          SELECT name, paused, concurrency FROM queues WHERE name = ANY(${limited})
+          ORDER BY name FOR UPDATE`
+      ) {
+        max.set(r.name as string, r.paused ? -1 : Number(r.concurrency));
+      }
+      for (
+        const r of await sql`
+          SELECT queue, count(*)::integer AS n FROM jobs
+          WHERE state = 'processing' AND queue = ANY(${limited}) GROUP BY queue`
+      ) {
+        running.set(r.queue as string, Number(r.n));
+      }
+    }
+    const caps = wanted.map((n) => {
+      const m = max.get(n) ?? 0;
+      return m < 0 ? 0 : m > 0 ? Math.min(limit, m - (running.get(n) ?? 0)) : limit;
+    });
+    const queued = wanted.filter((_, i) => caps[i] > 0);
+    if (queued.length === 0) return [];
+    const rows = await sql`
+      UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ${workerId},
+        started_at = ${now}, finished_at = NULL, updated_at = ${now},
+        output_key = substr(md5(random()::text || clock_timestamp()::text), 1, 16)
+      WHERE seq IN (
+        SELECT c.seq FROM unnest(${queued}::text[], ${caps.filter((c) => c > 0)}::integer[])
+          AS a(queue, cap)
+        CROSS JOIN LATERAL (
+          SELECT seq, priority, run_at FROM jobs
+          WHERE queue = a.queue AND state IN ('pending','failed') AND waiting_on = 0
+            AND run_at <= ${now}
+          ORDER BY priority DESC, run_at, seq LIMIT a.cap
+          FOR UPDATE SKIP LOCKED) c
+        ORDER BY c.priority DESC, c.run_at, c.seq LIMIT ${limit})
+      RETURNING *`;
+    return rows.map(toJob).sort(claimOrder);
+  }
+
+  async listQueues(): Promise<QueueInfo[]> {
+    // One snapshot: the totals and the other queues' counts agree. Each other queue is counted on
+    // its own range of the index of non-default jobs: one `queue <> 'default'` count would be
+    // planned as a walk of every job until the table has statistics.
+    return await this.#do((sql) =>
+      sql.begin("isolation level repeatable read read only", async (tx) => {
+        const [totals, names, rules] = await Promise.all([
+          tx`SELECT state, sum(n)::bigint AS n FROM job_counts GROUP BY state`,
+          tx.unsafe(OTHER_QUEUES),
+          tx`SELECT name, paused, concurrency FROM queues`,
+        ]);
+        const others = (await Promise.all(names.map((r) =>
+          tx`SELECT ${r.name as string}::text AS queue, state, count(*)::bigint AS n FROM jobs
+             WHERE queue = ${r.name as string} AND queue <> 'default' GROUP BY state`
+        ))).flat();
+        return queueInfos(totals, others, rules);
+      }) as Promise<QueueInfo[]>
     );
+  }
+
+  async setQueue(name: string, rules: { paused?: boolean; concurrency?: number }): Promise<void> {
+    const paused = rules.paused ?? null;
+    const concurrency = rules.concurrency ?? null;
+    await this.#tx(async (sql) => {
+      await sql`
+        INSERT INTO queues AS q (name, paused, concurrency)
+        VALUES (${name}, coalesce(${paused}::boolean, false), coalesce(${concurrency}::integer, 0))
+        ON CONFLICT (name) DO UPDATE SET paused = coalesce(${paused}::boolean, q.paused),
+          concurrency = coalesce(${concurrency}::integer, q.concurrency)`;
+      // A resumed queue or a raised limit may free jobs for idle workers.
+      await this.#notify(sql);
+    });
   }
 
   finishAttempt(
@@ -1085,6 +1253,7 @@ export class PostgresStore implements Store {
     ends: readonly RunEnd[],
     claimLimit: number,
     now: number,
+    queues?: readonly string[],
   ): Promise<{ finished: (Job | null)[]; claimed: Job[] }> {
     return this.#tx(async (sql) => {
       // Issued together, the statements of every result share round trips (pipelined).
@@ -1094,7 +1263,9 @@ export class PostgresStore implements Store {
       if (finished.some((j) => j?.state === "pending" || j?.state === "failed")) {
         await this.#notify(sql);
       }
-      const claimed = claimLimit > 0 ? await this.#claim(sql, workerId, now, claimLimit) : [];
+      const claimed = claimLimit > 0
+        ? await this.#claim(sql, workerId, now, claimLimit, queues ?? null)
+        : [];
       return { finished, claimed };
     });
   }
@@ -1352,12 +1523,14 @@ export class PostgresStore implements Store {
       const counts = new Map<JobState, number>();
       for (const { job: j, attempts, retries, output, after } of records) {
         await sql`
-          INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base, unique_key, waiting_on)
+          INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base, unique_key, waiting_on, queue)
           VALUES (${j.id}, ${j.command}, ${j.state}, ${j.attempts}, ${j.maxRetries},
             ${j.priority}, ${j.runAt}, ${j.timeoutMs}, ${j.cwd},
             ${j.env === null ? null : JSON.stringify(j.env)}, ${j.createdAt}, ${j.updatedAt},
             ${j.startedAt}, ${j.finishedAt}, ${j.exitCode}, ${j.error}, ${j.workerId},
-            ${j.outputKey}, ${j.retryBase}, ${j.uniqueKey ?? null}, ${j.waitingOn ?? 0})`;
+            ${j.outputKey}, ${j.retryBase}, ${j.uniqueKey ?? null}, ${j.waitingOn ?? 0}, ${
+          j.queue ?? DEFAULT_QUEUE
+        })`;
         for (const dep of after ?? []) {
           await sql`INSERT INTO job_deps (job_id, dep_id) VALUES (${j.id}, ${dep})`;
           await sql`UPDATE jobs SET has_dependants = true WHERE id = ${dep}`;
@@ -1688,8 +1861,8 @@ export class PostgresStore implements Store {
   }
 
   async countPage(filter: JobCountOptions): Promise<number> {
-    const { state, states, search, afterSeq, beforeSeq } = filter;
-    if (!search && afterSeq === undefined && beforeSeq === undefined) {
+    const { state, states, search, afterSeq, beforeSeq, queue } = filter;
+    if (!search && afterSeq === undefined && beforeSeq === undefined && queue === undefined) {
       if (!state && !states) return await this.countJobs();
       return await this.countJobs(
         state ? (!states || states.includes(state) ? [state] : []) : states!,
@@ -1716,6 +1889,31 @@ export class PostgresStore implements Store {
 
 class RollbackOnPurpose extends Error {}
 
+/** The distinct queues other than `default` of any job: one seek of their index per queue. */
+const OTHER_QUEUES = `WITH RECURSIVE q(name) AS (
+   SELECT (SELECT min(queue) FROM jobs WHERE queue <> 'default')
+   UNION ALL
+   SELECT (SELECT min(queue) FROM jobs WHERE queue <> 'default' AND queue > q.name)
+   FROM q WHERE q.name IS NOT NULL)
+   SELECT name FROM q WHERE name IS NOT NULL`;
+
+/** Claimed jobs in the order they were chosen (RETURNING gives them in table order). */
+function claimOrder(a: Job, b: Job): number {
+  return b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq;
+}
+
+/**
+ * The distinct queues of pending and failed jobs, as rows `name`: one seek of the ready index by
+ * queue per queue, however many jobs wait.
+ */
+const READY_QUEUES = `WITH RECURSIVE q(name) AS (
+   SELECT (SELECT queue FROM jobs WHERE state IN ('pending','failed') AND waiting_on = 0
+     ORDER BY queue LIMIT 1)
+   UNION ALL
+   SELECT (SELECT queue FROM jobs WHERE state IN ('pending','failed') AND waiting_on = 0
+     AND queue > q.name ORDER BY queue LIMIT 1) FROM q WHERE q.name IS NOT NULL)
+   SELECT name FROM q WHERE name IS NOT NULL`;
+
 /**
  * The distinct priorities of pending and failed jobs, highest first, as the table `p(pri)` (with a
  * final NULL row): one seek of the ready index per priority, however many jobs wait.
@@ -1730,9 +1928,10 @@ const READY_PRIORITIES = `WITH RECURSIVE p(pri) AS (
 /** The WHERE clause of `pageJobs` and `countPage`. */
 function pageFilter(
   sql: Sql,
-  { state, states, search, beforeSeq, afterSeq }: JobCountOptions,
+  { state, states, search, beforeSeq, afterSeq, queue }: JobCountOptions,
 ) {
   const conds = [];
+  if (queue !== undefined) conds.push(sql`queue = ${queue}`);
   if (beforeSeq !== undefined) conds.push(sql`seq < ${beforeSeq}`);
   if (afterSeq !== undefined) conds.push(sql`seq > ${afterSeq}`);
   if (state) conds.push(sql`state = ${state}`);

@@ -3,12 +3,13 @@
  * store.ts. Shared by the SQLite and PostgreSQL stores, whose tables have the same columns.
  */
 import { ConflictError, UsageError } from "../errors.ts";
-import type { JobState } from "../job.ts";
+import { JOB_STATES, type JobState } from "../job.ts";
 import type {
   Attempt,
   ExistingJob,
   Job,
   NewJob,
+  QueueInfo,
   RetryMark,
   Schedule,
   WorkerInfo,
@@ -41,6 +42,7 @@ export function toJob(r: Row): Job {
     outputKey: r.output_key as string | null,
     uniqueKey: (r.unique_key ?? null) as string | null,
     waitingOn: Number(r.waiting_on ?? 0),
+    queue: r.queue as string,
   };
 }
 
@@ -214,4 +216,34 @@ export function linkedJobs(jobs: readonly NewJob[], existing: readonly ExistingJ
       ? { ...j, after: [...new Set(j.after.map((id) => holder.get(id) ?? id))] }
       : j
   );
+}
+
+/**
+ * The queues of `listQueues` from the kept totals per state (`state`, `n`), the counts of the
+ * queues other than `default` (`queue`, `state`, `n`) and the rules (`name`, `paused`,
+ * `concurrency`): `default` gets the totals minus the others. Sorted by name, `default` always in.
+ */
+export function queueInfos(totals: Row[], others: Row[], rules: Row[]): QueueInfo[] {
+  const queues = new Map<string, QueueInfo>();
+  const get = (name: string) => {
+    let q = queues.get(name);
+    if (!q) {
+      const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+      q = { name, counts, paused: false, concurrency: 0 };
+      queues.set(name, q);
+    }
+    return q;
+  };
+  const fallback = get("default");
+  for (const r of totals) fallback.counts[r.state as JobState] += Number(r.n);
+  for (const r of others) {
+    get(r.queue as string).counts[r.state as JobState] += Number(r.n);
+    fallback.counts[r.state as JobState] -= Number(r.n);
+  }
+  for (const r of rules) {
+    const q = get(r.name as string);
+    q.paused = Boolean(r.paused);
+    q.concurrency = Number(r.concurrency);
+  }
+  return [...queues.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }

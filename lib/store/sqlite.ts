@@ -17,6 +17,7 @@ import {
   keyedIndexes,
   linkedJobs,
   matchHolders,
+  queueInfos,
   toAttempt,
   toJob,
   toRetryMark,
@@ -47,6 +48,7 @@ import type {
   WorkerInfo,
 } from "./store.ts";
 import type { JobCountOptions, JobPageOptions, MetricTotals, MinuteCount } from "./store.ts";
+import { DEFAULT_QUEUE, type QueueInfo } from "./store.ts";
 import { type MetricRow, metricTotalsFrom } from "./metric_rows.ts";
 
 /**
@@ -293,6 +295,19 @@ const MIGRATIONS: string[] = [
    CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
      WHERE state IN ('pending','failed') AND waiting_on = 0;
    CREATE INDEX jobs_waiting ON jobs (seq) WHERE state = 'pending' AND waiting_on > 0;`,
+  // Named queues. The ready jobs by queue, so a claim that skips a paused or full queue never
+  // walks its jobs; the jobs of queues other than `default` by state, for their counts (the
+  // default queue's are the kept totals minus these, so its jobs pay for neither index but the
+  // first). A queue's rules live in `queues`, a row only once a rule was set.
+  `ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+   CREATE INDEX jobs_ready_queue ON jobs (queue, priority DESC, run_at, seq)
+     WHERE state IN ('pending','failed') AND waiting_on = 0;
+   CREATE INDEX jobs_queue ON jobs (queue, state) WHERE queue <> 'default';
+   CREATE TABLE queues (
+     name TEXT PRIMARY KEY,
+     paused INTEGER NOT NULL DEFAULT 0,
+     concurrency INTEGER NOT NULL DEFAULT 0
+   );`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -320,6 +335,7 @@ const NEW_JOB_COLUMNS: ReadonlyArray<readonly [string, (j: NewJob) => SQLInputVa
   ["cwd", (j) => j.cwd],
   ["env", (j) => j.env === null ? null : JSON.stringify(j.env)],
   ["unique_key", (j) => j.uniqueKey ?? null],
+  ["queue", (j) => j.queue ?? DEFAULT_QUEUE],
 ];
 
 /**
@@ -333,6 +349,23 @@ const READY_PRIORITIES = `WITH RECURSIVE p(pri) AS (
    SELECT (SELECT priority FROM jobs INDEXED BY jobs_ready WHERE state IN ('pending','failed')
      AND waiting_on = 0 AND priority < p.pri ORDER BY priority DESC LIMIT 1)
    FROM p WHERE p.pri IS NOT NULL)`;
+
+/**
+ * The distinct queues of pending and failed jobs, as rows `name`: one seek of the ready index by
+ * queue per queue, however many jobs wait.
+ */
+const READY_QUEUES = `WITH RECURSIVE q(name) AS (
+   SELECT (SELECT queue FROM jobs INDEXED BY jobs_ready_queue WHERE state IN ('pending','failed')
+     AND waiting_on = 0 ORDER BY queue LIMIT 1)
+   UNION ALL
+   SELECT (SELECT queue FROM jobs INDEXED BY jobs_ready_queue WHERE state IN ('pending','failed')
+     AND waiting_on = 0 AND queue > q.name ORDER BY queue LIMIT 1) FROM q WHERE q.name IS NOT NULL)
+   SELECT name FROM q WHERE name IS NOT NULL`;
+
+/** Claimed jobs in the order they were chosen (RETURNING gives them in table order). */
+function claimOrder(a: Job, b: Job): number {
+  return b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq;
+}
 
 /** Up to this many jobs of the listed states are found by the state index and sorted. */
 const INDEX_SORT_MAX = 10_000;
@@ -749,12 +782,16 @@ export class SqliteStore implements Store {
   }
 
   listJobs(
-    { state, states, search, newestFirst = false, limit, offset = 0 }: ListOptions,
+    { state, states, queue, search, newestFirst = false, limit, offset = 0 }: ListOptions,
   ): Promise<Job[]> {
     return this.#do(() => {
       const where: string[] = [];
       const params: SQLInputValue[] = [];
       this.#stateFilter(state, states, where, params);
+      if (queue !== undefined) {
+        where.push("queue = ?");
+        params.push(queue);
+      }
       if (search !== undefined && search !== "") {
         // LIKE ignores ASCII case; `\` escapes the user's own % and _. No index can serve a
         // substring match: rows are walked in `seq` order (the primary key) until the page is full.
@@ -856,15 +893,48 @@ export class SqliteStore implements Store {
     });
   }
 
-  claimNext(workerId: string, now: number, limit = 1): Promise<Job[]> {
-    return this.#do(() => this.#claim(workerId, now, limit));
+  claimNext(
+    workerId: string,
+    now: number,
+    limit = 1,
+    queues?: readonly string[],
+  ): Promise<Job[]> {
+    return this.#do(() => this.#claim(workerId, now, limit, queues ?? null));
   }
+
+  /**
+   * Whether the last claim saw no queue rules (no pause, no limit): then claims from every queue
+   * try the one-statement claim first. Only a hint: that statement checks it again itself.
+   */
+  #noQueueRules = false;
 
   /**
    * One autocommit statement (or part of the caller's transaction): it takes the write lock as it
    * starts, so two workers can never claim the same row. Mirrors transition(job, {type: "claim"}).
+   * With queue rules, or only some queues, `#claimByQueue` does it in one write transaction.
    */
-  #claim(workerId: string, now: number, limit: number): Job[] {
+  #claim(workerId: string, now: number, limit: number, queues: readonly string[] | null): Job[] {
+    if (queues === null && this.#noQueueRules) {
+      const jobs = this.#claimAny(workerId, now, limit);
+      if (jobs.length > 0 || !this.#hasQueueRules()) return jobs;
+    } else if (queues === null && !this.#hasQueueRules()) {
+      return this.#claimAny(workerId, now, limit);
+    }
+    const byQueue = () => this.#claimByQueue(workerId, now, limit, queues);
+    return this.#db.isTransaction ? byQueue() : this.#tx(byQueue);
+  }
+
+  /** Whether some queue is paused or limited now; keeps the answer as the hint above. */
+  #hasQueueRules(): boolean {
+    const any = this.#get(
+      "SELECT EXISTS (SELECT 1 FROM queues WHERE paused <> 0 OR concurrency > 0) AS any",
+    )!.any;
+    this.#noQueueRules = !any;
+    return Boolean(any);
+  }
+
+  /** The claim from every queue, when no queue has a rule (checked by the statement itself). */
+  #claimAny(workerId: string, now: number, limit: number): Job[] {
     return this.#all(
       `UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ?,
          started_at = ?, finished_at = NULL, updated_at = ?,
@@ -872,6 +942,7 @@ export class SqliteStore implements Store {
        WHERE seq IN (
          SELECT seq FROM jobs INDEXED BY jobs_ready
          WHERE state IN ('pending','failed') AND waiting_on = 0 AND run_at <= ?
+           AND NOT EXISTS (SELECT 1 FROM queues WHERE paused <> 0 OR concurrency > 0)
          ORDER BY priority DESC, run_at, seq LIMIT ?)
        RETURNING *`,
       workerId,
@@ -879,7 +950,105 @@ export class SqliteStore implements Store {
       now,
       now,
       limit,
-    ).map(toJob).sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq);
+    ).map(toJob).sort(claimOrder);
+  }
+
+  /**
+   * The claim under queue rules; call inside a write transaction, which keeps other claimers out
+   * from the count of a limited queue's running jobs to the claim. Each allowed queue gives its
+   * first ready jobs (up to its free slots) from its own range of the ready index; the best of
+   * them are claimed.
+   */
+  #claimByQueue(
+    workerId: string,
+    now: number,
+    limit: number,
+    queues: readonly string[] | null,
+  ): Job[] {
+    const rules = this.#all(
+      "SELECT name, paused, concurrency FROM queues WHERE paused <> 0 OR concurrency > 0",
+    );
+    const rule = new Map(rules.map((r) => [r.name as string, r]));
+    // Only a limited queue's running jobs are counted: from the index of its jobs by state, or
+    // for `default`, among the processing jobs (as many as run at once).
+    const running = (name: string) =>
+      this.#get(
+        name === DEFAULT_QUEUE
+          ? "SELECT count(*) AS n FROM jobs WHERE state = 'processing' AND queue = ?"
+          : `SELECT count(*) AS n FROM jobs INDEXED BY jobs_queue
+             WHERE queue = ? AND queue <> 'default' AND state = 'processing'`,
+        name,
+      )!.n as number;
+    const names = queues ?? this.#all(READY_QUEUES).map((r) => r.name as string);
+    const picked: Row[] = [];
+    for (const name of new Set(names)) {
+      const r = rule.get(name);
+      if (r && r.paused) continue;
+      const max = r ? r.concurrency as number : 0;
+      const slots = max > 0 ? Math.min(limit, max - running(name)) : limit;
+      if (slots <= 0) continue;
+      picked.push(...this.#all(
+        `SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_ready_queue
+         WHERE queue = ? AND state IN ('pending','failed') AND waiting_on = 0 AND run_at <= ?
+         ORDER BY priority DESC, run_at, seq LIMIT ?`,
+        name,
+        now,
+        slots,
+      ));
+    }
+    if (picked.length === 0) return [];
+    const seqs = picked.sort((a, b) =>
+      (b.priority as number) - (a.priority as number) ||
+      (a.run_at as number) - (b.run_at as number) || (a.seq as number) - (b.seq as number)
+    ).slice(0, limit).map((r) => r.seq as number);
+    return this.#all(
+      `UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ?,
+         started_at = ?, finished_at = NULL, updated_at = ?,
+         output_key = lower(hex(randomblob(8)))
+       WHERE seq IN (SELECT value FROM json_each(?))
+       RETURNING *`,
+      workerId,
+      now,
+      now,
+      JSON.stringify(seqs),
+    ).map(toJob).sort(claimOrder);
+  }
+
+  listQueues(): Promise<QueueInfo[]> {
+    return this.#do(() => {
+      // One read transaction: the totals and the other queues' counts are one snapshot.
+      this.#db.exec("BEGIN");
+      try {
+        const totals = this.#all("SELECT state, n FROM job_counts");
+        const others = this.#all(
+          `SELECT queue, state, count(*) AS n FROM jobs INDEXED BY jobs_queue
+           WHERE queue <> 'default' GROUP BY queue, state`,
+        );
+        const rules = this.#all("SELECT name, paused, concurrency FROM queues");
+        return queueInfos(totals, others, rules);
+      } finally {
+        if (this.#db.isTransaction) this.#db.exec("COMMIT");
+      }
+    });
+  }
+
+  setQueue(name: string, rules: { paused?: boolean; concurrency?: number }): Promise<void> {
+    const paused = rules.paused === undefined ? null : rules.paused ? 1 : 0;
+    const concurrency = rules.concurrency ?? null;
+    return this.#do(() => {
+      this.#run(
+        `INSERT INTO queues (name, paused, concurrency) VALUES (?, coalesce(?, 0), coalesce(?, 0))
+         ON CONFLICT (name) DO UPDATE SET paused = coalesce(?, paused),
+           concurrency = coalesce(?, concurrency)`,
+        name,
+        paused,
+        concurrency,
+        paused,
+        concurrency,
+      );
+      // A resumed queue or a raised limit may free jobs for idle workers.
+      this.#wakeWorkers();
+    });
   }
 
   finishAttempt(
@@ -897,11 +1066,12 @@ export class SqliteStore implements Store {
     ends: readonly RunEnd[],
     claimLimit: number,
     now: number,
+    queues?: readonly string[],
   ): Promise<{ finished: (Job | null)[]; claimed: Job[] }> {
     return this.#do(() =>
       this.#tx(() => ({
         finished: ends.map((e) => this.#finish(e.jobId, workerId, e.next, e.result, now)),
-        claimed: claimLimit > 0 ? this.#claim(workerId, now, claimLimit) : [],
+        claimed: claimLimit > 0 ? this.#claim(workerId, now, claimLimit, queues ?? null) : [],
       }))
     );
   }
@@ -1329,8 +1499,8 @@ export class SqliteStore implements Store {
     return this.#do(() =>
       this.#tx(() => {
         const job = this.#stmt(
-          `INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base, unique_key, waiting_on)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at, timeout_ms, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, error, worker_id, output_key, retry_base, unique_key, waiting_on, queue)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         );
         const attempt = this.#stmt(
           `INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
@@ -1368,6 +1538,7 @@ export class SqliteStore implements Store {
             j.retryBase,
             j.uniqueKey ?? null,
             j.waitingOn ?? 0,
+            j.queue ?? DEFAULT_QUEUE,
           );
           count.run(j.state);
           for (const dep of after ?? []) {
@@ -1681,8 +1852,8 @@ export class SqliteStore implements Store {
 
   countPage(filter: JobCountOptions): Promise<number> {
     return this.#do(() => {
-      const { state, states, search, afterSeq, beforeSeq } = filter;
-      if (!search && afterSeq === undefined && beforeSeq === undefined) {
+      const { state, states, search, afterSeq, beforeSeq, queue } = filter;
+      if (!search && afterSeq === undefined && beforeSeq === undefined && queue === undefined) {
         if (!state && !states) {
           return this.#get("SELECT coalesce(sum(n), 0) AS n FROM job_counts")!.n as number;
         }
@@ -1696,10 +1867,14 @@ export class SqliteStore implements Store {
 
   /** The WHERE clause of `pageJobs` and `countPage`. */
   #pageFilter(
-    { state, states, search, beforeSeq, afterSeq }: JobCountOptions,
+    { state, states, search, beforeSeq, afterSeq, queue }: JobCountOptions,
   ): { where: string; params: SQLInputValue[] } {
     const where: string[] = [];
     const params: SQLInputValue[] = [];
+    if (queue !== undefined) {
+      where.push("queue = ?");
+      params.push(queue);
+    }
     if (beforeSeq !== undefined) {
       where.push("seq < ?");
       params.push(beforeSeq);

@@ -58,10 +58,15 @@ export interface Job {
    * how a retry of that dependency finds the jobs to bring back).
    */
   waitingOn: number;
+  /** The named queue the job waits in (`default` unless given); see `QueueInfo`. */
+  queue: string;
 }
 
 /** The states in which a job holds its unique key: no other job with the key may be in them. */
 export const UNIQUE_KEY_STATES = ["pending", "failed", "processing"] as const;
+
+/** The queue of a job enqueued without one. */
+export const DEFAULT_QUEUE = "default";
 
 /** A job as `enqueue` hands it to the store: validated, with every default resolved. */
 export type NewJob =
@@ -71,6 +76,8 @@ export type NewJob =
   >
   & Partial<Pick<Job, "uniqueKey">>
   & {
+    /** `DEFAULT_QUEUE` when absent. */
+    queue?: string;
     /**
      * Ids of jobs it waits for (no repeats, not its own): each must be stored already or come
      * earlier in the same batch.
@@ -95,6 +102,19 @@ export interface ExistingJob {
 export interface DependencyLink {
   id: string;
   state: JobState;
+}
+
+/**
+ * A named queue: its jobs per state and its rules. A queue exists while it has jobs or rules
+ * (`default` always). Rules are kept by `setQueue` and hold for every worker on every host.
+ */
+export interface QueueInfo {
+  name: string;
+  counts: Record<JobState, number>;
+  /** Its jobs are not claimed while paused; running ones finish. */
+  paused: boolean;
+  /** At most this many of its jobs are processing at once, over every worker; 0 = no limit. */
+  concurrency: number;
 }
 
 /** One finished run of a job. */
@@ -201,6 +221,8 @@ export interface JobRecord {
 export interface ListOptions {
   /** Only jobs in this state. */
   state?: JobState;
+  /** Only jobs of this queue. */
+  queue?: string;
   /** Only jobs in one of these states (with `state`, jobs must match both). */
   states?: readonly JobState[];
   /**
@@ -303,8 +325,17 @@ export interface Store {
    * by priority (high first), then `runAt`, then `seq`. Each claimed job becomes `processing` with
    * `attempts + 1` and `startedAt = now`, exactly as `transition(job, {type:"claim"})` says. Two
    * callers never receive the same job.
+   *
+   * Queues: only jobs of `queues` (every queue when absent), never of a paused queue, and never
+   * more of a limited queue than its free slots (its limit minus its processing jobs, counted
+   * inside the claim, so concurrent claimers on any host never exceed it together).
    */
-  claimNext(workerId: string, now: number, limit?: number): Promise<Job[]>;
+  claimNext(
+    workerId: string,
+    now: number,
+    limit?: number,
+    queues?: readonly string[],
+  ): Promise<Job[]>;
 
   /**
    * Ends the current run of a job: applies `next` (from `transition`) and records the attempt, in
@@ -329,14 +360,29 @@ export interface Store {
    * `claimNext(workerId, now, claimLimit)`, in one transaction, so a worker running several jobs
    * pays one commit for all the results that arrived together and the jobs that take their slots.
    * `finished[i]` is `null` when the guard of `ends[i]` did not match (then nothing is written for
-   * it; the rest still is); `claimed` is empty when no job is ready or `claimLimit` is 0.
+   * it; the rest still is); `claimed` is empty when no job is ready or `claimLimit` is 0. The
+   * claim follows the queue rules of `claimNext`, with the slots these ends freed.
    */
   finishAndClaim(
     workerId: string,
     ends: readonly RunEnd[],
     claimLimit: number,
     now: number,
+    queues?: readonly string[],
   ): Promise<{ finished: (Job | null)[]; claimed: Job[] }>;
+
+  /**
+   * Every queue that has jobs or rules, `default` always, by name. The counts of `default` come
+   * from the kept totals; those of other queues walk an index of their jobs (no other job).
+   */
+  listQueues(): Promise<QueueInfo[]>;
+
+  /**
+   * Sets a queue's rules (creating it when it has none): `paused`, `concurrency` (0 = no limit).
+   * Fields left out keep their value. Claims that start after it returns follow the new rules;
+   * jobs already running finish.
+   */
+  setQueue(name: string, rules: { paused?: boolean; concurrency?: number }): Promise<void>;
 
   /**
    * Applies a person's change (`retry`, `cancel`) to a job that is not running. Guarded by the
@@ -648,6 +694,8 @@ export interface MinuteCount {
 /** One page of jobs, for browsing a large queue with keyset paging (no offset). */
 export interface JobPageOptions {
   state?: JobState;
+  /** Only jobs of this queue. */
+  queue?: string;
   /** Only jobs in one of these states (with `state`, jobs must match both). */
   states?: readonly JobState[];
   /** Only jobs whose id or command contains this text, ignoring ASCII case. */
@@ -664,6 +712,8 @@ export interface JobPageOptions {
 /** Which jobs `countPage` counts: a page's filter, within an optional range of `seq`. */
 export interface JobCountOptions {
   state?: JobState;
+  /** Only jobs of this queue. */
+  queue?: string;
   states?: readonly JobState[];
   search?: string;
   /** Only jobs with `seq > afterSeq`. */
