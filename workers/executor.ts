@@ -13,7 +13,7 @@ import { formatDurationExact } from "../lib/duration.ts";
 import type { AttemptResult } from "../lib/store/store.ts";
 import type { OutputBuffer } from "./output_buffer.ts";
 import { type ExitStatus, PosixChild, SpawnError, unavailableReason } from "./posix_spawn.ts";
-import { endOrphans, trackJob, untrackJob } from "./reaper.ts";
+import { endOrphans, trackJob, trackSpawn, untrackJob } from "./reaper.ts";
 
 export interface RunOptions {
   command: string;
@@ -120,13 +120,12 @@ async function selfCheck(): Promise<string | null> {
   let out = "";
   let child: PosixChild;
   try {
-    child = PosixChild.spawn("echo ok; exit 3", "/", null, (c) => {
+    child = await spawnTracked("echo ok; exit 3", "/", null, (c) => {
       out += new TextDecoder().decode(c);
     }, () => {});
   } catch (e) {
     return `posix_spawn self-check: ${(e as Error).message}`;
   }
-  trackJob(child.pid);
   try {
     await child.waitExit();
     const status = child.reap();
@@ -139,6 +138,16 @@ async function selfCheck(): Promise<string | null> {
     untrackJob(child.pid);
     child.close();
   }
+}
+
+/** `PosixChild.spawn`, its pid tracked (reaper.ts) before the spawn counts as settled. */
+function spawnTracked(...args: Parameters<typeof PosixChild.spawn>): Promise<PosixChild> {
+  return trackSpawn(
+    PosixChild.spawn(...args).then((child) => {
+      trackJob(child.pid);
+      return child;
+    }),
+  );
 }
 
 /** Runs the command to its end and says how it ended. Never throws for a job's own failure. */
@@ -206,7 +215,7 @@ async function runPosix(opts: RunOptions): Promise<RunResult> {
   const stderrTail = new StderrTail();
   let child: PosixChild;
   try {
-    child = PosixChild.spawn(
+    child = await spawnTracked(
       opts.command,
       opts.cwd,
       opts.env,
@@ -219,7 +228,6 @@ async function runPosix(opts: RunOptions): Promise<RunResult> {
   } catch (e) {
     return spawnFailed(opts, e, started);
   }
-  trackJob(child.pid);
   let status: ExitStatus;
   let ended: "timeout" | "interrupted" | "lost" | null;
   try {

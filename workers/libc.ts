@@ -44,6 +44,26 @@ const SYMBOLS = {
     parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
     result: "i32",
   },
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  /**
+   * posix_spawn(p) on a thread of its own: the worker's event loop runs on while the kernel
+   * clones and the child reaches its exec (the caller waits for that much).
+   */
+  posix_spawnAsync: {
+    name: "posix_spawn",
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  posix_spawnpAsync: {
+    name: "posix_spawnp",
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
   posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
   posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
   posix_spawn_file_actions_addopen: {
@@ -66,6 +86,8 @@ const SYMBOLS = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   pidfd_open: { parameters: ["i32", "u32"], result: "i32", optional: true },
   syscall: { parameters: ["i64", "i64", "i64"], result: "i64" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  access: { parameters: ["buffer", "i32"], result: "i32" },
   /** Waits on a thread of its own, so the event loop runs on while a job does. */
   pollAsync: {
     name: "poll",

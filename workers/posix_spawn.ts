@@ -37,6 +37,15 @@ const FILE_ACTIONS_BYTES = 256;
 const SIGSET_BYTES = 128;
 /** Reads of one wake-up, at most: a job that never stops printing must not hold the event loop. */
 const READS_PER_WAKE = 16;
+/** How long `waitExit` may block the event loop for a shell whose pipes have just closed. */
+const EXIT_SETTLE_MS = 1;
+/** One `struct pollfd` for that synchronous poll (never shared across an await). */
+const pidfdPoll = new Uint8Array(8);
+/**
+ * Jobs of this process between their spawn and `close` (spawns in flight included): a spawn goes
+ * to a thread only when another job is there to be served meanwhile.
+ */
+let busy = 0;
 
 /** Linux signal numbers (x86_64 and aarch64 agree) and Deno's names for them. */
 const SIGNAL_NAMES: Record<number, Deno.Signal> = {
@@ -108,11 +117,15 @@ const DEV_NULL = enc.encode("/dev/null\0");
 const SH = enc.encode("sh\0");
 /** One read buffer for every job of this process: reads are synchronous, so never shared. */
 const scratch = new Uint8Array(64 * 1024);
-/** Spawning is synchronous: one set of file actions and one pid slot serve every spawn. */
-const fa = new Uint8Array(FILE_ACTIONS_BYTES);
-const pidOut = new Int32Array(1);
 
 let lib: Libc | null = null;
+/**
+ * `sh` as found once in the worker's PATH (as posix_spawnp would find it, the same for every job
+ * since the worker's environment never changes), so each child execs it at once instead of trying
+ * every directory before it; null where PATH holds a relative directory (then posix_spawnp
+ * searches it, from the job's directory, as before).
+ */
+let shPath: Uint8Array | null = null;
 /** The spawn attributes are the same for every job: built once. */
 let attr: Uint8Array | null = null;
 
@@ -151,6 +164,24 @@ function prepare(): string | null {
   if (rc !== 0) return `libc refuses POSIX_SPAWN_SETSID: ${errorText(l, rc)}`;
   lib = l;
   attr = a;
+  shPath = findSh(l);
+  return null;
+}
+
+const X_OK = 1;
+
+function findSh(l: Libc): Uint8Array | null {
+  const path = (parentEnv ??= readParentEnv(l)).find((p) => p.name === "PATH");
+  // glibc's search path where PATH is not set.
+  const dirs = path ? dec.decode(path.entry.subarray(5)).split(":") : ["/bin", "/usr/bin"];
+  for (const dir of dirs) {
+    if (!dir.startsWith("/")) return null;
+    const name = enc.encode(`${dir.replace(/\/+$/, "")}/sh\0`);
+    if (l.access(name, X_OK) !== 0) continue;
+    const file = new Uint8Array(new ArrayBuffer(name.length));
+    file.set(name);
+    return file;
+  }
   return null;
 }
 
@@ -186,63 +217,87 @@ function readParentEnv(l: Libc) {
 }
 
 /**
- * One block of NUL-ended strings and one pointer array, reused by every spawn (spawning is
- * synchronous): a job costs the worker no garbage here. The block is an ArrayBuffer of its own,
- * whose bytes never move, so the addresses taken of it stay valid; it only grows.
+ * What one spawn hands libc: a block of NUL-ended strings (argv, envp, the directory), the two
+ * NULL-ended pointer arrays into it, the file actions and the pid slot. The spawn runs on a thread
+ * of its own while the event loop goes on (and may start other spawns), so each spawn holds its
+ * own set until libc returns; then the set goes back to a pool, and a job costs no garbage here.
+ * The block is an ArrayBuffer of its own, whose bytes never move, so the addresses taken of it
+ * stay valid; it only grows.
  */
-let block = new Uint8Array(0);
-let blockBase = 0n;
-let pointers = new BigUint64Array(0);
+class SpawnArgs {
+  block = new Uint8Array(0);
+  blockBase = 0n;
+  pointers = new BigUint64Array(0);
+  // Each on an ArrayBuffer of its own (never a small typed array V8 may keep on its heap and
+  // move), since a thread reads or writes them while the event loop runs.
+  readonly fa = new Uint8Array(new ArrayBuffer(FILE_ACTIONS_BYTES));
+  readonly pid = new Int32Array(new ArrayBuffer(4));
+  argv = this.pointers;
+  envp = this.pointers;
+  cwd = this.block;
 
-/**
- * `argv` then `envp`, as two NULL-ended pointer arrays into the shared block: `sh -c command`,
- * and the worker's environment with the job's variables replacing or adding to it, as
- * `Deno.Command`'s `env` does.
- */
-function argvEnvp(l: Libc, command: string, env: Record<string, string> | null) {
-  const own = Object.entries(env ?? {});
-  const parent = (parentEnv ??= readParentEnv(l)).filter((p) =>
-    !env || !Object.hasOwn(env, p.name)
-  );
-  // UTF-8 takes at most 3 bytes per UTF-16 unit.
-  let need = 6 + 3 * command.length + 1;
-  for (const p of parent) need += p.entry.length + 1;
-  for (const [k, v] of own) need += 3 * (k.length + v.length) + 2;
-  if (block.length < need) {
-    block = new Uint8Array(new ArrayBuffer(Math.max(need, 2 * block.length, 64 * 1024)));
-    blockBase = BigInt(l.addressOf(block, block, 0n));
-  }
-  const count = 3 + 1 + parent.length + own.length + 1;
-  if (pointers.length < count) pointers = new BigUint64Array(Math.max(count, 2 * pointers.length));
-  let at = 0;
-  let i = 0;
-  const put = (s: string) => {
-    if (s.includes("\0")) throw new SpawnError(0, "its command or environment holds a NUL byte");
-    pointers[i++] = blockBase + BigInt(at);
-    at += enc.encodeInto(s, block.subarray(at)).written;
+  /**
+   * Fills `argv` (`sh -c command`), `envp` (the worker's environment with the job's variables
+   * replacing or adding to it, as `Deno.Command`'s `env` does) and `cwd`.
+   */
+  fill(l: Libc, command: string, cwd: string, env: Record<string, string> | null) {
+    const parent = parentEnv ??= readParentEnv(l);
+    const own = env ? Object.entries(env) : [];
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    let need = 6 + 3 * (command.length + cwd.length) + 2;
+    for (const p of parent) need += p.entry.length + 1;
+    for (const [k, v] of own) need += 3 * (k.length + v.length) + 2;
+    if (this.block.length < need) {
+      this.block = new Uint8Array(new ArrayBuffer(Math.max(need, 2 * this.block.length, 16384)));
+      this.blockBase = BigInt(l.addressOf(this.block, this.block, 0n));
+    }
+    const count = 3 + 1 + parent.length + own.length + 1;
+    if (this.pointers.length < count) {
+      this.pointers = new BigUint64Array(
+        new ArrayBuffer(8 * Math.max(count, 2 * this.pointers.length, 64)),
+      );
+    }
+    const { block, blockBase, pointers } = this;
+    let at = 0;
+    let i = 0;
+    const put = (s: string) => {
+      if (s.includes("\0")) throw new SpawnError(0, "its command or environment holds a NUL byte");
+      pointers[i++] = blockBase + BigInt(at);
+      at += enc.encodeInto(s, block.subarray(at)).written;
+      block[at++] = 0;
+    };
+    put("sh");
+    put("-c");
+    put(command);
+    pointers[i++] = 0n;
+    const envStart = i;
+    for (const p of parent) {
+      if (env && Object.hasOwn(env, p.name)) continue;
+      pointers[i++] = blockBase + BigInt(at);
+      block.set(p.entry, at);
+      at += p.entry.length;
+      block[at++] = 0;
+    }
+    for (const [k, v] of own) put(`${k}=${v}`);
+    pointers[i++] = 0n;
+    const cwdAt = at;
+    at += enc.encodeInto(cwd, block.subarray(at)).written;
     block[at++] = 0;
-  };
-  put("sh");
-  put("-c");
-  put(command);
-  pointers[i++] = 0n;
-  const envStart = i;
-  for (const p of parent) {
-    pointers[i++] = blockBase + BigInt(at);
-    block.set(p.entry, at);
-    at += p.entry.length;
-    block[at++] = 0;
+    this.argv = pointers.subarray(0, envStart);
+    this.envp = pointers.subarray(envStart, i);
+    this.cwd = block.subarray(cwdAt, at);
   }
-  for (const [k, v] of own) put(`${k}=${v}`);
-  pointers[i++] = 0n;
-  return { argv: pointers.subarray(0, envStart), envp: pointers.subarray(envStart, i) };
 }
+
+/** Sets of spawn arguments not in use (as many as spawns ever ran at once). */
+const pool: SpawnArgs[] = [];
 
 /** One job's shell started by posix_spawnp: its pid, its output pipes and a pidfd. */
 export class PosixChild {
   #fds: { fd: number; sink: (chunk: Uint8Array) => void; open: boolean }[];
   #exited = false;
   #reaped: ExitStatus | null = null;
+  #closed = false;
 
   private constructor(
     readonly pid: number,
@@ -259,50 +314,69 @@ export class PosixChild {
   }
 
   /**
-   * Starts `sh -c command` in `cwd`. Throws `SpawnError` when it cannot start (a missing
+   * Starts `sh -c command` in `cwd`. Rejects with `SpawnError` when it cannot start (a missing
    * directory or shell: `notFound`). Its output goes to `onStdout` and `onStderr` while
    * `waitExit` and `drain` run; each chunk is valid only during the call.
+   *
+   * !!! The child exists before this resolves: whoever reaps unknown children (reaper.ts) must
+   * wait for spawns in flight, or it would take this one for an orphan. !!!
    */
-  static spawn(
+  static async spawn(
     command: string,
     cwd: string,
     env: Record<string, string> | null,
     onStdout: (chunk: Uint8Array) => void,
     onStderr: (chunk: Uint8Array) => void,
-  ): PosixChild {
+  ): Promise<PosixChild> {
     const why = prepare();
     if (why) throw new SpawnError(0, why);
     const l = lib!;
-    const { argv, envp } = argvEnvp(l, command, env);
-    const cwdZ = enc.encode(cwd + "\0");
-    const [outR, outW] = pipe(l);
-    let errR = -1, errW = -1;
+    const args = pool.pop() ?? new SpawnArgs();
+    let outR = -1, outW = -1, errR = -1, errW = -1;
     let pid = -1;
     let actions = false;
+    let counted = false;
     try {
+      args.fill(l, command, cwd, env);
+      [outR, outW] = pipe(l);
       [errR, errW] = pipe(l);
+      const fa = args.fa;
       actions = l.posix_spawn_file_actions_init(fa) === 0;
       if (
         !actions ||
         l.posix_spawn_file_actions_addopen(fa, 0, DEV_NULL, O_RDONLY, 0) !== 0 ||
         l.posix_spawn_file_actions_adddup2(fa, outW, 1) !== 0 ||
         l.posix_spawn_file_actions_adddup2(fa, errW, 2) !== 0 ||
-        l.posix_spawn_file_actions_addchdir_np!(fa, cwdZ) !== 0
+        l.posix_spawn_file_actions_addchdir_np!(fa, args.cwd) !== 0
       ) {
         throw new SpawnError(0, "posix_spawn_file_actions_* failed");
       }
-      const rc = l.posix_spawnp(pidOut, SH, fa, attr!, argv, envp);
+      // `args` (every buffer libc reads or writes) is held until the call returns.
+      // With no other job in this process the event loop has nothing to do while the kernel
+      // clones and the child reaches its exec; with others it reads their pipes and reaps them,
+      // and starts their successors, meanwhile.
+      const onThread = busy > 0;
+      busy++;
+      counted = true;
+      const rc = shPath
+        ? (onThread
+          ? await l.posix_spawnAsync(args.pid, shPath, fa, attr!, args.argv, args.envp)
+          : l.posix_spawn(args.pid, shPath, fa, attr!, args.argv, args.envp))
+        : (onThread
+          ? await l.posix_spawnpAsync(args.pid, SH, fa, attr!, args.argv, args.envp)
+          : l.posix_spawnp(args.pid, SH, fa, attr!, args.argv, args.envp));
       if (rc !== 0) throw new SpawnError(rc, errorText(l, rc));
-      pid = pidOut[0];
+      pid = args.pid[0];
     } catch (e) {
-      l.close(outR);
+      if (counted) busy--;
+      if (outR >= 0) l.close(outR);
       if (errR >= 0) l.close(errR);
       throw e;
     } finally {
-      // Only what init set up: `fa` is reused, and destroying it twice would free twice.
-      if (actions) l.posix_spawn_file_actions_destroy(fa);
-      l.close(outW);
+      if (actions) l.posix_spawn_file_actions_destroy(args.fa);
+      if (outW >= 0) l.close(outW);
       if (errW >= 0) l.close(errW);
+      pool.push(args);
     }
     const pidfd = l.pidfd_open
       ? l.pidfd_open(pid, 0)
@@ -316,6 +390,7 @@ export class PosixChild {
       l.waitpid(pid, null, 0);
       l.close(outR);
       l.close(errR);
+      busy--;
       throw new SpawnError(0, "cannot watch the job's process (pidfd_open failed)");
     }
     return new PosixChild(pid, pidfd, outR, errR, onStdout, onStderr);
@@ -360,8 +435,22 @@ export class PosixChild {
     for (;;) {
       this.#readAvailable();
       if (this.#exited) return;
+      // Both pipes at their end: the shell is most likely exiting this moment (its files close
+      // just before its pidfd turns readable). A short wait here, on the event loop's thread,
+      // saves a second trip through the poll thread for nearly every job.
+      if (this.#fds.every((f) => !f.open) && this.#exitedWithin(EXIT_SETTLE_MS)) return;
       await this.#poll(-1);
     }
+  }
+
+  /** Whether the pidfd turns readable within `ms` (a blocking poll: keep `ms` tiny). */
+  #exitedWithin(ms: number): boolean {
+    const view = new DataView(pidfdPoll.buffer);
+    view.setInt32(0, this.pidfd, true);
+    view.setInt16(4, POLLIN, true);
+    view.setInt16(6, 0, true);
+    if (lib!.poll(pidfdPoll, 1n, ms) === 1 && view.getInt16(6, true) !== 0) this.#exited = true;
+    return this.#exited;
   }
 
   /** Takes the ended shell's exit status, freeing its pid. Call once `waitExit` has resolved. */
@@ -393,6 +482,9 @@ export class PosixChild {
 
   /** Closes the pipes and the pidfd. */
   close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    busy--;
     const l = lib!;
     for (const f of this.#fds) l.close(f.fd);
     l.close(this.pidfd);

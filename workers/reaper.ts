@@ -48,6 +48,19 @@ export function enableSubreaper(): boolean {
   return true;
 }
 
+/** Spawns in flight: their child exists, but its pid is not known (or tracked) yet. */
+const spawning = new Set<Promise<unknown>>();
+
+/**
+ * Marks a spawn in flight until `spawn` settles; resolve it only once the child's pid is tracked
+ * (`trackJob`), so that `endOrphans` never takes a job's own process for an orphan.
+ */
+export function trackSpawn<T>(spawn: Promise<T>): Promise<T> {
+  spawning.add(spawn);
+  spawn.then(() => spawning.delete(spawn), () => spawning.delete(spawn));
+  return spawn;
+}
+
 /** Read once per job: allocated once. */
 let childrenPath: Uint8Array | undefined;
 const childrenBuf = new Uint8Array(64 * 1024);
@@ -95,6 +108,7 @@ export async function endOrphans(keep: ReadonlySet<number> = new Set()): Promise
   // Killing one orphan re-parents its own children to us; go round until none is left (bounded:
   // a fork bomb must not hold the worker).
   for (let round = 0; round < 50; round++) {
+    while (spawning.size > 0) await Promise.allSettled(spawning);
     const pids = children().filter((p) => !keep.has(p) && !jobPids.has(p));
     if (pids.length === 0) break;
     for (const pid of pids) {
