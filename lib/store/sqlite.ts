@@ -214,9 +214,10 @@ const MIGRATIONS: string[] = [
        ON CONFLICT (name, label, bucket) DO UPDATE SET n = n + 1, sum = sum + excluded.sum;
    END;`,
   // Metrics kept as running totals, so a scrape reads a few dozen rows instead of every attempt
-  // and job: each attempt's duration is observed as it is recorded, each claim's queue wait as the
-  // job is claimed (every claim, retries too: a histogram's counts only grow), each deleted job
-  // once. What the rows and metric_retired held so far is folded in first.
+  // and job: each attempt's duration as it is recorded, each claim's queue wait as the job is
+  // claimed (every claim, retries too: a histogram's counts only grow), both by the transaction
+  // that records them (`#observe`: per-row triggers cost a claim and a finish a third more), and
+  // each deleted job once. What the rows and metric_retired held so far is folded in first.
   `CREATE TABLE metric_totals (
      name TEXT NOT NULL,
      label TEXT NOT NULL,
@@ -239,17 +240,6 @@ const MIGRATIONS: string[] = [
    DROP TRIGGER attempts_retire;
    DROP TRIGGER jobs_retire;
    DROP TABLE metric_retired;
-   CREATE TRIGGER attempts_observe AFTER INSERT ON attempts BEGIN
-     INSERT INTO metric_totals (name, label, bucket, n, sum)
-       VALUES ('duration', new.outcome, ${bucketOf(duration("new."))}, 1, ${duration("new.")})
-       ON CONFLICT (name, label, bucket) DO UPDATE SET n = n + 1, sum = sum + excluded.sum;
-   END;
-   CREATE TRIGGER jobs_observe_wait AFTER UPDATE OF state ON jobs
-     WHEN new.state = 'processing' AND old.state <> 'processing' BEGIN
-     INSERT INTO metric_totals (name, label, bucket, n, sum)
-       VALUES ('wait', '', ${bucketOf(wait("new."))}, 1, ${wait("new.")})
-       ON CONFLICT (name, label, bucket) DO UPDATE SET n = n + 1, sum = sum + excluded.sum;
-   END;
    CREATE TRIGGER jobs_deleted AFTER DELETE ON jobs BEGIN
      INSERT INTO metric_totals (name, label, bucket, n, sum) VALUES ('deleted', '', 0, 1, 0)
        ON CONFLICT (name, label, bucket) DO UPDATE SET n = n + 1;
@@ -899,7 +889,48 @@ export class SqliteStore implements Store {
     limit = 1,
     queues?: readonly string[],
   ): Promise<Job[]> {
-    return this.#do(() => this.#claim(workerId, now, limit, queues ?? null));
+    return this.#do(() => {
+      const claim = () => this.#observeWaits(this.#claim(workerId, now, limit, queues ?? null));
+      return this.#db.isTransaction ? claim() : this.#tx(claim);
+    });
+  }
+
+  /** Adds the queue waits of `jobs`, just claimed, to the kept totals. Returns `jobs`. */
+  #observeWaits(jobs: Job[]): Job[] {
+    this.#observe(
+      "wait",
+      jobs.map((j) => ["", Math.max(j.startedAt! - Math.max(j.runAt, j.createdAt), 0) / 1000]),
+    );
+    return jobs;
+  }
+
+  /**
+   * Adds `samples` ([label, seconds]) to the kept histogram `name`, one upsert per label and
+   * bucket; call in the transaction that records what they measure.
+   */
+  #observe(name: "wait" | "duration", samples: ReadonlyArray<readonly [string, number]>) {
+    const totals = new Map<string, { label: string; bucket: number; n: number; sum: number }>();
+    for (const [label, seconds] of samples) {
+      const i = METRICS_MIGRATION_BUCKETS.findIndex((le) => seconds <= le);
+      const bucket = i === -1 ? METRICS_MIGRATION_BUCKETS.length : i;
+      const key = `${bucket} ${label}`;
+      const t = totals.get(key) ?? { label, bucket, n: 0, sum: 0 };
+      t.n++;
+      t.sum += seconds;
+      totals.set(key, t);
+    }
+    for (const t of totals.values()) {
+      this.#run(
+        `INSERT INTO metric_totals (name, label, bucket, n, sum) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (name, label, bucket) DO UPDATE SET n = n + excluded.n,
+           sum = sum + excluded.sum`,
+        name,
+        t.label,
+        t.bucket,
+        t.n,
+        t.sum,
+      );
+    }
   }
 
   /**
@@ -1069,10 +1100,17 @@ export class SqliteStore implements Store {
     queues?: readonly string[],
   ): Promise<{ finished: (Job | null)[]; claimed: Job[] }> {
     return this.#do(() =>
-      this.#tx(() => ({
-        finished: ends.map((e) => this.#finish(e.jobId, workerId, e.next, e.result, now)),
-        claimed: claimLimit > 0 ? this.#claim(workerId, now, claimLimit, queues ?? null) : [],
-      }))
+      this.#tx(() => {
+        const durations: Array<[string, number]> = [];
+        const finished = ends.map((e) =>
+          this.#finish(e.jobId, workerId, e.next, e.result, now, null, durations)
+        );
+        this.#observe("duration", durations);
+        const claimed = claimLimit > 0
+          ? this.#observeWaits(this.#claim(workerId, now, claimLimit, queues ?? null))
+          : [];
+        return { finished, claimed };
+      })
     );
   }
 
@@ -1087,6 +1125,7 @@ export class SqliteStore implements Store {
     result: AttemptResult,
     now: number,
     attempt: number | null = null,
+    durations?: Array<[string, number]>,
   ): Job | null {
     const r = this.#get(
       `UPDATE jobs SET state = ?, attempts = ?, run_at = coalesce(?, run_at),
@@ -1128,6 +1167,12 @@ export class SqliteStore implements Store {
       job.outputKey,
       result.note ?? null,
     );
+    const duration: [string, number] = [
+      result.outcome,
+      Math.max(now - (job.startedAt ?? now), 0) / 1000,
+    ];
+    if (durations) durations.push(duration);
+    else this.#observe("duration", [duration]);
     if (result.output && job.outputKey) this.#appendOutput(jobId, job.outputKey, result.output);
     return job;
   }
@@ -1563,6 +1608,15 @@ export class SqliteStore implements Store {
           for (const r of retries) retry.run(r.jobId, r.afterAttempt, r.fromState, r.retriedAt);
           for (const p of pieces) output.run(p.key, p.offset, j.id, p.data);
         }
+        // Their run times count here too, as on PostgreSQL (its trigger sees every insert).
+        this.#observe(
+          "duration",
+          records.flatMap((r) =>
+            r.attempts.map((a) =>
+              [a.outcome, Math.max(a.finishedAt - a.startedAt, 0) / 1000] as [string, number]
+            )
+          ),
+        );
       })
     );
   }
