@@ -4,12 +4,15 @@
  * it says drained, the supervisor stops its workers gracefully, as on Ctrl+C. Reads the store
  * only (kept counts, plus the waiting jobs), never writes it; prints progress to stderr.
  *
- * Drained: no job is ready, none is due within `DRAIN_WINDOW_MS`, none is running. A job due
- * later (a `--delay 1h`, a retry whose backoff runs past the window) is left in the queue and
- * counted in the summary.
+ * Drained: no job these workers may claim is ready or due within `DRAIN_WINDOW_MS`, none of
+ * their queues' jobs is running, and no job of theirs waits on a job that can still move (one
+ * running, or ready in a queue they claim from). Left in the queue, and counted in the summary
+ * with the reason: jobs due later (a `--delay 1h`, a retry whose backoff runs past the window),
+ * the jobs of a paused queue, of queues outside `--queue`, and jobs waiting on jobs that cannot
+ * move (a waiting job whose dependency dies goes to dead, so it is not left waiting).
  */
 import { formatDuration } from "../lib/duration.ts";
-import type { JobCounts, Store } from "../lib/store/store.ts";
+import type { DrainBacklog, JobCounts, Store } from "../lib/store/store.ts";
 import { writeAll } from "../lib/write_all.ts";
 
 /** How often the supervisor polls the store during a drain. */
@@ -26,11 +29,49 @@ export interface DrainSummary {
   completed: number;
   dead: number;
   cancelled: number;
-  /** Failed jobs left in the queue, waiting for a retry (due after the window once drained). */
+  /**
+   * Failed jobs of the drained queues left waiting for a retry (due after the window once
+   * drained).
+   */
   failed: number;
-  /** Pending jobs left in the queue (due after the window once drained). */
+  /** Pending jobs of the drained queues left (due after the window once drained). */
   pending: number;
+  /** Jobs left in a paused queue, by queue. */
+  paused: Record<string, number>;
+  /** Jobs left in queues these workers do not claim from, by queue. */
+  otherQueues: Record<string, number>;
+  /** Jobs left waiting on jobs that cannot move for these workers. */
+  stuck: number;
   elapsedMs: number;
+}
+
+/** Splits the backlog into what keeps the drain going (`live`) and what is left, and why. */
+export function splitBacklog(
+  rows: readonly DrainBacklog[],
+  queues?: readonly string[],
+): Pick<DrainSummary, "failed" | "pending" | "paused" | "otherQueues" | "stuck"> & {
+  live: number;
+} {
+  const r = { live: 0, failed: 0, pending: 0, stuck: 0, paused: {}, otherQueues: {} } as
+    & Pick<DrainSummary, "failed" | "pending" | "paused" | "otherQueues" | "stuck">
+    & { live: number };
+  const add = (to: Record<string, number>, q: string, n: number) => to[q] = (to[q] ?? 0) + n;
+  for (const { queue, paused, kind, n } of rows) {
+    const served = !queues || queues.includes(queue);
+    // A running job finishes even when its queue was paused after the claim.
+    if (kind === "processing") {
+      if (served) r.live += n;
+    } else if (!served) add(r.otherQueues, queue, n);
+    else if (paused) add(r.paused, queue, n);
+    else if (kind === "waiting_stuck") r.stuck += n;
+    else {
+      // Once drained none is ready or live; when stopped first, these are left too.
+      if (kind !== "later_pending" && kind !== "later_failed") r.live += n;
+      if (kind === "ready_failed" || kind === "later_failed") r.failed += n;
+      else r.pending += n;
+    }
+  }
+  return r;
 }
 
 export class DrainWatch {
@@ -41,14 +82,19 @@ export class DrainWatch {
   #lastLineAt = 0;
   #lastLine = "";
   #drawn = false;
+  #left: ReturnType<typeof splitBacklog> | null = null;
   readonly #tty: boolean;
+  readonly #queues?: readonly string[];
 
-  constructor(tty = Deno.stderr.isTerminal()) {
+  /** `queues`: the ones the workers claim from (`worker start --queue`), every one when absent. */
+  constructor(tty = Deno.stderr.isTerminal(), queues?: readonly string[]) {
     this.#tty = tty;
+    this.#queues = queues;
   }
 
   /**
-   * Reads the store: true once nothing is ready, due within the window, or running. Shows
+   * Reads the store: true once nothing these workers may run is ready, due within the window,
+   * running, or waiting on a job that can still move. Shows
    * progress as it goes. Safe to call again after it said drained (the last call counts the jobs
    * that finished while the workers stopped).
    */
@@ -57,7 +103,11 @@ export class DrainWatch {
     const c = await store.counts(now + DRAIN_WINDOW_MS);
     this.#base ??= c;
     this.#last = c;
-    const left = c.pending + c.failed - c.scheduled + c.processing;
+    this.#left = splitBacklog(
+      await store.drainBacklog(now + DRAIN_WINDOW_MS, this.#queues),
+      this.#queues,
+    );
+    const left = this.#left.live;
     if (left === 0) this.#drained = true;
     this.#show(left);
     return left === 0;
@@ -99,14 +149,17 @@ export class DrainWatch {
   /** Clears the progress line and tells what the drain did. */
   summary(): DrainSummary {
     if (this.#drawn) writeAll(Deno.stderr, "\r\x1b[K");
-    const c = this.#last;
+    const l = this.#left;
     return {
       drained: this.#drained,
       completed: this.#done("completed"),
       dead: this.#done("dead"),
       cancelled: this.#done("cancelled"),
-      failed: c?.failed ?? 0,
-      pending: c?.pending ?? 0,
+      failed: l?.failed ?? 0,
+      pending: l?.pending ?? 0,
+      paused: l?.paused ?? {},
+      otherQueues: l?.otherQueues ?? {},
+      stuck: l?.stuck ?? 0,
       elapsedMs: Date.now() - this.#startedAt,
     };
   }
@@ -123,6 +176,17 @@ export function summaryLine(s: DrainSummary): string {
   const left: string[] = [];
   if (s.failed > 0) left.push(`${s.failed} failed waiting for a retry`);
   if (s.pending > 0) left.push(`${s.pending} pending`);
+  for (const [q, n] of Object.entries(s.paused)) left.push(`${n} pending in paused queue ${q}`);
+  const others = Object.keys(s.otherQueues);
+  if (others.length > 0) {
+    const n = Object.values(s.otherQueues).reduce((a, b) => a + b, 0);
+    left.push(
+      `${n} pending in queue${others.length === 1 ? "" : "s"} ${
+        others.join(", ")
+      } (not in --queue)`,
+    );
+  }
+  if (s.stuck > 0) left.push(`${s.stuck} waiting on jobs that cannot run now`);
   return `${head}: ${parts.join(", ")}` +
     (left.length > 0 ? `; left in the queue: ${left.join(", ")}` : "");
 }

@@ -34,6 +34,8 @@ import type {
   AttemptResult,
   DeletedJob,
   DependencyLink,
+  DrainBacklog,
+  DrainKind,
   ExistingJob,
   Job,
   JobCounts,
@@ -1061,6 +1063,36 @@ export class PostgresStore implements Store {
     c.scheduled = Number(scheduled.n);
     c.waiting = Number(waiting.n);
     return c;
+  }
+
+  async drainBacklog(dueBy: number, queues?: readonly string[]): Promise<DrainBacklog[]> {
+    const served = queues ? [...queues] : null;
+    const rows = await this.#do((sql) =>
+      sql`SELECT j.queue, coalesce(q.paused, false) AS paused,
+            CASE
+              WHEN j.state = 'processing' THEN 'processing'
+              WHEN j.waiting_on > 0 THEN
+                CASE WHEN EXISTS (SELECT 1 FROM job_deps d JOIN jobs p ON p.id = d.dep_id
+                    LEFT JOIN queues pq ON pq.name = p.queue
+                    WHERE d.job_id = j.id AND (p.state = 'processing'
+                      OR (p.state IN ('pending','failed') AND p.waiting_on = 0
+                        AND p.run_at <= ${dueBy} AND NOT coalesce(pq.paused, false)
+                        AND (${served}::text[] IS NULL OR p.queue = ANY(${served}::text[])))))
+                  THEN 'waiting_live' ELSE 'waiting_stuck' END
+              WHEN j.run_at <= ${dueBy} THEN 'ready_' || j.state
+              ELSE 'later_' || j.state
+            END AS kind,
+            count(*)::bigint AS n
+          FROM jobs j LEFT JOIN queues q ON q.name = j.queue
+          WHERE j.state IN ('pending','failed','processing')
+          GROUP BY 1, 2, 3 ORDER BY 1, 3`
+    );
+    return rows.map((r) => ({
+      queue: r.queue as string,
+      paused: r.paused as boolean,
+      kind: r.kind as DrainKind,
+      n: Number(r.n),
+    }));
   }
 
   async claimNext(

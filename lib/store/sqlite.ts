@@ -30,6 +30,8 @@ import type {
   AttemptResult,
   DeletedJob,
   DependencyLink,
+  DrainBacklog,
+  DrainKind,
   ExistingJob,
   Job,
   JobCounts,
@@ -891,6 +893,38 @@ export class SqliteStore implements Store {
       )!.n as number;
       return c;
     });
+  }
+
+  drainBacklog(dueBy: number, queues?: readonly string[]): Promise<DrainBacklog[]> {
+    return this.#do(() =>
+      this.#all(
+        `SELECT j.queue, coalesce(q.paused, 0) AS paused,
+           CASE
+             WHEN j.state = 'processing' THEN 'processing'
+             WHEN j.waiting_on > 0 THEN
+               CASE WHEN EXISTS (SELECT 1 FROM job_deps d JOIN jobs p ON p.id = d.dep_id
+                   LEFT JOIN queues pq ON pq.name = p.queue
+                   WHERE d.job_id = j.id AND (p.state = 'processing'
+                     OR (p.state IN ('pending','failed') AND p.waiting_on = 0 AND p.run_at <= ?1
+                       AND coalesce(pq.paused, 0) = 0
+                       AND (?2 IS NULL OR p.queue IN (SELECT value FROM json_each(?2))))))
+                 THEN 'waiting_live' ELSE 'waiting_stuck' END
+             WHEN j.run_at <= ?1 THEN 'ready_' || j.state
+             ELSE 'later_' || j.state
+           END AS kind,
+           count(*) AS n
+         FROM jobs j LEFT JOIN queues q ON q.name = j.queue
+         WHERE j.state IN ('pending','failed','processing')
+         GROUP BY 1, 2, 3 ORDER BY 1, 3`,
+        dueBy,
+        queues ? JSON.stringify(queues) : null,
+      ).map((r) => ({
+        queue: r.queue as string,
+        paused: r.paused === 1,
+        kind: r.kind as DrainKind,
+        n: r.n as number,
+      }))
+    );
   }
 
   claimNext(
