@@ -30,6 +30,8 @@ interface AddFlags extends DbFlags {
   timeout?: string;
   cwd?: string;
   env?: string[];
+  queue?: string;
+  unique?: string;
   json: boolean;
 }
 
@@ -138,6 +140,8 @@ function scheduleJson(s: Schedule) {
     timeout_seconds: s.job.timeoutMs / 1000,
     cwd: s.job.cwd,
     env_keys: s.job.env ? Object.keys(s.job.env) : [],
+    queue: s.job.queue ?? "default",
+    unique_key: s.job.uniqueKey ?? null,
     created_at: iso(s.createdAt),
   };
 }
@@ -156,18 +160,19 @@ async function list(this: Context, flags: DbFlags & { json: boolean }) {
     }
     const now = await store.now();
     out(table(
-      ["NAME", "CRON", "TZ", "NEXT RUN", "LAST RUN", "LAST JOB", "OUTCOME", "COMMAND"],
+      ["NAME", "CRON", "TZ", "QUEUE", "NEXT RUN", "LAST RUN", "LAST JOB", "OUTCOME", "COMMAND"],
       schedules.map((s) => [
         s.name,
         s.cron,
         s.tz,
+        s.job.queue ?? "default",
         s.paused ? "paused" : relativeTime(s.nextRunAt, now),
         relativeTime(s.lastRunAt, now),
         s.lastJobId ?? "-",
         outcomeCell(s),
         oneLine(s.job.command),
       ]),
-      { fit: [7] },
+      { fit: [8] },
     ));
   }, { create: false });
 }
@@ -204,6 +209,11 @@ async function show(this: Context, flags: DbFlags & { json: boolean }, name: str
       ["timeout", s.job.timeoutMs > 0 ? formatDuration(s.job.timeoutMs) : "none"],
       ["cwd", s.job.cwd],
       ["env", s.job.env ? Object.keys(s.job.env).join(", ") : "-"],
+      ["queue", s.job.queue ?? "default"],
+      [
+        "unique",
+        s.job.uniqueKey ? `${s.job.uniqueKey} (a tick is skipped while a job with it waits)` : "-",
+      ],
       [
         "last run",
         s.lastRunAt === null
@@ -308,6 +318,20 @@ export const scheduleRoutes = buildRouteMap({
             variadic: true,
             placeholder: "NAME=VALUE",
           },
+          queue: {
+            kind: "parsed",
+            parse: String,
+            brief: "Queue its jobs wait in (default: default); see queuectl queue --help",
+            optional: true,
+            placeholder: "name",
+          },
+          unique: {
+            kind: "parsed",
+            parse: String,
+            brief: "Each job carries this key: skip a tick while the last job waits or runs",
+            optional: true,
+            placeholder: "key",
+          },
           json: { ...jsonFlag.json, brief: "Print the new schedule as JSON" },
         },
         positional: {
@@ -333,12 +357,17 @@ export const scheduleRoutes = buildRouteMap({
           "After a downtime the last missed tick runs once (--catch-up last), or none is",
           "run (--catch-up none: a tick found more than a minute late is skipped).",
           "",
+          "--queue puts its jobs in a named queue. With --unique KEY each job carries the",
+          "unique key: a tick is skipped (no job) while an earlier tick's job with the key",
+          "is still pending, failed or processing, so runs never overlap.",
+          "",
           "Examples:",
           `  ${ADD_EXAMPLE}`,
           "  queuectl schedule add report '30 8 * * MON-FRI' --tz Europe/Paris -- make all",
           "  queuectl schedule add ping '*/5 * * * *' --catch-up none --timeout 30s \\",
           "    -- curl -fsS https://example.com/health",
           "  queuectl schedule add sweep @hourly --retries 0 --env DIR=/tmp -- ./sweep.sh",
+          "  queuectl schedule add sync '*/10 * * * *' --queue io --unique sync -- ./sync.sh",
           "  queuectl schedule list",
         ].join("\n"),
       },

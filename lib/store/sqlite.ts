@@ -310,6 +310,10 @@ const MIGRATIONS: string[] = [
      paused INTEGER NOT NULL DEFAULT 0,
      concurrency INTEGER NOT NULL DEFAULT 0
    );`,
+  // A schedule's jobs may go to a named queue, and carry a unique key (then a tick is skipped
+  // while the job of an earlier tick still holds it).
+  `ALTER TABLE schedules ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+   ALTER TABLE schedules ADD COLUMN unique_key TEXT;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -1395,8 +1399,8 @@ export class SqliteStore implements Store {
     return this.#do(() =>
       this.#run(
         `INSERT INTO schedules (name, cron, tz, catch_up, command, max_retries, priority,
-           timeout_ms, cwd, env, next_run_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+           timeout_ms, cwd, env, queue, unique_key, next_run_at, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
         s.name,
         s.cron,
         s.tz,
@@ -1407,6 +1411,8 @@ export class SqliteStore implements Store {
         s.job.timeoutMs,
         s.job.cwd,
         s.job.env === null ? null : JSON.stringify(s.job.env),
+        s.job.queue ?? DEFAULT_QUEUE,
+        s.job.uniqueKey ?? null,
         s.nextRunAt,
         now,
         now,
@@ -1475,27 +1481,33 @@ export class SqliteStore implements Store {
     return this.#do(() => {
       const fired = this.#tx(() => {
         const won = this.#run(
-          `UPDATE schedules SET next_run_at = ?, updated_at = ?,
-             last_run_at = coalesce(?, last_run_at), last_job_id = coalesce(?, last_job_id)
+          `UPDATE schedules SET next_run_at = ?, updated_at = ?
            WHERE name = ? AND next_run_at = ? AND paused = 0`,
           nextRunAt,
           now,
-          job?.runAt ?? null,
-          job?.id ?? null,
           name,
           dueAt,
         ).changes === 1;
         if (!won || !job) return won;
+        // Not stored when the id exists, or when its unique key is held by an earlier tick's job.
         const inserted = this.#run(
           `INSERT INTO jobs (${NEW_JOB_COLUMNS.map(([c]) => c).join(", ")}, state, attempts,
              created_at, updated_at)
            VALUES (${NEW_JOB_COLUMNS.map(() => "?").join(", ")}, 'pending', 0, ?, ?)
-           ON CONFLICT (id) DO NOTHING`,
+           ON CONFLICT DO NOTHING`,
           ...NEW_JOB_COLUMNS.map(([, read]) => read(job)),
           now,
           now,
         ).changes;
         this.#run("UPDATE job_counts SET n = n + ? WHERE state = 'pending'", inserted);
+        this.#run(
+          `UPDATE schedules SET last_run_at = ?, last_job_id = ?
+           WHERE name = ? AND EXISTS (SELECT 1 FROM jobs WHERE id = ?)`,
+          job.runAt,
+          job.id,
+          name,
+          job.id,
+        );
         return won;
       });
       if (fired && job) this.#wakeWorkers();

@@ -612,8 +612,9 @@ export interface Store {
    * Fires one tick of a schedule, at most once however many supervisors try: in one transaction,
    * moves the schedule's `nextRunAt` from `dueAt` to `nextRunAt`, guarded by `dueAt` (a
    * compare-and-set) and by the schedule not being paused, then enqueues `job` (the tick's job,
-   * its id derived from the schedule and the tick) unless a job with that id exists, and records
-   * it as the last run (`lastRunAt = job.runAt`). With `job` null the tick is skipped: only
+   * its id derived from the schedule and the tick) unless a job with that id exists or another
+   * job holds its unique key, and records it as the last run (`lastRunAt = job.runAt`) when it is
+   * stored (or was already). With `job` null the tick is skipped: only
    * `nextRunAt` moves. Returns `false` when the guard did not match (another supervisor fired it,
    * or the schedule was paused, removed or changed); then nothing is written.
    */
