@@ -18,20 +18,14 @@ import { loadConfig } from "../settings.ts";
 import type { Schedule, Store } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
 import { commandOf, countAfterDashes, jobFromFlags, specFromFlags } from "./enqueue_run.ts";
+import { JOB_FLAGS, type JobFlagValues } from "./job_flags.ts";
 import { colorState, iso, oneLine, out, outJson, relativeTime, table } from "./format.ts";
 
 const ADD_EXAMPLE = "queuectl schedule add nightly '0 2 * * *' -- ./backup.sh";
 
-interface AddFlags extends DbFlags {
+interface AddFlags extends DbFlags, JobFlagValues {
   tz?: string;
   catchUp?: CatchUp;
-  retries?: string;
-  priority?: string;
-  timeout?: string;
-  cwd?: string;
-  env?: string[];
-  queue?: string;
-  unique?: string;
   json: boolean;
 }
 
@@ -283,54 +277,23 @@ export const scheduleRoutes = buildRouteMap({
             placeholder: "last|none",
           },
           retries: {
-            kind: "parsed",
-            parse: String,
+            ...JOB_FLAGS.retries,
             brief: "Retries after each job's first attempt [config max-retries]",
-            optional: true,
-            placeholder: "n",
           },
-          priority: {
-            kind: "parsed",
-            parse: String,
-            brief: "Higher runs first (default 0)",
-            optional: true,
-            placeholder: "n",
-          },
+          priority: JOB_FLAGS.priority,
           timeout: {
-            kind: "parsed",
-            parse: String,
+            ...JOB_FLAGS.timeout,
             brief: "Kill a job after this long; 0 = none [config job-timeout]",
-            optional: true,
-            placeholder: "duration",
           },
-          cwd: {
-            kind: "parsed",
-            parse: String,
-            brief: "Directory to run in (default: the current one)",
-            optional: true,
-            placeholder: "dir",
-          },
-          env: {
-            kind: "parsed",
-            parse: String,
-            brief: "Extra environment variable NAME=VALUE (repeatable)",
-            optional: true,
-            variadic: true,
-            placeholder: "NAME=VALUE",
-          },
+          cwd: JOB_FLAGS.cwd,
+          env: JOB_FLAGS.env,
           queue: {
-            kind: "parsed",
-            parse: String,
-            brief: "Queue its jobs wait in (default: default); see queuectl queue --help",
-            optional: true,
-            placeholder: "name",
+            ...JOB_FLAGS.queue,
+            brief: "Queue its jobs wait in (default: default)",
           },
           unique: {
-            kind: "parsed",
-            parse: String,
+            ...JOB_FLAGS.unique,
             brief: "Each job carries this key: skip a tick while the last job waits or runs",
-            optional: true,
-            placeholder: "key",
           },
           json: { ...jsonFlag.json, brief: "Print the new schedule as JSON" },
         },
@@ -367,7 +330,7 @@ export const scheduleRoutes = buildRouteMap({
           "  queuectl schedule add ping '*/5 * * * *' --catch-up none --timeout 30s \\",
           "    -- curl -fsS https://example.com/health",
           "  queuectl schedule add sweep @hourly --retries 0 --env DIR=/tmp -- ./sweep.sh",
-          "  queuectl schedule add sync '*/10 * * * *' --queue io --unique sync -- ./sync.sh",
+          "  queuectl schedule add sync @hourly --queue io --unique sync -- ./sync.sh",
           "  queuectl schedule list",
         ].join("\n"),
       },
