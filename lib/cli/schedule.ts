@@ -206,7 +206,9 @@ async function show(this: Context, flags: DbFlags & { json: boolean }, name: str
       ["queue", s.job.queue ?? "default"],
       [
         "unique",
-        s.job.uniqueKey ? `${s.job.uniqueKey} (a tick is skipped while a job with it waits)` : "-",
+        s.job.uniqueKey
+          ? `${s.job.uniqueKey} (a tick is skipped while an earlier job with it waits or runs)`
+          : "-",
       ],
       [
         "last run",
