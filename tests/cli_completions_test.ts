@@ -135,3 +135,24 @@ Deno.test("[completions] should refuse an unknown shell in one line", async () =
   const r = await runCli(t.db, ["completions", "powershell"]);
   assertOneLineError(r, 2, /the shell must be bash, zsh or fish, got "powershell"/);
 });
+
+Deno.test("[completions bash] should propose queue names and schedule names", async () => {
+  await using t = await tempDb();
+  await cliOk(t.db, ["enqueue", "--queue", "emails", "--", "true"]);
+  await cliOk(t.db, ["queue", "pause", "reports"]);
+  await cliOk(t.db, ["schedule", "add", "nightly", "@daily", "--", "true"]);
+  const script = `${t.dir}/queuectl.bash`;
+  await Deno.writeTextFile(script, await cliOk(t.db, ["completions", "bash"]));
+  const words = async (line: string[]) =>
+    (await bashComplete(t, script, line)).filter((w) => !w.startsWith("-")).sort();
+  assert.deepEqual(await words(["enqueue", "--queue", ""]), ["default", "emails", "reports"]);
+  assert.deepEqual(await words(["worker", "start", "--queue", "e"]), ["emails"]);
+  assert.deepEqual(await words(["list", "--queue", "r"]), ["reports"]);
+  assert.deepEqual(await words(["queue", "resume", ""]), ["default", "emails", "reports"]);
+  // Only the first argument of queue set is a queue.
+  assert.deepEqual(await words(["queue", "set", "reports", ""]), []);
+  assert.deepEqual(await words(["schedule", "pause", "n"]), ["nightly"]);
+  assert.deepEqual(await words(["schedule", "remove", ""]), ["nightly"]);
+  // Another flag's value is not a queue.
+  assert.deepEqual(await words(["enqueue", "--retries", ""]), []);
+});

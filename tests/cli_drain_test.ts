@@ -136,3 +136,78 @@ Deno.test({
     assert.ok(draws.some((d) => d.startsWith("draining: 3/3 done")), text);
   },
 });
+
+Deno.test("[worker start --drain] should not wait for the jobs of a paused queue", async () => {
+  await using t = await tempDb();
+  await enqueue(t.db, { id: "a", command: "true" });
+  for (const id of ["r1", "r2", "r3"]) {
+    await enqueue(t.db, { id, command: "true", queue: "reports" });
+  }
+  await cliOk(t.db, ["queue", "pause", "reports"]);
+  const r = await runCli(t.db, ["worker", "start", "--drain"]);
+  const detail = `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
+  assert.equal(r.code, 0, detail);
+  assert.match(
+    r.stdout,
+    /^drained in .*: 1 completed, 0 dead; left in the queue: 3 pending in paused queue reports\n$/,
+    detail,
+  );
+  assert.equal(await jobState(t.db, "a"), "completed");
+  assert.equal(await jobState(t.db, "r1"), "pending");
+});
+
+Deno.test("[worker start --drain] --queue a should drain a while queue b has jobs", async () => {
+  await using t = await tempDb();
+  await enqueue(t.db, { id: "a1", command: "true", queue: "a" });
+  await enqueue(t.db, { id: "a2", command: "sleep 0.3", queue: "a" });
+  await enqueue(t.db, { id: "b1", command: "true", queue: "b" });
+  const r = await runCli(t.db, ["worker", "start", "--queue", "a", "--drain"]);
+  const detail = `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
+  assert.equal(r.code, 0, detail);
+  assert.match(
+    r.stdout,
+    /: 2 completed, 0 dead; left in the queue: 1 pending in queue b \(not in --queue\)\n$/,
+    detail,
+  );
+  assert.equal(await jobState(t.db, "a2"), "completed");
+  assert.equal(await jobState(t.db, "b1"), "pending");
+});
+
+Deno.test("[worker start --drain] should run a dependency chain to its end", async () => {
+  await using t = await tempDb();
+  await enqueue(t.db, { id: "c1", command: "sleep 0.4" });
+  await enqueue(t.db, { id: "c2", command: "sleep 0.4", after: ["c1"] });
+  await enqueue(t.db, { id: "c3", command: "true", after: ["c2"] });
+  const r = await runCli(t.db, ["worker", "start", "--count", "2", "--drain"]);
+  const detail = `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
+  assert.equal(r.code, 0, detail);
+  assert.match(r.stdout, /^drained in .*: 3 completed, 0 dead\n$/, detail);
+  for (const id of ["c1", "c2", "c3"]) assert.equal(await jobState(t.db, id), "completed");
+});
+
+Deno.test("[worker start --drain] should end when a chain's first job dies", async () => {
+  await using t = await tempDb();
+  await enqueue(t.db, { id: "d1", command: "exit 3", max_retries: 0 });
+  await enqueue(t.db, { id: "d2", command: "true", after: ["d1"] });
+  const r = await runCli(t.db, ["worker", "start", "--drain", "--quiet"]);
+  const detail = `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
+  assert.equal(r.code, 1, detail);
+  assert.match(r.stdout, /^drained in .*: 0 completed, 2 dead\n$/, detail);
+  assert.equal(await jobState(t.db, "d2"), "dead");
+});
+
+Deno.test("[worker start --drain] should leave a job waiting on a paused queue's job", async () => {
+  await using t = await tempDb();
+  await enqueue(t.db, { id: "p1", command: "true", queue: "reports" });
+  await enqueue(t.db, { id: "w1", command: "true", after: ["p1"] });
+  await cliOk(t.db, ["queue", "pause", "reports"]);
+  const r = await runCli(t.db, ["worker", "start", "--drain"]);
+  const detail = `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
+  assert.equal(r.code, 0, detail);
+  assert.match(
+    r.stdout,
+    /left in the queue: 1 pending in paused queue reports, 1 waiting on jobs that cannot run now\n$/,
+    detail,
+  );
+  assert.equal(await jobState(t.db, "w1"), "pending");
+});

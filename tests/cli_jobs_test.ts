@@ -142,6 +142,8 @@ Deno.test("[status] should count every state, scheduled jobs and active workers"
       paused: false,
       concurrency: 0,
     }],
+    schedules: 0,
+    paused_schedules: 0,
     db: t.db,
   });
   const rows = text.split("\n").map((l) => l.trim().split(/\s{2,}/));

@@ -12,6 +12,7 @@ import {
   lineCount,
   runCli,
   sqliteOnly,
+  startCli,
   startWorkers,
   tempDb,
   waitFor,
@@ -33,6 +34,8 @@ interface ScheduleJson {
   priority: number;
   timeout_seconds: number;
   env_keys: string[];
+  queue: string;
+  unique_key: string | null;
 }
 
 async function schedules(db: string): Promise<ScheduleJson[]> {
@@ -102,8 +105,14 @@ Deno.test("[schedule] a real worker start fires an every-second schedule once pe
     assert.deepEqual([job.priority, job.max_retries, job.env_keys], [7, 0, ["WHO"]]);
 
     const table = await cliOk(t.db, ["schedule", "list"]);
-    assert.match(table, /^NAME +CRON +TZ +NEXT RUN +LAST RUN +LAST JOB +OUTCOME +COMMAND\n/);
-    assert.match(table, /\ntick +\* \* \* \* \* \* +UTC +paused +\S+ ago +tick@\S+ +completed /);
+    assert.match(
+      table,
+      /^NAME +CRON +TZ +QUEUE +NEXT RUN +LAST RUN +LAST JOB +OUTCOME +COMMAND\n/,
+    );
+    assert.match(
+      table,
+      /\ntick +\* \* \* \* \* \* +UTC +default +paused +\S+ ago +tick@\S+ +completed /,
+    );
 
     const resumed = await cliOk(t.db, ["schedule", "resume", "tick"]);
     assert.match(resumed, /^resumed schedule tick, next run \S+Z \(in /);
@@ -279,4 +288,54 @@ Deno.test({
     assert.deepEqual([none.name, none.last_job_id, none.last_run_at], ["none", null, null]);
     assert.equal(new Date(none.next_run_at!).getTime(), expected + hour);
   },
+});
+
+Deno.test("[schedule] --queue puts each tick's job in that queue; --unique skips ticks while one runs", async () => {
+  await using t = await tempDb();
+  await cliOk(t.db, [
+    "schedule",
+    "add",
+    "sync",
+    "* * * * * *",
+    "--queue",
+    "io",
+    "--unique",
+    "sync",
+    "--",
+    "sleep 3",
+  ]);
+  const [s] = await schedules(t.db);
+  assert.deepEqual([s.queue, s.unique_key], ["io", "sync"]);
+  const shown = await cliOk(t.db, ["schedule", "show", "sync"]);
+  assert.match(shown, /\nqueue: +io\n/);
+  assert.match(shown, /\nunique: +sync \(a tick is skipped/);
+  const w = startCli(t.db, ["worker", "start", "--queue", "io"]);
+  try {
+    await waitFor(async () => (await jobIds(t.db)).length === 1, { what: "the first tick" });
+    // Later ticks find the first job holding the key: no second job while it runs.
+    await waitFor(() => /schedule\.skipped schedule=sync/.test(w.log()), {
+      what: "a skipped tick",
+    });
+    const jobs = JSON.parse(await cliOk(t.db, ["list", "--json", "--queue", "io"]));
+    assert.equal(jobs.length, 1);
+    assert.equal(jobs[0].queue, "io");
+  } finally {
+    await stopAll(w);
+  }
+});
+
+Deno.test("[schedule] add --queue with a bad name: one line, exit 2, nothing stored", async () => {
+  await using t = await tempDb();
+  const r = await runCli(t.db, [
+    "schedule",
+    "add",
+    "x",
+    "@hourly",
+    "--queue",
+    "no way",
+    "--",
+    "true",
+  ]);
+  assertOneLineError(r, 2, /--queue/);
+  assert.deepEqual(await schedules(t.db), []);
 });

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { parseCron, tickJobId } from "../lib/cron.ts";
+import { type BackoffPolicy, transition } from "../lib/job.ts";
 import type { NewSchedule, Store } from "../lib/store/store.ts";
 import { fireDueSchedules } from "../workers/schedules.ts";
 import { conformanceTest, type DatabaseFactory, newJob } from "./store_conformance.ts";
@@ -13,6 +14,7 @@ import { conformanceTest, type DatabaseFactory, newJob } from "./store_conforman
 /** 2027-01-15T08:00:00Z: a tick of every hourly and daily-at-08:00 UTC expression. */
 const T0 = 1_800_000_000_000;
 const HOUR = 3_600_000;
+const POLICY: BackoffPolicy = { backoffBaseSeconds: 2, backoffMaxSeconds: 3600, jitter: false };
 
 /** A schedule of `cron` in UTC whose next run is its first tick after `after` (default T0 - 1). */
 function newSchedule(name: string, cron: string, fields: Partial<NewSchedule> = {}): NewSchedule {
@@ -28,6 +30,8 @@ function newSchedule(name: string, cron: string, fields: Partial<NewSchedule> = 
       timeoutMs: 0,
       cwd: "/tmp",
       env: null,
+      queue: "default",
+      uniqueKey: null,
     },
     nextRunAt: parseCron(cron, "UTC").nextAfter(T0 - 1),
     ...fields,
@@ -54,6 +58,8 @@ export function cronConformance(name: string, newDatabase: DatabaseFactory): voi
         timeoutMs: 60_000,
         cwd: "/srv",
         env: { TOKEN: "x y" },
+        queue: "backups",
+        uniqueKey: "nightly",
       },
       nextRunAt: T0 + 5,
     });
@@ -100,6 +106,43 @@ export function cronConformance(name: string, newDatabase: DatabaseFactory): voi
     );
     assert.deepEqual(await fireDueSchedules(store, T0 + 600), [], "a tick fires once");
     assert.deepEqual(await jobIds(store), [job.id]);
+  });
+
+  cronTest("a tick's job goes to the schedule's queue; a held unique key skips the tick", async (
+    store,
+  ) => {
+    const s = newSchedule("sync", "@hourly");
+    await store.addSchedule({ ...s, job: { ...s.job, queue: "io", uniqueKey: "sync" } }, T0 - 10);
+    const first = tickJobId("sync", T0);
+    assert.deepEqual(await fireDueSchedules(store, T0 + 1), [{
+      name: "sync",
+      tick: T0,
+      jobId: first,
+    }]);
+    const job = (await store.getJob(first))!;
+    assert.deepEqual([job.queue, job.uniqueKey], ["io", "sync"]);
+    // The first job still waits: the next tick enqueues nothing, and the last run stays.
+    assert.deepEqual(await fireDueSchedules(store, T0 + HOUR + 1), [{
+      name: "sync",
+      tick: T0 + HOUR,
+      jobId: null,
+    }]);
+    assert.deepEqual(await jobIds(store), [first]);
+    const after = (await store.getSchedule("sync"))!;
+    assert.deepEqual([after.nextRunAt, after.lastJobId], [T0 + 2 * HOUR, first]);
+    // Once it finished, the key is free: the next tick runs.
+    const [claimed] = await store.claimNext("w1", T0 + 2 * HOUR, 1, ["io"]);
+    assert.equal(claimed.id, first);
+    await store.finishAttempt(
+      first,
+      "w1",
+      transition(claimed, { type: "succeed" }, T0 + 2 * HOUR, POLICY),
+      { outcome: "completed", exitCode: 0, signal: null, error: null },
+      T0 + 2 * HOUR,
+    );
+    const second = tickJobId("sync", T0 + 2 * HOUR);
+    assert.deepEqual((await fireDueSchedules(store, T0 + 2 * HOUR + 1))[0].jobId, second);
+    assert.deepEqual(await jobIds(store), [first, second].sort());
   });
 
   cronTest("two supervisors firing the same ticks at once enqueue one job per tick", async (

@@ -9,6 +9,7 @@ import { cronConformance } from "./store_conformance_cron.ts";
 import { uniqueConformance } from "./store_conformance_unique.ts";
 import { depsConformance } from "./store_conformance_deps.ts";
 import { queuesConformance } from "./store_conformance_queues.ts";
+import { drainConformance } from "./store_conformance_drain.ts";
 
 /** A fresh SQLite file per test, in a directory of its own. */
 const sqliteDatabase: DatabaseFactory = async () => {
@@ -27,6 +28,7 @@ cronConformance("sqlite", sqliteDatabase);
 uniqueConformance("sqlite", sqliteDatabase);
 depsConformance("sqlite", sqliteDatabase);
 queuesConformance("sqlite", sqliteDatabase);
+drainConformance("sqlite", sqliteDatabase);
 
 /** A fresh temporary directory, removed on dispose. */
 async function tempDir(): Promise<AsyncDisposable & { path: string }> {

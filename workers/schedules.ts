@@ -42,8 +42,16 @@ export async function fireDueSchedules(
     const tick = plan.tick;
     const job = plan.fire ? tickJob(s, tick) : null;
     if (!await store.fireSchedule(s.name, s.nextRunAt!, job, plan.nextRunAt, now)) continue;
-    fired.push({ name: s.name, tick, jobId: job?.id ?? null });
-    if (job) {
+    // A job with a unique key is not stored while an earlier tick's job holds the key.
+    const held = job?.uniqueKey ? (await store.getJob(job.id)) === null : false;
+    fired.push({ name: s.name, tick, jobId: held ? null : job?.id ?? null });
+    if (held) {
+      log?.info("schedule.skipped", {
+        schedule: s.name,
+        tick: new Date(tick).toISOString(),
+        reason: `a job with unique key ${job!.uniqueKey} is still pending, failed or processing`,
+      });
+    } else if (job) {
       log?.info("schedule.fired", {
         schedule: s.name,
         job: job.id,

@@ -524,7 +524,7 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<number> {
     if (drainPoll) {
       clearInterval(drainPoll);
       // Counts the jobs that finished while the workers stopped, for the drain's summary.
-      await opts.drain!.poll(store).catch(() => {});
+      await opts.drain!.poll(store, true).catch(() => {});
     }
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener(GRACEFUL_SIGNAL, onTerm);

@@ -82,9 +82,10 @@ export const completionsCommand = buildCommand({
   docs: {
     brief: "Print a shell completion script (bash, zsh, fish)",
     fullDescription: [
-      "Completes commands, flags and the ids of recent jobs (show, logs, retry, cancel,",
-      "remove, dlq retry). The script calls queuectl on each TAB, so queuectl must be on",
-      "PATH (deno task install puts it there).",
+      "Completes commands, flags, the ids of recent jobs (show, logs, retry, cancel,",
+      "remove, dlq retry), queue names (after --queue; queue pause, resume, set) and",
+      "schedule names (schedule show, remove, pause, resume). The script calls queuectl",
+      "on each TAB, so queuectl must be on PATH (deno task install puts it there).",
       "",
       "Examples:",
       "  queuectl completions bash > ~/.local/share/bash-completion/completions/queuectl",
@@ -146,7 +147,7 @@ export async function completeMain(argv: string[]): Promise<number> {
     // An input the parser cannot read: nothing to propose from it.
   }
   try {
-    for (const id of await jobIdsFor(app.root, words, db)) put(id, "job");
+    for (const [word, what] of await storeWordsFor(app.root, words, db)) put(word, what);
   } catch {
     // No store, or not readable: no ids.
   }
@@ -162,11 +163,21 @@ export async function completeMain(argv: string[]): Promise<number> {
 
 type Target = Parameters<typeof proposeCompletions>[0]["root"];
 
+/** Commands whose first argument is a queue name, or a schedule name. */
+const TAKES_QUEUE = ["queue pause", "queue resume", "queue set"];
+const TAKES_SCHEDULE = ["schedule show", "schedule remove", "schedule pause", "schedule resume"];
+
 /**
- * The ids of the newest jobs that start with the word being completed, when that word is a job
- * id argument: the command takes ids, and the word before is not a flag waiting for its value.
+ * Names from the store that start with the word being completed, with what they are: the ids of
+ * the newest jobs where the command takes job ids; queue names after `--queue` and as the first
+ * argument of `queue pause|resume|set`; schedule names as that of `schedule show|remove|pause|
+ * resume`. None when the word before is another flag waiting for its value.
  */
-async function jobIdsFor(root: Target, words: string[], db: string | undefined) {
+async function storeWordsFor(
+  root: Target,
+  words: string[],
+  db: string | undefined,
+): Promise<Array<[string, string]>> {
   const partial = words.at(-1)!;
   if (partial.startsWith("-")) return [];
   let target: Target | Command<CommandContext> = root;
@@ -179,26 +190,42 @@ async function jobIdsFor(root: Target, words: string[], db: string | undefined) 
     target = next;
     path.push(words[i]);
   }
+  if ("getRoutingTargetForInput" in target) return [];
   const name = path.join(" ");
-  if (!Object.hasOwn(TAKES_JOB_IDS, name) || "getRoutingTargetForInput" in target) return [];
   const command = target as Command<CommandContext>;
+  const flags = command.parameters.flags as Record<string, { kind: string }> | undefined;
   const prev = words.length - 2 >= i ? words[words.length - 2] : "";
-  if (prev.startsWith("--") && !prev.includes("=")) {
+  let want: "jobs" | "queues" | "schedules" | null = null;
+  if (prev === "--queue" && flags?.queue) want = "queues";
+  else if (prev.startsWith("--") && !prev.includes("=")) {
     const flagName = prev.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    const flags = command.parameters.flags as Record<string, { kind: string }> | undefined;
     const flag = flags?.[flagName];
     if (flag && flag.kind !== "boolean") return []; // the word is that flag's value
   }
   if (prev === "--db") return [];
+  // The first argument: the word being completed comes right after the command's words.
+  const first = i === words.length - 1;
+  if (want === null && Object.hasOwn(TAKES_JOB_IDS, name)) want = "jobs";
+  if (want === null && first && TAKES_QUEUE.includes(name)) want = "queues";
+  if (want === null && first && TAKES_SCHEDULE.includes(name)) want = "schedules";
+  if (want === null) return [];
   const { openStore, resolveDbPath } = await import("../store/open.ts");
   const store = await openStore(resolveDbPath(db), { create: false });
   try {
-    const jobs = await store.listJobs({
-      limit: RECENT_IDS,
-      newestFirst: true,
-      states: TAKES_JOB_IDS[name],
-    });
-    return jobs.map((j) => j.id).filter((id) => id.startsWith(partial));
+    let found: Array<[string, string]>;
+    if (want === "queues") {
+      found = (await store.listQueues()).map((q) => [q.name, "queue"]);
+    } else if (want === "schedules") {
+      found = (await store.listSchedules()).map((x) => [x.name, "schedule"]);
+    } else {
+      const jobs = await store.listJobs({
+        limit: RECENT_IDS,
+        newestFirst: true,
+        states: TAKES_JOB_IDS[name],
+      });
+      found = jobs.map((j) => [j.id, "job"]);
+    }
+    return found.filter(([w]) => w.startsWith(partial));
   } finally {
     await store.close();
   }

@@ -4,6 +4,7 @@
  */
 import { buildCommand } from "@stricli/core";
 import { dbFlag, jsonFlag } from "./context.ts";
+import { JOB_FLAGS } from "./job_flags.ts";
 import type { EnqueueFlags } from "./enqueue_run.ts";
 
 export const enqueueCommand = buildCommand<EnqueueFlags, string[]>({
@@ -18,20 +19,8 @@ export const enqueueCommand = buildCommand<EnqueueFlags, string[]>({
         optional: true,
         placeholder: "id",
       },
-      retries: {
-        kind: "parsed",
-        parse: String,
-        brief: "Retries after the first attempt [config max-retries]",
-        optional: true,
-        placeholder: "n",
-      },
-      priority: {
-        kind: "parsed",
-        parse: String,
-        brief: "Higher runs first (default 0)",
-        optional: true,
-        placeholder: "n",
-      },
+      retries: JOB_FLAGS.retries,
+      priority: JOB_FLAGS.priority,
       delay: {
         kind: "parsed",
         parse: String,
@@ -46,35 +35,10 @@ export const enqueueCommand = buildCommand<EnqueueFlags, string[]>({
         optional: true,
         placeholder: "time",
       },
-      timeout: {
-        kind: "parsed",
-        parse: String,
-        brief: "Kill after this long (≤ 30d); 0 = none [config job-timeout]",
-        optional: true,
-        placeholder: "duration",
-      },
-      cwd: {
-        kind: "parsed",
-        parse: String,
-        brief: "Directory to run in (default: the current one)",
-        optional: true,
-        placeholder: "dir",
-      },
-      env: {
-        kind: "parsed",
-        parse: String,
-        brief: "Extra environment variable NAME=VALUE (repeatable)",
-        optional: true,
-        variadic: true,
-        placeholder: "NAME=VALUE",
-      },
-      unique: {
-        kind: "parsed",
-        parse: String,
-        brief: "At most one waiting or running job with this key",
-        optional: true,
-        placeholder: "key",
-      },
+      timeout: JOB_FLAGS.timeout,
+      cwd: JOB_FLAGS.cwd,
+      env: JOB_FLAGS.env,
+      unique: JOB_FLAGS.unique,
       after: {
         kind: "parsed",
         parse: String,
@@ -82,13 +46,7 @@ export const enqueueCommand = buildCommand<EnqueueFlags, string[]>({
         optional: true,
         placeholder: "ids",
       },
-      queue: {
-        kind: "parsed",
-        parse: String,
-        brief: "Queue to wait in (default: default); see queuectl queue --help",
-        optional: true,
-        placeholder: "name",
-      },
+      queue: JOB_FLAGS.queue,
       file: {
         kind: "parsed",
         parse: String,

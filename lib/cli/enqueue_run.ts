@@ -7,6 +7,7 @@
  * No parser here: main.ts runs the common shapes of the command (`simpleEnqueueInput`) without
  * loading it, the whole start-up of one `enqueue` being the cost users see.
  */
+import type { JobFlagValues } from "./job_flags.ts";
 import { formatDuration } from "../duration.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { loadConfig } from "../settings.ts";
@@ -21,18 +22,11 @@ import { DEFAULT_QUEUE, type ExistingJob, type NewJob } from "../store/store.ts"
 import { type DbFlags, withStore } from "./context.ts";
 import { writeAll } from "../write_all.ts";
 
-export interface EnqueueFlags extends DbFlags {
+export interface EnqueueFlags extends DbFlags, JobFlagValues {
   id?: string;
-  retries?: string;
-  priority?: string;
   delay?: string;
   runAt?: string;
-  timeout?: string;
-  cwd?: string;
-  env?: string[];
-  unique?: string;
   after?: string;
-  queue?: string;
   file?: string;
   json: boolean;
 }

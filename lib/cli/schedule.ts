@@ -18,18 +18,14 @@ import { loadConfig } from "../settings.ts";
 import type { Schedule, Store } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, jsonFlag, withStore } from "./context.ts";
 import { commandOf, countAfterDashes, jobFromFlags, specFromFlags } from "./enqueue_run.ts";
+import { JOB_FLAGS, type JobFlagValues } from "./job_flags.ts";
 import { colorState, iso, oneLine, out, outJson, relativeTime, table } from "./format.ts";
 
 const ADD_EXAMPLE = "queuectl schedule add nightly '0 2 * * *' -- ./backup.sh";
 
-interface AddFlags extends DbFlags {
+interface AddFlags extends DbFlags, JobFlagValues {
   tz?: string;
   catchUp?: CatchUp;
-  retries?: string;
-  priority?: string;
-  timeout?: string;
-  cwd?: string;
-  env?: string[];
   json: boolean;
 }
 
@@ -138,6 +134,8 @@ function scheduleJson(s: Schedule) {
     timeout_seconds: s.job.timeoutMs / 1000,
     cwd: s.job.cwd,
     env_keys: s.job.env ? Object.keys(s.job.env) : [],
+    queue: s.job.queue ?? "default",
+    unique_key: s.job.uniqueKey ?? null,
     created_at: iso(s.createdAt),
   };
 }
@@ -156,18 +154,19 @@ async function list(this: Context, flags: DbFlags & { json: boolean }) {
     }
     const now = await store.now();
     out(table(
-      ["NAME", "CRON", "TZ", "NEXT RUN", "LAST RUN", "LAST JOB", "OUTCOME", "COMMAND"],
+      ["NAME", "CRON", "TZ", "QUEUE", "NEXT RUN", "LAST RUN", "LAST JOB", "OUTCOME", "COMMAND"],
       schedules.map((s) => [
         s.name,
         s.cron,
         s.tz,
+        s.job.queue ?? "default",
         s.paused ? "paused" : relativeTime(s.nextRunAt, now),
         relativeTime(s.lastRunAt, now),
         s.lastJobId ?? "-",
         outcomeCell(s),
         oneLine(s.job.command),
       ]),
-      { fit: [7] },
+      { fit: [8] },
     ));
   }, { create: false });
 }
@@ -204,6 +203,13 @@ async function show(this: Context, flags: DbFlags & { json: boolean }, name: str
       ["timeout", s.job.timeoutMs > 0 ? formatDuration(s.job.timeoutMs) : "none"],
       ["cwd", s.job.cwd],
       ["env", s.job.env ? Object.keys(s.job.env).join(", ") : "-"],
+      ["queue", s.job.queue ?? "default"],
+      [
+        "unique",
+        s.job.uniqueKey
+          ? `${s.job.uniqueKey} (a tick is skipped while an earlier job with it waits or runs)`
+          : "-",
+      ],
       [
         "last run",
         s.lastRunAt === null
@@ -273,40 +279,23 @@ export const scheduleRoutes = buildRouteMap({
             placeholder: "last|none",
           },
           retries: {
-            kind: "parsed",
-            parse: String,
+            ...JOB_FLAGS.retries,
             brief: "Retries after each job's first attempt [config max-retries]",
-            optional: true,
-            placeholder: "n",
           },
-          priority: {
-            kind: "parsed",
-            parse: String,
-            brief: "Higher runs first (default 0)",
-            optional: true,
-            placeholder: "n",
-          },
+          priority: JOB_FLAGS.priority,
           timeout: {
-            kind: "parsed",
-            parse: String,
+            ...JOB_FLAGS.timeout,
             brief: "Kill a job after this long; 0 = none [config job-timeout]",
-            optional: true,
-            placeholder: "duration",
           },
-          cwd: {
-            kind: "parsed",
-            parse: String,
-            brief: "Directory to run in (default: the current one)",
-            optional: true,
-            placeholder: "dir",
+          cwd: JOB_FLAGS.cwd,
+          env: JOB_FLAGS.env,
+          queue: {
+            ...JOB_FLAGS.queue,
+            brief: "Queue its jobs wait in (default: default)",
           },
-          env: {
-            kind: "parsed",
-            parse: String,
-            brief: "Extra environment variable NAME=VALUE (repeatable)",
-            optional: true,
-            variadic: true,
-            placeholder: "NAME=VALUE",
+          unique: {
+            ...JOB_FLAGS.unique,
+            brief: "Each job carries this key: skip a tick while the last job waits or runs",
           },
           json: { ...jsonFlag.json, brief: "Print the new schedule as JSON" },
         },
@@ -333,12 +322,17 @@ export const scheduleRoutes = buildRouteMap({
           "After a downtime the last missed tick runs once (--catch-up last), or none is",
           "run (--catch-up none: a tick found more than a minute late is skipped).",
           "",
+          "--queue puts its jobs in a named queue. With --unique KEY each job carries the",
+          "unique key: a tick is skipped (no job) while an earlier tick's job with the key",
+          "is still pending, failed or processing, so runs never overlap.",
+          "",
           "Examples:",
           `  ${ADD_EXAMPLE}`,
           "  queuectl schedule add report '30 8 * * MON-FRI' --tz Europe/Paris -- make all",
           "  queuectl schedule add ping '*/5 * * * *' --catch-up none --timeout 30s \\",
           "    -- curl -fsS https://example.com/health",
           "  queuectl schedule add sweep @hourly --retries 0 --env DIR=/tmp -- ./sweep.sh",
+          "  queuectl schedule add sync @hourly --queue io --unique sync -- ./sync.sh",
           "  queuectl schedule list",
         ].join("\n"),
       },

@@ -1,4 +1,4 @@
-/** `queuectl status`: job counts per state, scheduled jobs, and active workers. */
+/** `queuectl status`: job counts per state, scheduled jobs, active workers and schedules. */
 import { buildCommand } from "@stricli/core";
 import { JOB_STATES } from "../job.ts";
 import { loadSetting } from "../settings.ts";
@@ -17,6 +17,8 @@ async function status(this: Context, flags: DbFlags & { json: boolean }) {
     const queues = await store.listQueues();
     const workers = (await store.listWorkers()).filter((w) => isWorkerLive(w, leaseTimeoutMs, now));
     const total = JOB_STATES.reduce((n, s) => n + counts[s], 0);
+    const schedules = await store.listSchedules();
+    const pausedSchedules = schedules.filter((s) => s.paused).length;
     if (flags.json) {
       return outJson({
         ...counts,
@@ -24,6 +26,8 @@ async function status(this: Context, flags: DbFlags & { json: boolean }) {
         active_workers: workers.length,
         busy_workers: workers.filter((w) => w.currentJob).length,
         queues: queues.map(queueJson),
+        schedules: schedules.length,
+        paused_schedules: pausedSchedules,
         db: store.location,
       });
     }
@@ -43,6 +47,13 @@ async function status(this: Context, flags: DbFlags & { json: boolean }) {
     }
     const busy = workers.filter((w) => w.currentJob).length;
     out(`\nactive workers: ${workers.length} (${busy} busy)`);
+    if (schedules.length > 0) {
+      out(
+        `schedules: ${schedules.length}` +
+          (pausedSchedules > 0 ? ` (${pausedSchedules} paused)` : "") +
+          " (queuectl schedule list)",
+      );
+    }
     out(`database: ${store.location}`);
   }, { create: false });
 }
@@ -54,7 +65,8 @@ export const statusCommand = buildCommand({
     brief: "Show job counts per state and active workers",
     fullDescription: "`scheduled` counts pending and failed jobs waiting for their run time, " +
       "`waiting` pending jobs waiting for jobs they depend on (enqueue --after).\n" +
-      "With more than one queue (or a paused or limited one), a table per queue follows.\n\n" +
+      "With more than one queue (or a paused or limited one), a table per queue follows.\n" +
+      "Once there are recurring jobs, one line counts the schedules (and paused ones).\n\n" +
       "Example:\n  queuectl status --json",
   },
 });

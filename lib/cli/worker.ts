@@ -88,7 +88,7 @@ async function start(this: Context, flags: StartFlags) {
   }
   const log = await setupLogging(level);
   const watch = flags.drain
-    ? new (await import("../../workers/drain.ts")).DrainWatch(tty)
+    ? new (await import("../../workers/drain.ts")).DrainWatch(tty, flags.queue)
     : undefined;
   const code = await runSupervisor({
     db,

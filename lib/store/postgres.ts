@@ -34,6 +34,8 @@ import type {
   AttemptResult,
   DeletedJob,
   DependencyLink,
+  DrainBacklog,
+  DrainKind,
   ExistingJob,
   Job,
   JobCounts,
@@ -365,6 +367,9 @@ const MIGRATIONS: string[] = [
      paused boolean NOT NULL DEFAULT false,
      concurrency integer NOT NULL DEFAULT 0
    );`,
+  // As in the SQLite store: a schedule's queue, and the unique key its jobs carry.
+  `ALTER TABLE schedules ADD COLUMN queue text NOT NULL DEFAULT 'default';
+   ALTER TABLE schedules ADD COLUMN unique_key text;`,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -1063,6 +1068,36 @@ export class PostgresStore implements Store {
     return c;
   }
 
+  async drainBacklog(dueBy: number, queues?: readonly string[]): Promise<DrainBacklog[]> {
+    const served = queues ? [...queues] : null;
+    const rows = await this.#do((sql) =>
+      sql`SELECT j.queue, coalesce(q.paused, false) AS paused,
+            CASE
+              WHEN j.state = 'processing' THEN 'processing'
+              WHEN j.waiting_on > 0 THEN
+                CASE WHEN EXISTS (SELECT 1 FROM job_deps d JOIN jobs p ON p.id = d.dep_id
+                    LEFT JOIN queues pq ON pq.name = p.queue
+                    WHERE d.job_id = j.id AND (p.state = 'processing'
+                      OR (p.state IN ('pending','failed') AND p.waiting_on = 0
+                        AND p.run_at <= ${dueBy} AND NOT coalesce(pq.paused, false)
+                        AND (${served}::text[] IS NULL OR p.queue = ANY(${served}::text[])))))
+                  THEN 'waiting_live' ELSE 'waiting_stuck' END
+              WHEN j.run_at <= ${dueBy} THEN 'ready_' || j.state
+              ELSE 'later_' || j.state
+            END AS kind,
+            count(*)::bigint AS n
+          FROM jobs j LEFT JOIN queues q ON q.name = j.queue
+          WHERE j.state IN ('pending','failed','processing')
+          GROUP BY 1, 2, 3 ORDER BY 1, 3`
+    );
+    return rows.map((r) => ({
+      queue: r.queue as string,
+      paused: r.paused as boolean,
+      kind: r.kind as DrainKind,
+      n: Number(r.n),
+    }));
+  }
+
   async claimNext(
     workerId: string,
     now: number,
@@ -1561,10 +1596,11 @@ export class PostgresStore implements Store {
   async addSchedule(s: NewSchedule, now: number): Promise<boolean> {
     const rows = await this.#do((sql) =>
       sql`INSERT INTO schedules (name, cron, tz, catch_up, command, max_retries, priority,
-            timeout_ms, cwd, env, next_run_at, created_at, updated_at)
+            timeout_ms, cwd, env, queue, unique_key, next_run_at, created_at, updated_at)
           VALUES (${s.name}, ${s.cron}, ${s.tz}, ${s.catchUp}, ${s.job.command},
             ${s.job.maxRetries}, ${s.job.priority}, ${s.job.timeoutMs}, ${s.job.cwd},
-            ${s.job.env === null ? null : JSON.stringify(s.job.env)}, ${s.nextRunAt}::bigint,
+            ${s.job.env === null ? null : JSON.stringify(s.job.env)},
+            ${s.job.queue ?? DEFAULT_QUEUE}, ${s.job.uniqueKey ?? null}, ${s.nextRunAt}::bigint,
             ${now}, ${now})
           ON CONFLICT (name) DO NOTHING RETURNING name`
     );
@@ -1624,24 +1660,27 @@ export class PostgresStore implements Store {
     // next_run_at moved and matches nothing.
     return this.#tx(async (sql) => {
       const won = await sql`
-        UPDATE schedules SET next_run_at = ${nextRunAt}::bigint, updated_at = ${now},
-          last_run_at = coalesce(${job?.runAt ?? null}::bigint, last_run_at),
-          last_job_id = coalesce(${job?.id ?? null}::text, last_job_id)
+        UPDATE schedules SET next_run_at = ${nextRunAt}::bigint, updated_at = ${now}
         WHERE name = ${name} AND next_run_at = ${dueAt} AND NOT paused
         RETURNING name`;
       if (won.length === 0) return false;
       if (!job) return true;
+      // Not stored when the id exists, or when its unique key is held by an earlier tick's job.
       const inserted = await sql`
         INSERT INTO jobs (id, command, state, attempts, max_retries, priority, run_at,
-          timeout_ms, cwd, env, created_at, updated_at)
+          timeout_ms, cwd, env, queue, unique_key, created_at, updated_at)
         VALUES (${job.id}, ${job.command}, 'pending', 0, ${job.maxRetries}, ${job.priority},
           ${job.runAt}, ${job.timeoutMs}, ${job.cwd},
-          ${job.env === null ? null : JSON.stringify(job.env)}, ${now}, ${now})
-        ON CONFLICT (id) DO NOTHING RETURNING id`;
+          ${job.env === null ? null : JSON.stringify(job.env)}, ${job.queue ?? DEFAULT_QUEUE},
+          ${job.uniqueKey ?? null}, ${now}, ${now})
+        ON CONFLICT DO NOTHING RETURNING id`;
       if (inserted.length > 0) {
         await this.#countAdd(sql, "pending", inserted.length);
         await this.#notify(sql);
       }
+      await sql`
+        UPDATE schedules SET last_run_at = ${job.runAt}, last_job_id = ${job.id}
+        WHERE name = ${name} AND EXISTS (SELECT 1 FROM jobs WHERE id = ${job.id})`;
       return true;
     });
   }

@@ -192,6 +192,8 @@ export function toSchedule(r: Row): Schedule {
       timeoutMs: r.timeout_ms as number,
       cwd: r.cwd as string,
       env: r.env === null ? null : JSON.parse(r.env as string),
+      queue: r.queue as string,
+      uniqueKey: (r.unique_key ?? null) as string | null,
     },
     paused: Boolean(r.paused),
     nextRunAt: r.next_run_at as number | null,

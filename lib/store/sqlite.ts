@@ -30,6 +30,8 @@ import type {
   AttemptResult,
   DeletedJob,
   DependencyLink,
+  DrainBacklog,
+  DrainKind,
   ExistingJob,
   Job,
   JobCounts,
@@ -298,6 +300,10 @@ const MIGRATIONS: string[] = [
      paused INTEGER NOT NULL DEFAULT 0,
      concurrency INTEGER NOT NULL DEFAULT 0
    );`,
+  // A schedule's jobs may go to a named queue, and carry a unique key (then a tick is skipped
+  // while the job of an earlier tick still holds it).
+  `ALTER TABLE schedules ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+   ALTER TABLE schedules ADD COLUMN unique_key TEXT;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -883,6 +889,38 @@ export class SqliteStore implements Store {
     });
   }
 
+  drainBacklog(dueBy: number, queues?: readonly string[]): Promise<DrainBacklog[]> {
+    return this.#do(() =>
+      this.#all(
+        `SELECT j.queue, coalesce(q.paused, 0) AS paused,
+           CASE
+             WHEN j.state = 'processing' THEN 'processing'
+             WHEN j.waiting_on > 0 THEN
+               CASE WHEN EXISTS (SELECT 1 FROM job_deps d JOIN jobs p ON p.id = d.dep_id
+                   LEFT JOIN queues pq ON pq.name = p.queue
+                   WHERE d.job_id = j.id AND (p.state = 'processing'
+                     OR (p.state IN ('pending','failed') AND p.waiting_on = 0 AND p.run_at <= ?1
+                       AND coalesce(pq.paused, 0) = 0
+                       AND (?2 IS NULL OR p.queue IN (SELECT value FROM json_each(?2))))))
+                 THEN 'waiting_live' ELSE 'waiting_stuck' END
+             WHEN j.run_at <= ?1 THEN 'ready_' || j.state
+             ELSE 'later_' || j.state
+           END AS kind,
+           count(*) AS n
+         FROM jobs j LEFT JOIN queues q ON q.name = j.queue
+         WHERE j.state IN ('pending','failed','processing')
+         GROUP BY 1, 2, 3 ORDER BY 1, 3`,
+        dueBy,
+        queues ? JSON.stringify(queues) : null,
+      ).map((r) => ({
+        queue: r.queue as string,
+        paused: r.paused === 1,
+        kind: r.kind as DrainKind,
+        n: r.n as number,
+      }))
+    );
+  }
+
   claimNext(
     workerId: string,
     now: number,
@@ -1406,8 +1444,8 @@ export class SqliteStore implements Store {
     return this.#do(() =>
       this.#run(
         `INSERT INTO schedules (name, cron, tz, catch_up, command, max_retries, priority,
-           timeout_ms, cwd, env, next_run_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+           timeout_ms, cwd, env, queue, unique_key, next_run_at, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
         s.name,
         s.cron,
         s.tz,
@@ -1418,6 +1456,8 @@ export class SqliteStore implements Store {
         s.job.timeoutMs,
         s.job.cwd,
         s.job.env === null ? null : JSON.stringify(s.job.env),
+        s.job.queue ?? DEFAULT_QUEUE,
+        s.job.uniqueKey ?? null,
         s.nextRunAt,
         now,
         now,
@@ -1486,27 +1526,33 @@ export class SqliteStore implements Store {
     return this.#do(() => {
       const fired = this.#tx(() => {
         const won = this.#run(
-          `UPDATE schedules SET next_run_at = ?, updated_at = ?,
-             last_run_at = coalesce(?, last_run_at), last_job_id = coalesce(?, last_job_id)
+          `UPDATE schedules SET next_run_at = ?, updated_at = ?
            WHERE name = ? AND next_run_at = ? AND paused = 0`,
           nextRunAt,
           now,
-          job?.runAt ?? null,
-          job?.id ?? null,
           name,
           dueAt,
         ).changes === 1;
         if (!won || !job) return won;
+        // Not stored when the id exists, or when its unique key is held by an earlier tick's job.
         const inserted = this.#run(
           `INSERT INTO jobs (${NEW_JOB_COLUMNS.map(([c]) => c).join(", ")}, state, attempts,
              created_at, updated_at)
            VALUES (${NEW_JOB_COLUMNS.map(() => "?").join(", ")}, 'pending', 0, ?, ?)
-           ON CONFLICT (id) DO NOTHING`,
+           ON CONFLICT DO NOTHING`,
           ...NEW_JOB_COLUMNS.map(([, read]) => read(job)),
           now,
           now,
         ).changes;
         this.#run("UPDATE job_counts SET n = n + ? WHERE state = 'pending'", inserted);
+        this.#run(
+          `UPDATE schedules SET last_run_at = ?, last_job_id = ?
+           WHERE name = ? AND EXISTS (SELECT 1 FROM jobs WHERE id = ?)`,
+          job.runAt,
+          job.id,
+          name,
+          job.id,
+        );
         return won;
       });
       if (fired && job) this.#wakeWorkers();

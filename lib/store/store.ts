@@ -182,6 +182,29 @@ export interface WorkerInfo {
  */
 export type JobCounts = Record<JobState, number> & { scheduled: number; waiting: number };
 
+/**
+ * How a drain sees an unfinished job: `ready_pending` / `ready_failed` (waiting on no job, due
+ * by the drain's window), `later_pending` / `later_failed` (due after it), `processing`,
+ * `waiting_live` (waiting on a job that is processing, or ready in an unpaused queue the drain
+ * serves), `waiting_stuck` (waiting only on jobs that cannot move for the drain).
+ */
+export type DrainKind =
+  | "ready_pending"
+  | "ready_failed"
+  | "later_pending"
+  | "later_failed"
+  | "processing"
+  | "waiting_live"
+  | "waiting_stuck";
+
+/** One row of `drainBacklog`: how many jobs of `queue` are of `kind`. */
+export interface DrainBacklog {
+  queue: string;
+  paused: boolean;
+  kind: DrainKind;
+  n: number;
+}
+
 /** A job held by a worker whose heartbeat is older than the lease. */
 export interface StaleJob {
   job: Job;
@@ -318,6 +341,14 @@ export interface Store {
    * `waiting` pending jobs waiting on a dependency.
    */
   counts(now: number): Promise<JobCounts>;
+
+  /**
+   * The unfinished jobs (pending, failed, processing) as a drain sees them, counted per queue
+   * and `DrainKind`, in one statement (one snapshot). `dueBy` splits ready jobs from later
+   * ones; `queues` (every queue when absent) are the ones the draining workers claim from, used
+   * to tell whether a waiting job's dependency can still move. Walks the unfinished jobs.
+   */
+  drainBacklog(dueBy: number, queues?: readonly string[]): Promise<DrainBacklog[]>;
 
   /**
    * Atomically claims up to `limit` ready jobs (pending or failed, `runAt <= now`, waiting on no
@@ -581,8 +612,9 @@ export interface Store {
    * Fires one tick of a schedule, at most once however many supervisors try: in one transaction,
    * moves the schedule's `nextRunAt` from `dueAt` to `nextRunAt`, guarded by `dueAt` (a
    * compare-and-set) and by the schedule not being paused, then enqueues `job` (the tick's job,
-   * its id derived from the schedule and the tick) unless a job with that id exists, and records
-   * it as the last run (`lastRunAt = job.runAt`). With `job` null the tick is skipped: only
+   * its id derived from the schedule and the tick) unless a job with that id exists or another
+   * job holds its unique key, and records it as the last run (`lastRunAt = job.runAt`) when it is
+   * stored (or was already). With `job` null the tick is skipped: only
    * `nextRunAt` moves. Returns `false` when the guard did not match (another supervisor fired it,
    * or the schedule was paused, removed or changed); then nothing is written.
    */
