@@ -4,7 +4,16 @@
  * workers and real shell jobs, on the store QUEUECTL_TEST_STORE names.
  */
 import assert from "node:assert/strict";
-import { assertOneLineError, cliOk, openDb, runCli, startCli, tempDb, waitFor } from "./helpers.ts";
+import {
+  assertOneLineError,
+  assertPromtoolClean,
+  cliOk,
+  openDb,
+  runCli,
+  startCli,
+  tempDb,
+  waitFor,
+} from "./helpers.ts";
 
 /** `queue list --json`, by queue name. */
 async function queues(db: string): Promise<Record<string, Record<string, unknown>>> {
@@ -196,17 +205,5 @@ Deno.test("[queues] metrics label job counts by queue and pass promtool", async 
   ) {
     assert.ok(text.split("\n").includes(line), `missing "${line}" in:\n${text}`);
   }
-  const check = new Deno.Command("promtool", {
-    args: ["check", "metrics"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = check.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(text));
-  await writer.close();
-  const r = await check.output();
-  const said = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
-  assert.equal(r.code, 0, `promtool check metrics:\n${said}`);
-  assert.equal(said.trim(), "", "promtool has no lint complaint");
+  await assertPromtoolClean(text);
 });

@@ -419,3 +419,20 @@ export async function onTerminal(db: string, args: string[]): Promise<string> {
   assert.equal(r.code, 0, text);
   return text;
 }
+
+/** Asserts that `promtool check metrics` (Debian's prometheus package) passes `text` silently. */
+export async function assertPromtoolClean(text: string): Promise<void> {
+  const check = new Deno.Command("promtool", {
+    args: ["check", "metrics"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = check.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const r = await check.output();
+  const said = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
+  assert.equal(r.code, 0, `promtool check metrics:\n${said}`);
+  assert.equal(said.trim(), "", "promtool has no lint complaint");
+}

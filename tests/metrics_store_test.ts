@@ -9,7 +9,7 @@ import { eventForOutcome, type JobState, transition } from "../lib/job.ts";
 import { SqliteStore } from "../lib/store/sqlite.ts";
 import { PostgresStore } from "../lib/store/postgres.ts";
 import { METRIC_BUCKETS_SECONDS, type NewJob, type Store } from "../lib/store/store.ts";
-import { cliOk, runCli, startWorkers, tempDb, waitFor } from "./helpers.ts";
+import { assertPromtoolClean, cliOk, runCli, startWorkers, tempDb, waitFor } from "./helpers.ts";
 import { pgTestServer } from "./pg_helpers.ts";
 
 const T0 = 1_800_000_000_000;
@@ -298,19 +298,7 @@ Deno.test("metrics: queuectl metrics after real workers drained a queue passes p
   ) {
     assert.ok(text.split("\n").includes(line), `missing "${line}" in:\n${text}`);
   }
-  const check = await new Deno.Command("promtool", {
-    args: ["check", "metrics"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = check.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(text));
-  await writer.close();
-  const r = await check.output();
-  const said = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
-  assert.equal(r.code, 0, `promtool check metrics:\n${said}`);
-  assert.equal(said.trim(), "", "promtool has no lint complaint");
+  await assertPromtoolClean(text);
 
   const missing = await runCli(`${tmp.dir}/none.db`, ["metrics"]);
   assert.equal(missing.code, 1);

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { UsageError } from "../lib/errors.ts";
 import { type BackoffPolicy, eventForOutcome, transition } from "../lib/job.ts";
 import type { AttemptResult, Job, RunEnd, Store } from "../lib/store/store.ts";
-import { type DatabaseFactory, newJob } from "./store_conformance.ts";
+import { conformanceTest, type DatabaseFactory, newJob } from "./store_conformance.ts";
 
 const T0 = 1_800_000_000_000;
 const POLICY: BackoffPolicy = { backoffBaseSeconds: 2, backoffMaxSeconds: 3600, jitter: false };
@@ -50,25 +50,7 @@ async function stateOf(store: Store, id: string) {
 }
 
 export function depsConformance(name: string, newDatabase: DatabaseFactory): void {
-  function storeTest(
-    title: string,
-    fn: (ctx: { store: Store; connect(): Promise<Store> }) => Promise<void>,
-  ) {
-    Deno.test(`store(${name}) deps: ${title}`, async () => {
-      await using db = await newDatabase();
-      const opened: Store[] = [];
-      const connect = async () => {
-        const s = await db.connect();
-        opened.push(s);
-        return s;
-      };
-      try {
-        await fn({ store: await connect(), connect });
-      } finally {
-        for (const s of opened) await s.close();
-      }
-    });
-  }
+  const storeTest = conformanceTest(`store(${name}) deps`, newDatabase);
 
   storeTest(
     "a chain a → b → c runs in order, each only once the one before completed",
