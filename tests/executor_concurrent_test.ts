@@ -5,10 +5,7 @@
  * until libc returns, and each job its own output and exit code.
  */
 import assert from "node:assert/strict";
-import { libcPaths } from "../workers/libc.ts";
-import { FIXTURES } from "./helpers.ts";
-
-const HAS_POSIX = Deno.build.os === "linux" && libcPaths().length > 0;
+import { HAS_POSIX, runExecutorFixture } from "./helpers.ts";
 
 Deno.test({
   name:
@@ -21,23 +18,10 @@ Deno.test({
       command: `echo "job ${i} $N"; ${i % 3 === 0 ? "setsid sleep 30 & " : ""}exit ${i % 7}`,
       env: { N: `n${i}`.repeat(1 + (i % 5) * 40) },
     }));
-    const libc = libcPaths();
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "--allow-env=QUEUECTL_SPAWN",
-        "--allow-run",
-        `--allow-ffi=${libc.join(",")}`,
-        `${FIXTURES}run_jobs.ts`,
-        JSON.stringify(specs),
-        "4",
-      ],
-      env: { QUEUECTL_SPAWN: "posix" },
-      stdin: "null",
-    }).output();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    const { path, results } = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    const stdout = await runExecutorFixture("run_jobs.ts", [JSON.stringify(specs), "4"], {
+      QUEUECTL_SPAWN: "posix",
+    });
+    const { path, results } = JSON.parse(stdout) as {
       path: string;
       results: { result: { outcome: string; exitCode: number }; output: string }[];
     };

@@ -5,14 +5,20 @@
  * and asserts what the job saw and what the executor reported.
  */
 import assert from "node:assert/strict";
-import { libcPaths } from "../workers/libc.ts";
 import { decodeStatus } from "../workers/posix_spawn.ts";
 import { isLive } from "./chaos.ts";
-import { cliOk, FIXTURES, startWorkers, tempDb, waitFor } from "./helpers.ts";
+import {
+  cliOk,
+  FIXTURES,
+  HAS_POSIX,
+  runExecutorFixture,
+  startWorkers,
+  tempDb,
+  waitFor,
+} from "./helpers.ts";
 
 const RUN_JOB = `${FIXTURES}run_job.ts`;
 const PATHS = ["posix", "command"] as const;
-const HAS_POSIX = Deno.build.os === "linux" && libcPaths().length > 0;
 
 interface Ran {
   path: string;
@@ -39,23 +45,12 @@ async function run(
   extraEnv: Record<string, string> = {},
   expected = path,
 ): Promise<Ran> {
-  const libc = libcPaths();
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--allow-env=QUEUECTL_SPAWN",
-      "--allow-run",
-      ...(libc.length ? [`--allow-ffi=${libc.join(",")}`] : []),
-      RUN_JOB,
-      JSON.stringify({ cwd: Deno.cwd(), ...spec }),
-    ],
-    env: { QUEUECTL_SPAWN: path, ...extraEnv },
-    stdin: "null",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, stderr);
-  const ran = JSON.parse(new TextDecoder().decode(out.stdout)) as Ran;
+  const stdout = await runExecutorFixture(
+    "run_job.ts",
+    [JSON.stringify({ cwd: Deno.cwd(), ...spec })],
+    { QUEUECTL_SPAWN: path, ...extraEnv },
+  );
+  const ran = JSON.parse(stdout) as Ran;
   assert.equal(ran.path, expected, `ran on ${ran.path}: ${ran.reason}`);
   return ran;
 }

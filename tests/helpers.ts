@@ -4,6 +4,7 @@
  * binary); otherwise it is `deno run <permissions> main.ts`.
  */
 import assert from "node:assert/strict";
+import { libcPaths } from "../workers/libc.ts";
 import { UsageError } from "../lib/errors.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { openStore, runDir } from "../lib/store/open.ts";
@@ -435,4 +436,35 @@ export async function assertPromtoolClean(text: string): Promise<void> {
   const said = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
   assert.equal(r.code, 0, `promtool check metrics:\n${said}`);
   assert.equal(said.trim(), "", "promtool has no lint complaint");
+}
+
+/** Whether libc's posix_spawn path can run here (Linux with libc found). */
+export const HAS_POSIX = Deno.build.os === "linux" && libcPaths().length > 0;
+
+/**
+ * Runs an executor fixture (`tests/fixtures/NAME`) with the permissions a worker's executor has
+ * (run, and FFI on libc where it is found), `QUEUECTL_SPAWN` and `env` in its environment; asserts
+ * it exited 0 and returns its stdout.
+ */
+export async function runExecutorFixture(
+  name: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<string> {
+  const libc = libcPaths();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--allow-env=QUEUECTL_SPAWN",
+      "--allow-run",
+      ...(libc.length ? [`--allow-ffi=${libc.join(",")}`] : []),
+      `${FIXTURES}${name}`,
+      ...args,
+    ],
+    env,
+    stdin: "null",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout);
 }

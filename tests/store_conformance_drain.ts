@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { DrainBacklog, Store } from "../lib/store/store.ts";
-import { type DatabaseFactory, newJob } from "./store_conformance.ts";
+import { conformanceTest, type DatabaseFactory, newJob } from "./store_conformance.ts";
 
 const T0 = 1_800_000_000_000;
 
@@ -14,17 +14,9 @@ function brief(rows: DrainBacklog[]): string[] {
 }
 
 export function drainConformance(name: string, newDatabase: DatabaseFactory): void {
-  function storeTest(title: string, fn: (store: Store) => Promise<void>) {
-    Deno.test(`store(${name}) drain: ${title}`, async () => {
-      await using db = await newDatabase();
-      const store = await db.connect();
-      try {
-        await fn(store);
-      } finally {
-        await store.close();
-      }
-    });
-  }
+  const test = conformanceTest(`store(${name}) drain`, newDatabase);
+  const storeTest = (title: string, fn: (store: Store) => Promise<void>) =>
+    test(title, ({ store }) => fn(store));
 
   storeTest("counts ready, later, processing and waiting jobs per queue", async (store) => {
     await store.enqueue([

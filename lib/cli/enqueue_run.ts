@@ -170,16 +170,22 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   queue: "--queue",
 };
 
+/** `e` with the JSON field it starts with named as its flag, for a job given as flags. */
+function inFlagTerms(e: UsageError): UsageError {
+  return new UsageError(
+    e.message
+      .replace(/^"(\w+)"/, (m, field: string) => FLAG_FOR_FIELD[field] ?? m)
+      .replace(/^give either "run_at" or "delay"/, "give either --run-at or --delay"),
+  );
+}
+
 /** Validates a spec built from flags, naming the flag (not the JSON field) in any message. */
 export function jobFromFlags(spec: Record<string, unknown>, ctx: SpecContext): NewJob {
   try {
     return toNewJob(spec, ctx);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    const message = e.message
-      .replace(/^"(\w+)"/, (m, field: string) => FLAG_FOR_FIELD[field] ?? m)
-      .replace(/^give either "run_at" or "delay"/, "give either --run-at or --delay");
-    throw new UsageError(message);
+    throw inFlagTerms(e);
   }
 }
 
@@ -383,10 +389,10 @@ async function enqueueInStore(
     checkDirectories(jobs);
     progress?.(`storing ${jobs.length} jobs in one transaction…`);
     const existing = await store.enqueue(jobs, ctx.now).catch((e) => {
-      // The store names the spec field; a job given as flags had it as --after.
+      // The store names the spec field ("after"); a job given as flags had it as a flag.
       const fromFlags = fileText === undefined && given?.json === undefined;
       if (!fromFlags || !(e instanceof UsageError)) throw e;
-      throw new UsageError(e.message.replace(/^"after"/, "--after"));
+      throw inFlagTerms(e);
     }).finally(() => progress?.(null));
     if (flags.json) {
       out(JSON.stringify(enqueuedJson(jobs, existing), null, 2));

@@ -358,6 +358,11 @@ const READY_QUEUES = `WITH RECURSIVE q(name) AS (
      AND waiting_on = 0 AND queue > q.name ORDER BY queue LIMIT 1) FROM q WHERE q.name IS NOT NULL)
    SELECT name FROM q WHERE name IS NOT NULL`;
 
+/** An attempt's run time as a sample of the duration histogram: [outcome, seconds]. */
+function durationSample(outcome: string, startedAt: number, finishedAt: number): [string, number] {
+  return [outcome, Math.max(finishedAt - startedAt, 0) / 1000];
+}
+
 /** Claimed jobs in the order they were chosen (RETURNING gives them in table order). */
 function claimOrder(a: Job, b: Job): number {
   return b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq;
@@ -1205,10 +1210,7 @@ export class SqliteStore implements Store {
       job.outputKey,
       result.note ?? null,
     );
-    const duration: [string, number] = [
-      result.outcome,
-      Math.max(now - (job.startedAt ?? now), 0) / 1000,
-    ];
+    const duration = durationSample(result.outcome, job.startedAt ?? now, now);
     if (durations) durations.push(duration);
     else this.#observe("duration", [duration]);
     if (result.output && job.outputKey) this.#appendOutput(jobId, job.outputKey, result.output);
@@ -1658,9 +1660,7 @@ export class SqliteStore implements Store {
         this.#observe(
           "duration",
           records.flatMap((r) =>
-            r.attempts.map((a) =>
-              [a.outcome, Math.max(a.finishedAt - a.startedAt, 0) / 1000] as [string, number]
-            )
+            r.attempts.map((a) => durationSample(a.outcome, a.startedAt, a.finishedAt))
           ),
         );
       })
