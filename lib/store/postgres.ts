@@ -1291,24 +1291,97 @@ export class PostgresStore implements Store {
     queues?: readonly string[],
   ): Promise<{ finished: (Job | null)[]; claimed: Job[] }> {
     return this.#tx(async (sql) => {
-      // Issued together, the statements of every result share round trips (pipelined).
-      const finished = await Promise.all(
-        ends.map((e) => this.#finish(sql, e.jobId, workerId, e.next, e.result, now, null, false)),
-      );
-      if (finished.some((j) => j?.state === "pending" || j?.state === "failed")) {
-        await this.#notify(sql);
-      }
-      const claimed = claimLimit > 0
-        ? await this.#claim(sql, workerId, now, claimLimit, queues ?? null)
-        : [];
+      // Issued together, the results' statement and the claim share one round trip (pipelined);
+      // the claim runs after the results, so it sees the slots and dependants they free.
+      const [finished, claimed] = await Promise.all([
+        this.#finishMany(sql, workerId, ends, now),
+        claimLimit > 0 ? this.#claim(sql, workerId, now, claimLimit, queues ?? null) : [],
+      ]);
       return { finished, claimed };
     });
   }
 
   /**
-   * The guarded end of a run plus its attempt row; call inside a transaction. It wakes idle
-   * workers when the job is ready again, unless `notify` is false (the caller does it once).
+   * The guarded ends of several runs of `workerId`, with their attempt rows, in one statement
+   * (so the count and metric triggers run once for all of them); call inside a transaction.
+   * A run this worker no longer holds (or, with `attempt`, a job on another run) gives null. It
+   * wakes idle workers when a job is ready again.
    */
+  async #finishMany(
+    sql: Sql,
+    workerId: string,
+    ends: readonly RunEnd[],
+    now: number,
+    attempt: number | null = null,
+  ): Promise<(Job | null)[]> {
+    if (ends.length === 0) return [];
+    const column = <T>(f: (e: RunEnd) => T) => ends.map(f);
+    const rows = await sql`
+      WITH e AS (
+        SELECT * FROM unnest(${column((e) => e.jobId)}::text[],
+          ${column((e) => e.next.state)}::text[], ${column((e) => e.next.attempts)}::integer[],
+          ${column((e) => e.next.runAt)}::bigint[],
+          ${column((e) => e.next.retryBase ?? null)}::integer[],
+          ${column((e) => e.result.outcome)}::text[], ${
+      column((e) => e.result.exitCode)
+    }::integer[],
+          ${column((e) => e.result.signal)}::text[], ${column((e) => e.result.error)}::text[],
+          ${column((e) => e.result.note ?? null)}::text[])
+          WITH ORDINALITY AS e(id, state, attempts, run_at, retry_base, outcome, exit_code, signal,
+            error, note, i)),
+      u AS (
+        UPDATE jobs j SET state = e.state, attempts = e.attempts,
+          run_at = coalesce(e.run_at, j.run_at), retry_base = coalesce(e.retry_base, j.retry_base),
+          finished_at = ${now}, updated_at = ${now}, exit_code = e.exit_code,
+          error = CASE WHEN e.outcome = 'completed' THEN NULL ELSE e.error END
+        FROM e
+        WHERE j.id = e.id AND j.state = 'processing' AND j.worker_id = ${workerId}
+          AND (${attempt}::integer IS NULL OR j.attempts = ${attempt})
+        RETURNING j.*),
+      a AS (
+        INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
+          exit_code, signal, error, output_key, note)
+        SELECT u.id, CASE WHEN e.outcome = 'interrupted' THEN u.attempts + 1 ELSE u.attempts END,
+          ${workerId}, coalesce(u.started_at, ${now}), ${now}, e.outcome, e.exit_code, e.signal,
+          e.error, u.output_key, e.note
+        FROM u JOIN e USING (id) ORDER BY e.i),
+      -- Completed, a job frees the jobs waiting for it by one, so the claim after this sees them.
+      d AS (
+        UPDATE jobs w SET waiting_on = w.waiting_on - f.n
+        FROM (SELECT job_id, count(*)::integer AS n FROM job_deps
+              WHERE dep_id IN (SELECT id FROM u WHERE has_dependants AND state = 'completed')
+              GROUP BY job_id) f
+        WHERE w.id = f.job_id
+        RETURNING w.waiting_on)
+      SELECT u.*, EXISTS (SELECT 1 FROM d WHERE d.waiting_on = 0) AS freed FROM u`;
+    const byId = new Map(rows.map((r) => [r.id as string, r]));
+    const finished = ends.map((e) => {
+      const r = byId.get(e.jobId);
+      return r ? toJob(r) : null;
+    });
+    // Dead or cancelled: the jobs waiting for it die down the chain.
+    for (const job of finished) {
+      if (!job || job.state === "completed" || !isIn(job.state, FINISHED_STATES)) continue;
+      if (byId.get(job.id)!.has_dependants) {
+        await this.#followDependency(sql, job.id, job.state, now);
+      }
+    }
+    // The outputs and the wake-up go out together (pipelined).
+    await Promise.all([
+      ...finished.map((job, i) => {
+        const output = ends[i].result.output;
+        return job?.outputKey && output
+          ? this.#appendOutput(sql, job.id, job.outputKey, output)
+          : null;
+      }),
+      rows[0]?.freed || finished.some((j) => j?.state === "pending" || j?.state === "failed")
+        ? this.#notify(sql)
+        : null,
+    ]);
+    return finished;
+  }
+
+  /** The guarded end of one run (see `#finishMany`); `attempt` also needs the job on that run. */
   async #finish(
     sql: Sql,
     jobId: string,
@@ -1317,33 +1390,8 @@ export class PostgresStore implements Store {
     result: AttemptResult,
     now: number,
     attempt: number | null = null,
-    notify = true,
   ): Promise<Job | null> {
-    const [r] = await sql`
-      UPDATE jobs SET state = ${next.state}, attempts = ${next.attempts},
-        run_at = coalesce(${next.runAt}::bigint, run_at),
-        retry_base = coalesce(${next.retryBase ?? null}::integer, retry_base), finished_at = ${now},
-        updated_at = ${now}, exit_code = ${result.exitCode},
-        error = ${result.outcome === "completed" ? null : result.error}
-      WHERE id = ${jobId} AND state = 'processing' AND worker_id = ${workerId}
-        AND (${attempt}::integer IS NULL OR attempts = ${attempt})
-      RETURNING *`;
-    if (!r) return null;
-    const job = toJob(r);
-    if (r.has_dependants && isIn(job.state, FINISHED_STATES)) {
-      await this.#followDependency(sql, jobId, job.state, now);
-    }
-    await sql`
-      INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
-        exit_code, signal, error, output_key, note)
-      VALUES (${jobId},
-        ${result.outcome === "interrupted" ? job.attempts + 1 : job.attempts},
-        ${workerId}, ${job.startedAt ?? now}, ${now}, ${result.outcome}, ${result.exitCode},
-        ${result.signal}, ${result.error}, ${job.outputKey}, ${result.note ?? null})`;
-    if (result.output && job.outputKey) {
-      await this.#appendOutput(sql, jobId, job.outputKey, result.output);
-    }
-    if (notify && (next.state === "pending" || next.state === "failed")) await this.#notify(sql);
+    const [job] = await this.#finishMany(sql, workerId, [{ jobId, next, result }], now, attempt);
     return job;
   }
 
