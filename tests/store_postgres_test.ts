@@ -14,6 +14,7 @@ import { cronConformance } from "./store_conformance_cron.ts";
 import { uniqueConformance } from "./store_conformance_unique.ts";
 import { depsConformance } from "./store_conformance_deps.ts";
 import { queuesConformance } from "./store_conformance_queues.ts";
+import { batchConformance } from "./store_conformance_batch.ts";
 import { drainConformance } from "./store_conformance_drain.ts";
 import { pgTestServer } from "./pg_helpers.ts";
 
@@ -42,6 +43,7 @@ if (!server) {
   depsConformance("postgres", pgDatabase);
   queuesConformance("postgres", pgDatabase);
   drainConformance("postgres", pgDatabase);
+  batchConformance("postgres", pgDatabase);
 
   Deno.test("store(postgres): the URL's password never appears in its location", () => {
     const u = parsePgUrl("postgres://alice:s3cret@db.example:6543/q?schema=jobs&sslmode=require");

@@ -9,6 +9,7 @@ import { cronConformance } from "./store_conformance_cron.ts";
 import { uniqueConformance } from "./store_conformance_unique.ts";
 import { depsConformance } from "./store_conformance_deps.ts";
 import { queuesConformance } from "./store_conformance_queues.ts";
+import { batchConformance } from "./store_conformance_batch.ts";
 import { drainConformance } from "./store_conformance_drain.ts";
 
 /** A fresh SQLite file per test, in a directory of its own. */
@@ -29,6 +30,7 @@ uniqueConformance("sqlite", sqliteDatabase);
 depsConformance("sqlite", sqliteDatabase);
 queuesConformance("sqlite", sqliteDatabase);
 drainConformance("sqlite", sqliteDatabase);
+batchConformance("sqlite", sqliteDatabase);
 
 /** A fresh temporary directory, removed on dispose. */
 async function tempDir(): Promise<AsyncDisposable & { path: string }> {

@@ -370,6 +370,98 @@ const MIGRATIONS: string[] = [
   // As in the SQLite store: a schedule's queue, and the unique key its jobs carry.
   `ALTER TABLE schedules ADD COLUMN queue text NOT NULL DEFAULT 'default';
    ALTER TABLE schedules ADD COLUMN unique_key text;`,
+  // A worker's results and its next claim in one call: one round trip and one commit instead of
+  // three round trips (BEGIN, statements, COMMIT). The guarded ends of runs with their attempt
+  // rows (one statement, so the count and metric triggers run once for all), the jobs waiting for
+  // a completed one freed by one, the runs' last output (one blob, cut by offsets) trimmed to its
+  // cap, a wake-up when a job is ready again, then up to p_lim ready jobs claimed from every queue
+  // while no queue has a rule (checked here too). Returns the finished jobs, then the claimed
+  // ones (state 'processing'). Jobs that die with dependants are followed by the caller.
+  `CREATE FUNCTION finish_runs(p_worker text, p_now bigint, p_lim integer, p_channel text,
+       p_attempt integer, p_ids text[], p_states text[], p_attempts integer[], p_run_ats bigint[],
+       p_retry_bases integer[], p_outcomes text[], p_exit_codes integer[], p_signals text[],
+       p_errors text[], p_notes text[], p_out_offsets bigint[], p_out_starts integer[],
+       p_out_lens integer[], p_out_caps bigint[], p_out_blob bytea)
+     RETURNS SETOF jobs LANGUAGE plpgsql AS $$
+   DECLARE
+     r jobs;
+     done jobs[] := '{}';
+     wake boolean := false;
+   BEGIN
+     FOR r IN
+       WITH e AS (
+         SELECT * FROM unnest(p_ids, p_states, p_attempts, p_run_ats, p_retry_bases, p_outcomes,
+           p_exit_codes, p_signals, p_errors, p_notes)
+           WITH ORDINALITY AS e(id, state, attempts, run_at, retry_base, outcome, exit_code,
+             signal, error, note, i)),
+       u AS (
+         UPDATE jobs j SET state = e.state, attempts = e.attempts,
+           run_at = coalesce(e.run_at, j.run_at),
+           retry_base = coalesce(e.retry_base, j.retry_base), finished_at = p_now,
+           updated_at = p_now, exit_code = e.exit_code,
+           error = CASE WHEN e.outcome = 'completed' THEN NULL ELSE e.error END
+         FROM e
+         WHERE j.id = e.id AND j.state = 'processing' AND j.worker_id = p_worker
+           AND (p_attempt IS NULL OR j.attempts = p_attempt)
+         RETURNING j.*),
+       a AS (
+         INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
+           exit_code, signal, error, output_key, note)
+         SELECT u.id,
+           CASE WHEN e.outcome = 'interrupted' THEN u.attempts + 1 ELSE u.attempts END,
+           p_worker, coalesce(u.started_at, p_now), p_now, e.outcome, e.exit_code, e.signal,
+           e.error, u.output_key, e.note
+         FROM u JOIN e USING (id) ORDER BY e.i)
+       SELECT * FROM u
+     LOOP
+       done := done || r;
+       wake := wake OR r.state IN ('pending', 'failed');
+     END LOOP;
+     IF EXISTS (SELECT 1 FROM unnest(done) d WHERE d.has_dependants AND d.state = 'completed')
+     THEN
+       WITH f AS (
+         UPDATE jobs x SET waiting_on = x.waiting_on - g.n
+         FROM (SELECT k.job_id, count(*)::integer AS n FROM job_deps k
+               WHERE k.dep_id IN (SELECT d.id FROM unnest(done) d
+                                  WHERE d.has_dependants AND d.state = 'completed')
+               GROUP BY k.job_id) g
+         WHERE x.id = g.job_id
+         RETURNING x.waiting_on)
+       SELECT wake OR coalesce(bool_or(f.waiting_on = 0), false) INTO wake FROM f;
+     END IF;
+     IF p_out_blob IS NOT NULL THEN
+       INSERT INTO outputs AS o (key, byte_offset, job_id, data)
+         SELECT d.output_key, x.off, d.id, substring(p_out_blob FROM x.start + 1 FOR x.len)
+         FROM unnest(p_ids, p_out_offsets, p_out_starts, p_out_lens) AS x(id, off, start, len)
+         JOIN unnest(done) d ON d.id = x.id
+         WHERE x.len > 0 AND d.output_key IS NOT NULL
+         ON CONFLICT (key, byte_offset) DO UPDATE SET data = excluded.data;
+       DELETE FROM outputs o
+         USING unnest(p_ids, p_out_offsets, p_out_lens, p_out_caps) AS x(id, off, len, cap),
+           unnest(done) d
+         WHERE d.id = x.id AND x.len > 0 AND o.key = d.output_key
+           AND o.byte_offset + length(o.data) <= x.off + x.len - x.cap;
+     END IF;
+     IF wake THEN
+       PERFORM pg_notify(p_channel, '');
+     END IF;
+     RETURN QUERY SELECT * FROM unnest(done);
+     IF p_lim > 0 THEN
+       RETURN QUERY
+         WITH c AS (
+           UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = p_worker,
+             started_at = p_now, finished_at = NULL, updated_at = p_now,
+             output_key = substr(md5(random()::text || clock_timestamp()::text), 1, 16)
+           WHERE seq IN (
+             SELECT seq FROM jobs
+             WHERE state IN ('pending','failed') AND waiting_on = 0 AND run_at <= p_now
+               AND NOT EXISTS (SELECT 1 FROM queues WHERE paused OR concurrency > 0)
+             ORDER BY priority DESC, run_at, seq LIMIT p_lim
+             FOR UPDATE SKIP LOCKED)
+           RETURNING *)
+         SELECT * FROM c;
+     END IF;
+   END $$;`,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -1156,21 +1248,10 @@ export class PostgresStore implements Store {
   /**
    * One statement, when no queue has a rule (checked by the statement itself): the subquery locks
    * the chosen rows and skips rows other claimers hold, so two workers never get the same job
-   * and never wait for each other.
+   * and never wait for each other. The claim of `finish_runs`, with no results.
    */
   async #claimAny(sql: Sql, workerId: string, now: number, limit: number): Promise<Job[]> {
-    const rows = await sql`
-      UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ${workerId},
-        started_at = ${now}, finished_at = NULL, updated_at = ${now},
-        output_key = substr(md5(random()::text || clock_timestamp()::text), 1, 16)
-      WHERE seq IN (
-        SELECT seq FROM jobs
-        WHERE state IN ('pending','failed') AND waiting_on = 0 AND run_at <= ${now}
-          AND NOT EXISTS (SELECT 1 FROM queues WHERE paused OR concurrency > 0)
-        ORDER BY priority DESC, run_at, seq LIMIT ${limit}
-        FOR UPDATE SKIP LOCKED)
-      RETURNING *`;
-    return rows.map(toJob).sort(claimOrder);
+    return (await this.#finishRuns(sql, workerId, [], now, limit)).claimed;
   }
 
   /**
@@ -1280,32 +1361,99 @@ export class PostgresStore implements Store {
     result: AttemptResult,
     now: number,
   ): Promise<Job | null> {
-    return this.#tx((sql) => this.#finish(sql, jobId, workerId, next, result, now));
+    return this.finishAndClaim(workerId, [{ jobId, next, result }], 0, now).then((r) =>
+      r.finished[0]
+    );
   }
 
-  finishAndClaim(
+  async finishAndClaim(
     workerId: string,
     ends: readonly RunEnd[],
     claimLimit: number,
     now: number,
     queues?: readonly string[],
   ): Promise<{ finished: (Job | null)[]; claimed: Job[] }> {
-    return this.#tx(async (sql) => {
-      // Issued together, the results' statement and the claim share one round trip (pipelined);
-      // the claim runs after the results, so it sees the slots and dependants they free.
-      const [finished, claimed] = await Promise.all([
-        this.#finishMany(sql, workerId, ends, now),
-        claimLimit > 0 ? this.#claim(sql, workerId, now, claimLimit, queues ?? null) : [],
-      ]);
+    // The busy worker's path: one call, one round trip, while no queue has a rule and no job
+    // dies (a dying job's dependants are followed in a transaction below).
+    const oneCall = (claimLimit === 0 || (queues === undefined && this.#noQueueRules)) &&
+      ends.every((e) => !isIn(e.next.state, FINISHED_STATES) || e.next.state === "completed");
+    if (oneCall) {
+      const done = await this.#do((sql) => this.#finishRuns(sql, workerId, ends, now, claimLimit));
+      if (
+        done.claimed.length > 0 || claimLimit === 0 ||
+        !(await this.#do((sql) => this.#hasQueueRules(sql)))
+      ) {
+        return { finished: done.finished, claimed: done.claimed };
+      }
+      // A queue got a rule meanwhile: claim under it.
+      const claimed = await this.#tx((sql) =>
+        this.#claimByQueue(sql, workerId, now, claimLimit, null)
+      );
+      return { finished: done.finished, claimed };
+    }
+    return await this.#tx(async (sql) => {
+      const finished = await this.#finishMany(sql, workerId, ends, now);
+      const claimed = claimLimit > 0
+        ? await this.#claim(sql, workerId, now, claimLimit, queues ?? null)
+        : [];
       return { finished, claimed };
     });
   }
 
   /**
-   * The guarded ends of several runs of `workerId`, with their attempt rows, in one statement
-   * (so the count and metric triggers run once for all of them); call inside a transaction.
-   * A run this worker no longer holds (or, with `attempt`, a job on another run) gives null. It
-   * wakes idle workers when a job is ready again.
+   * `finish_runs` (see its migration): the guarded ends of several runs of `workerId` with their
+   * attempt rows and output, then up to `claimLimit` claims from every queue. A run this worker
+   * no longer holds (or, with `attempt`, a job on another run) gives null.
+   */
+  async #finishRuns(
+    sql: Sql,
+    workerId: string,
+    ends: readonly RunEnd[],
+    now: number,
+    claimLimit: number,
+    attempt: number | null = null,
+  ): Promise<{ finished: (Job | null)[]; claimed: Job[]; rows: Record<string, unknown>[] }> {
+    const column = <T>(f: (e: RunEnd) => T) => ends.map(f);
+    const outputs = ends.map((e) => e.result.output?.data.length ? e.result.output : null);
+    const starts: number[] = [];
+    let size = 0;
+    for (const o of outputs) {
+      starts.push(size);
+      size += o?.data.length ?? 0;
+    }
+    let blob: Uint8Array | null = null;
+    if (size > 0) {
+      blob = new Uint8Array(size);
+      outputs.forEach((o, i) => o && blob!.set(o.data, starts[i]));
+    }
+    const rows = await sql`
+      SELECT * FROM finish_runs(${workerId}, ${now}, ${claimLimit},
+        ${wakeChannel(this.#url.schema)}, ${attempt}::integer, ${column((e) => e.jobId)}::text[],
+        ${column((e) => e.next.state)}::text[], ${column((e) => e.next.attempts)}::integer[],
+        ${column((e) => e.next.runAt)}::bigint[],
+        ${column((e) => e.next.retryBase ?? null)}::integer[],
+        ${column((e) => e.result.outcome)}::text[], ${column((e) => e.result.exitCode)}::integer[],
+        ${column((e) => e.result.signal)}::text[], ${column((e) => e.result.error)}::text[],
+        ${column((e) => e.result.note ?? null)}::text[],
+        ${outputs.map((o) => o?.offset ?? 0)}::bigint[], ${starts}::integer[],
+        ${outputs.map((o) => o?.data.length ?? 0)}::integer[],
+        ${outputs.map((o) => o?.capBytes ?? 0)}::bigint[], ${blob}::bytea)`;
+    const byId = new Map<string, Record<string, unknown>>();
+    const claimed: Job[] = [];
+    for (const r of rows) {
+      if (r.state === "processing") claimed.push(toJob(r));
+      else byId.set(r.id as string, r);
+    }
+    const finished = ends.map((e) => {
+      const r = byId.get(e.jobId);
+      return r ? toJob(r) : null;
+    });
+    return { finished, claimed: claimed.sort(claimOrder), rows: [...byId.values()] };
+  }
+
+  /**
+   * The guarded ends of several runs (`#finishRuns`, no claim), and the jobs waiting for one that
+   * died or was cancelled die down the chain; call inside a transaction.
    */
   async #finishMany(
     sql: Sql,
@@ -1315,69 +1463,13 @@ export class PostgresStore implements Store {
     attempt: number | null = null,
   ): Promise<(Job | null)[]> {
     if (ends.length === 0) return [];
-    const column = <T>(f: (e: RunEnd) => T) => ends.map(f);
-    const rows = await sql`
-      WITH e AS (
-        SELECT * FROM unnest(${column((e) => e.jobId)}::text[],
-          ${column((e) => e.next.state)}::text[], ${column((e) => e.next.attempts)}::integer[],
-          ${column((e) => e.next.runAt)}::bigint[],
-          ${column((e) => e.next.retryBase ?? null)}::integer[],
-          ${column((e) => e.result.outcome)}::text[], ${
-      column((e) => e.result.exitCode)
-    }::integer[],
-          ${column((e) => e.result.signal)}::text[], ${column((e) => e.result.error)}::text[],
-          ${column((e) => e.result.note ?? null)}::text[])
-          WITH ORDINALITY AS e(id, state, attempts, run_at, retry_base, outcome, exit_code, signal,
-            error, note, i)),
-      u AS (
-        UPDATE jobs j SET state = e.state, attempts = e.attempts,
-          run_at = coalesce(e.run_at, j.run_at), retry_base = coalesce(e.retry_base, j.retry_base),
-          finished_at = ${now}, updated_at = ${now}, exit_code = e.exit_code,
-          error = CASE WHEN e.outcome = 'completed' THEN NULL ELSE e.error END
-        FROM e
-        WHERE j.id = e.id AND j.state = 'processing' AND j.worker_id = ${workerId}
-          AND (${attempt}::integer IS NULL OR j.attempts = ${attempt})
-        RETURNING j.*),
-      a AS (
-        INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
-          exit_code, signal, error, output_key, note)
-        SELECT u.id, CASE WHEN e.outcome = 'interrupted' THEN u.attempts + 1 ELSE u.attempts END,
-          ${workerId}, coalesce(u.started_at, ${now}), ${now}, e.outcome, e.exit_code, e.signal,
-          e.error, u.output_key, e.note
-        FROM u JOIN e USING (id) ORDER BY e.i),
-      -- Completed, a job frees the jobs waiting for it by one, so the claim after this sees them.
-      d AS (
-        UPDATE jobs w SET waiting_on = w.waiting_on - f.n
-        FROM (SELECT job_id, count(*)::integer AS n FROM job_deps
-              WHERE dep_id IN (SELECT id FROM u WHERE has_dependants AND state = 'completed')
-              GROUP BY job_id) f
-        WHERE w.id = f.job_id
-        RETURNING w.waiting_on)
-      SELECT u.*, EXISTS (SELECT 1 FROM d WHERE d.waiting_on = 0) AS freed FROM u`;
-    const byId = new Map(rows.map((r) => [r.id as string, r]));
-    const finished = ends.map((e) => {
-      const r = byId.get(e.jobId);
-      return r ? toJob(r) : null;
-    });
-    // Dead or cancelled: the jobs waiting for it die down the chain.
-    for (const job of finished) {
-      if (!job || job.state === "completed" || !isIn(job.state, FINISHED_STATES)) continue;
-      if (byId.get(job.id)!.has_dependants) {
-        await this.#followDependency(sql, job.id, job.state, now);
+    const { finished, rows } = await this.#finishRuns(sql, workerId, ends, now, 0, attempt);
+    for (const r of rows) {
+      const state = r.state as JobState;
+      if (r.has_dependants && state !== "completed" && isIn(state, FINISHED_STATES)) {
+        await this.#followDependency(sql, r.id as string, state, now);
       }
     }
-    // The outputs and the wake-up go out together (pipelined).
-    await Promise.all([
-      ...finished.map((job, i) => {
-        const output = ends[i].result.output;
-        return job?.outputKey && output
-          ? this.#appendOutput(sql, job.id, job.outputKey, output)
-          : null;
-      }),
-      rows[0]?.freed || finished.some((j) => j?.state === "pending" || j?.state === "failed")
-        ? this.#notify(sql)
-        : null,
-    ]);
     return finished;
   }
 
