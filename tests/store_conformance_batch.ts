@@ -117,4 +117,33 @@ export function batchConformance(name: string, newDatabase: DatabaseFactory): vo
     // The freed dependant of b is claimed in the same commit, beside the other ready job.
     assert.deepEqual(claimed.map((j) => j.id).sort(), ["after-b", "x"]);
   });
+
+  test(
+    "a limit set through another connection holds for the claim of a batch",
+    async ({ store, connect }) => {
+      const other = await connect();
+      await store.enqueue(["d1", "d2", "d3", "d4"].map((id) => newJob(id)), T0);
+      const held = await claimAll(store, 2, T0);
+      await other.setQueue("default", { concurrency: 1 });
+      // Two finish and none is left running: the limit of 1 lets one be claimed, not two.
+      const { finished, claimed } = await store.finishAndClaim(
+        "w1",
+        [end(held.get("d1")!, OK, T0 + 1), end(held.get("d2")!, OK, T0 + 1)],
+        5,
+        T0 + 1,
+      );
+      assert.deepEqual(finished.map((j) => j?.state), ["completed", "completed"]);
+      assert.deepEqual(claimed.map((j) => j.id), ["d3"]);
+      await store.enqueue(["d5", "d6"].map((id) => newJob(id)), T0 + 2);
+      await other.setQueue("default", { paused: true });
+      const paused = await store.finishAndClaim(
+        "w1",
+        [end(claimed[0], OK, T0 + 3)],
+        5,
+        T0 + 3,
+      );
+      assert.deepEqual(paused.finished.map((j) => j?.state), ["completed"]);
+      assert.deepEqual(paused.claimed, []);
+    },
+  );
 }
