@@ -253,19 +253,13 @@ Deno.test("[executor] QUEUECTL_SPAWN=posix without the FFI permission is refused
 });
 
 Deno.test("[executor] without the FFI permission, jobs run on Deno.Command", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--allow-env=QUEUECTL_SPAWN",
-      "--allow-run",
-      RUN_JOB,
-      JSON.stringify({ command: "echo hi", cwd: "/" }),
-    ],
-    stdin: "null",
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const r = JSON.parse(new TextDecoder().decode(out.stdout)) as Ran;
+  const stdout = await runExecutorFixture(
+    "run_job.ts",
+    [JSON.stringify({ command: "echo hi", cwd: "/" })],
+    {},
+    { ffi: false },
+  );
+  const r = JSON.parse(stdout) as Ran;
   assert.deepEqual([r.path, r.output], ["command", "hi\n"]);
 });
 

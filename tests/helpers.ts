@@ -443,15 +443,16 @@ export const HAS_POSIX = Deno.build.os === "linux" && libcPaths().length > 0;
 
 /**
  * Runs an executor fixture (`tests/fixtures/NAME`) with the permissions a worker's executor has
- * (run, and FFI on libc where it is found), `QUEUECTL_SPAWN` and `env` in its environment; asserts
- * it exited 0 and returns its stdout.
+ * (run, and FFI on libc where it is found, unless `ffi` is false), `QUEUECTL_SPAWN` and `env` in
+ * its environment; asserts it exited 0 and returns its stdout.
  */
 export async function runExecutorFixture(
   name: string,
   args: string[],
   env: Record<string, string>,
+  { ffi = true } = {},
 ): Promise<string> {
-  const libc = libcPaths();
+  const libc = ffi ? libcPaths() : [];
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",

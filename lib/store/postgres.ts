@@ -1473,20 +1473,6 @@ export class PostgresStore implements Store {
     return finished;
   }
 
-  /** The guarded end of one run (see `#finishMany`); `attempt` also needs the job on that run. */
-  async #finish(
-    sql: Sql,
-    jobId: string,
-    workerId: string,
-    next: Transition,
-    result: AttemptResult,
-    now: number,
-    attempt: number | null = null,
-  ): Promise<Job | null> {
-    const [job] = await this.#finishMany(sql, workerId, [{ jobId, next, result }], now, attempt);
-    return job;
-  }
-
   async applyTransition(
     jobId: string,
     expected: Pick<Job, "state" | "attempts">,
@@ -1552,7 +1538,9 @@ export class PostgresStore implements Store {
     now: number,
   ): Promise<Job | null> {
     const result = { outcome: "cancelled", exitCode: null, signal: null, error } as const;
-    return this.#tx((sql) => this.#finish(sql, jobId, workerId, next, result, now, attempt));
+    return this.#tx(async (sql) =>
+      (await this.#finishMany(sql, workerId, [{ jobId, next, result }], now, attempt))[0]
+    );
   }
 
   removeJob(jobId: string, states: readonly JobState[]): Promise<Job | null> {
