@@ -40,6 +40,8 @@ async function seed(db: string, jobs: Array<[string, JobState]>) {
         j,
         ok ? { type: "succeed" } : { type: "fail", outcome: "exited" },
         now,
+        // A failed job's retry is an hour away: it is never due while a slow machine seeds more.
+        { backoffBaseSeconds: 3600, backoffMaxSeconds: 86_400, jitter: false },
       );
       assert.equal(next.state, state);
       const result = ok
