@@ -96,10 +96,18 @@ export function workerCommand(
   // libc alone, for the subreaper that ends what a job leaves behind (reaper.ts).
   const libc = libcPaths();
   if (libc.length > 0) permissions.push(`--allow-ffi=${libc.join(",")}`);
+  // A young generation of 1 MB a half instead of V8's default of up to 16: a worker's garbage is
+  // short-lived (a job's rows and messages), so its peak RSS drops by 10 MB on SQLite and 35 MB on
+  // PostgreSQL over a few thousand jobs, at no cost in CPU (README, Performance). A compiled
+  // binary gets the same flag when it is built (the compile tasks).
+  permissions.push(WORKER_V8_FLAGS);
   // Run from the project directory so its deno.json (import map) and lock file apply.
   const cmd = selfCommand(workerArgs, permissions);
   return { exec: cmd.exec, args: cmd.args, cwd: cmd.projectDir, env };
 }
+
+/** V8's options for a worker process under `deno run` (see workerCommand). */
+const WORKER_V8_FLAGS = "--v8-flags=--max-semi-space-size=1";
 
 /**
  * What a worker reads of its environment beyond config keys: its store, and what the PostgreSQL
