@@ -9,7 +9,8 @@ import { StoreError } from "../lib/errors.ts";
 import { redactUrl } from "../lib/store/open.ts";
 import { parsePgUrl, passwordFor, PostgresStore } from "../lib/store/postgres.ts";
 import type { Store } from "../lib/store/store.ts";
-import { type DatabaseFactory, storeConformance } from "./store_conformance.ts";
+import { type DatabaseFactory, newJob, storeConformance } from "./store_conformance.ts";
+import { transition } from "../lib/job.ts";
 import { cronConformance } from "./store_conformance_cron.ts";
 import { uniqueConformance } from "./store_conformance_unique.ts";
 import { depsConformance } from "./store_conformance_deps.ts";
@@ -140,6 +141,34 @@ if (!server) {
       await assert.rejects(
         () => store.assertSameStore(),
         (e) => e instanceof StoreError && /dropped or recreated/.test(e.message),
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  Deno.test("store(postgres): a result recorded after the queue was dropped says so (no retry would help)", async () => {
+    const schemaUrl = freshSchemaUrl();
+    const store = await PostgresStore.open(schemaUrl);
+    try {
+      const t0 = 1_800_000_000_000;
+      await store.enqueue([newJob("a")], t0);
+      const [job] = await store.claimNext("w1", t0, 1);
+      await server.exec(`DROP SCHEMA ${parsePgUrl(schemaUrl).schema} CASCADE`);
+      const done = { outcome: "completed", exitCode: 0, signal: null, error: null } as const;
+      const ends = [{
+        jobId: job.id,
+        next: transition(job, { type: "succeed" }, t0),
+        result: done,
+      }];
+      // Its one-call path: the server function went with the schema.
+      await assert.rejects(
+        () => store.finishAndClaim("w1", ends, 1, t0 + 1),
+        (e) => e instanceof StoreError && e.kind === "replaced" && !e.transient,
+      );
+      await assert.rejects(
+        () => store.finishAttempt(job.id, "w1", ends[0].next, done, t0 + 1),
+        (e) => e instanceof StoreError && e.kind === "replaced",
       );
     } finally {
       await store.close();

@@ -691,6 +691,12 @@ function isRetryable(e: unknown): boolean {
   return code === "40P01" || code === "40001";
 }
 
+/**
+ * What PostgreSQL says when a queue that was there is not: database (3D000), schema (3F000),
+ * table (42P01) or function (42883) missing.
+ */
+const GONE_CODES = new Set(["3D000", "3F000", "42P01", "42883"]);
+
 export class PostgresStore implements Store {
   readonly location: string;
   #sql: Sql;
@@ -842,11 +848,12 @@ export class PostgresStore implements Store {
 
   /**
    * `describePgError`, knowing that this queue existed when this process opened it: its database
-   * or its tables missing now means it was dropped under us, as a deleted SQLite file is.
+   * or its tables missing now means it was dropped under us, as a deleted SQLite file is. So does
+   * its schema or a function of ours missing (`finish_runs`, the worker's path, names no table).
    */
   #describe(e: unknown): Error {
     const code = (e as { code?: string })?.code;
-    if ((code === "3D000" || code === "42P01") && this.#instance !== null) {
+    if (code !== undefined && GONE_CODES.has(code) && this.#instance !== null) {
       return new StoreError(
         `the queue in ${this.location} was dropped or recreated while this process had it open`,
         "replaced",
@@ -1958,7 +1965,7 @@ export class PostgresStore implements Store {
       now = await this.#readInstance();
     } catch (e) {
       const code = (e as { code?: string }).code;
-      if (code === "42P01" || code === "3D000") now = null;
+      if (code !== undefined && GONE_CODES.has(code)) now = null;
       else {
         const err = describePgError(e, this.#url);
         // A server that cannot be reached right now says nothing about which queue it holds:
