@@ -111,14 +111,21 @@ export class DrainWatch {
     const c = await store.counts(now + DRAIN_WINDOW_MS);
     this.#base ??= c;
     this.#last = c;
-    const finished = this.#finished();
     if (fresh || this.#left === null || Date.now() >= this.#nextBacklogAt) {
       const started = Date.now();
-      this.#left = splitBacklog(
-        await store.drainBacklog(now + DRAIN_WINDOW_MS, this.#queues),
-        this.#queues,
-      );
-      this.#finishedAtBacklog = finished;
+      // The counts and the backlog are two reads: a job that ends between them is in neither
+      // (progress would say 2/2 of 3). Counted again after the backlog, until nothing ended
+      // in between (a few tries; the next backlog read corrects what is left).
+      for (let tries = 0;; tries++) {
+        const before = this.#finished();
+        const backlog = await store.drainBacklog(now + DRAIN_WINDOW_MS, this.#queues);
+        this.#last = await store.counts(now + DRAIN_WINDOW_MS);
+        if (this.#finished() === before || tries === 3) {
+          this.#left = splitBacklog(backlog, this.#queues);
+          break;
+        }
+      }
+      this.#finishedAtBacklog = this.#finished();
       this.#nextBacklogAt = Date.now() + (Date.now() - started) * BACKLOG_EVERY;
       if (this.#left.live === 0) {
         this.#drained = true;
@@ -126,7 +133,7 @@ export class DrainWatch {
         return true;
       }
     }
-    this.#show(Math.max(1, this.#left.live - (finished - this.#finishedAtBacklog)));
+    this.#show(Math.max(1, this.#left.live - (this.#finished() - this.#finishedAtBacklog)));
     return false;
   }
 
