@@ -6,11 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { StoreError } from "../lib/errors.ts";
+import { transition } from "../lib/job.ts";
 import { redactUrl } from "../lib/store/open.ts";
 import { parsePgUrl, passwordFor, PostgresStore } from "../lib/store/postgres.ts";
 import type { Store } from "../lib/store/store.ts";
 import { type DatabaseFactory, newJob, storeConformance } from "./store_conformance.ts";
-import { transition } from "../lib/job.ts";
 import { cronConformance } from "./store_conformance_cron.ts";
 import { uniqueConformance } from "./store_conformance_unique.ts";
 import { depsConformance } from "./store_conformance_deps.ts";

@@ -692,10 +692,12 @@ function isRetryable(e: unknown): boolean {
 }
 
 /**
- * What PostgreSQL says when a queue that was there is not: database (3D000), schema (3F000),
- * table (42P01) or function (42883) missing.
+ * Whether PostgreSQL says that a queue that was there is not: its database (3D000), schema
+ * (3F000), a table (42P01) or a function of ours (42883) missing.
  */
-const GONE_CODES = new Set(["3D000", "3F000", "42P01", "42883"]);
+function queueGone(e: unknown): boolean {
+  return ["3D000", "3F000", "42P01", "42883"].includes((e as { code?: string })?.code ?? "");
+}
 
 export class PostgresStore implements Store {
   readonly location: string;
@@ -852,14 +854,16 @@ export class PostgresStore implements Store {
    * its schema or a function of ours missing (`finish_runs`, the worker's path, names no table).
    */
   #describe(e: unknown): Error {
-    const code = (e as { code?: string })?.code;
-    if (code !== undefined && GONE_CODES.has(code) && this.#instance !== null) {
-      return new StoreError(
-        `the queue in ${this.location} was dropped or recreated while this process had it open`,
-        "replaced",
-      );
-    }
-    return describePgError(e, this.#url);
+    return queueGone(e) && this.#instance !== null
+      ? this.#replaced()
+      : describePgError(e, this.#url);
+  }
+
+  #replaced(): StoreError {
+    return new StoreError(
+      `the queue in ${this.location} was dropped or recreated while this process had it open`,
+      "replaced",
+    );
   }
 
   /** Runs `fn`, retrying deadlocks, and maps errors to one-line StoreErrors. */
@@ -1964,8 +1968,7 @@ export class PostgresStore implements Store {
     try {
       now = await this.#readInstance();
     } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code !== undefined && GONE_CODES.has(code)) now = null;
+      if (queueGone(e)) now = null;
       else {
         const err = describePgError(e, this.#url);
         // A server that cannot be reached right now says nothing about which queue it holds:
@@ -1974,12 +1977,7 @@ export class PostgresStore implements Store {
         throw err;
       }
     }
-    if (now !== this.#instance) {
-      throw new StoreError(
-        `the queue in ${this.location} was dropped or recreated while this process had it open`,
-        "replaced",
-      );
-    }
+    if (now !== this.#instance) throw this.#replaced();
   }
 
   async assertWritable(): Promise<void> {
