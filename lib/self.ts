@@ -15,6 +15,14 @@ const CLI_PERMISSIONS = [
   "--allow-sys=hostname",
 ];
 
+/**
+ * `deno run` reads and hashes every module a static `import("…")` names before the program starts
+ * (the whole CLI, the worker, the dashboard and `npm:postgres` for one `enqueue`); with this flag
+ * it loads each when it is imported. `deno compile` must not get it: it would leave those modules
+ * out of the binary.
+ */
+export const LAZY_IMPORTS = "--unstable-lazy-dynamic-imports";
+
 /** Whether queuectl runs as `deno run … main.ts` rather than as a compiled binary. */
 export function underDeno(): boolean {
   return /^deno(\.exe)?$/i.test(basename(Deno.execPath()));
@@ -24,13 +32,20 @@ export function underDeno(): boolean {
  * The command line that runs queuectl's entry point with `args`: under `deno run`, with exactly
  * `permissions` and the project's deno.json (import map, lock file) when there is one; a compiled
  * binary runs itself, with the permissions it was built with. `projectDir` is where that
- * deno.json lives.
+ * deno.json lives. `lazyImports: false` loads every module before the program starts: a module
+ * imported later is read under the process's own permissions, which a worker's do not grant.
  */
-export function selfCommand(args: string[], permissions: string[]) {
+export function selfCommand(args: string[], permissions: string[], lazyImports = true) {
   const exec = Deno.execPath();
   if (!underDeno()) return { exec, args, projectDir: undefined };
   const main = Deno.mainModule;
-  const pre = ["run", "--quiet", "--no-prompt", ...permissions];
+  const pre = [
+    "run",
+    "--quiet",
+    "--no-prompt",
+    ...(lazyImports ? [LAZY_IMPORTS] : []),
+    ...permissions,
+  ];
   let projectDir: string | undefined;
   if (main.startsWith("file:")) {
     projectDir = dirname(fileURLToPath(main));

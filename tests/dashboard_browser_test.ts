@@ -92,7 +92,7 @@ async function runScenario(scenario: Scenario) {
   const exists = fs.existsSync;
   fs.existsSync =
     ((p: string) => String(p).startsWith("/proc/sys/") ? false : exists(p)) as typeof fs.existsSync;
-  const { chromium } = await import("playwright-core");
+  const { chromium } = await import("npm:playwright-core@1.65.1");
   const dir = await Deno.makeTempDir({ prefix: "queuectl-browser-" });
   const db = `${dir}/queue.db`;
   const shots = DOCS ?? `${dir}/`;

@@ -12,6 +12,7 @@ import type { Store } from "../lib/store/store.ts";
 import type { PgTestServer } from "./pg_helpers.ts";
 import type { ProcInfo } from "./chaos.ts";
 import { isPostgresUrl } from "../lib/store/location.ts";
+import { LAZY_IMPORTS } from "../lib/self.ts";
 
 export const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
 export const ROOT = fromFileUrl(new URL("../", import.meta.url));
@@ -31,7 +32,7 @@ export const PERMS = [
 /** The argv prefix that runs queuectl. */
 export function cliCommand(): string[] {
   const bin = Deno.env.get("QUEUECTL_BIN");
-  return bin ? [bin] : [Deno.execPath(), "run", "--quiet", ...PERMS, MAIN];
+  return bin ? [bin] : [Deno.execPath(), "run", "--quiet", LAZY_IMPORTS, ...PERMS, MAIN];
 }
 
 export interface TempDb {
