@@ -18,8 +18,8 @@ const CLI_PERMISSIONS = [
 /**
  * `deno run` reads and hashes every module a static `import("…")` names before the program starts
  * (the whole CLI, the worker, the dashboard and `npm:postgres` for one `enqueue`); with this flag
- * it loads each when it is imported. `deno compile` must not get it: it would leave those modules
- * out of the binary.
+ * it loads each when it is imported, under the process's own read permission. `deno compile` must
+ * not get it: it would leave those modules out of the binary.
  */
 export const LAZY_IMPORTS = "--unstable-lazy-dynamic-imports";
 
@@ -32,10 +32,11 @@ export function underDeno(): boolean {
  * The command line that runs queuectl's entry point with `args`: under `deno run`, with exactly
  * `permissions` and the project's deno.json (import map, lock file) when there is one; a compiled
  * binary runs itself, with the permissions it was built with. `projectDir` is where that
- * deno.json lives. `lazyImports: false` loads every module before the program starts: a module
- * imported later is read under the process's own permissions, which a worker's do not grant.
+ * deno.json lives. Modules load as they are imported when `permissions` let the process read
+ * them (unscoped `--allow-read`); otherwise (a worker, which may read its data directory alone)
+ * all of them load before the program starts.
  */
-export function selfCommand(args: string[], permissions: string[], lazyImports = true) {
+export function selfCommand(args: string[], permissions: string[]) {
   const exec = Deno.execPath();
   if (!underDeno()) return { exec, args, projectDir: undefined };
   const main = Deno.mainModule;
@@ -43,7 +44,7 @@ export function selfCommand(args: string[], permissions: string[], lazyImports =
     "run",
     "--quiet",
     "--no-prompt",
-    ...(lazyImports ? [LAZY_IMPORTS] : []),
+    ...(permissions.includes("--allow-read") ? [LAZY_IMPORTS] : []),
     ...permissions,
   ];
   let projectDir: string | undefined;

@@ -101,9 +101,8 @@ export function workerCommand(
   // PostgreSQL over a few thousand jobs, at no cost in CPU (README, Performance). A compiled
   // binary gets the same flag when it is built (the compile tasks).
   permissions.push(WORKER_V8_FLAGS);
-  // Run from the project directory so its deno.json (import map) and lock file apply. Its
-  // modules all load at start: it may read nothing outside its data directory afterwards.
-  const cmd = selfCommand(workerArgs, permissions, false);
+  // Run from the project directory so its deno.json (import map) and lock file apply.
+  const cmd = selfCommand(workerArgs, permissions);
   return { exec: cmd.exec, args: cmd.args, cwd: cmd.projectDir, env };
 }
 

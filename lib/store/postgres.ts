@@ -696,8 +696,9 @@ function isRetryable(e: unknown): boolean {
  * (3F000), a table (42P01) or a function of ours (42883) missing.
  */
 function queueGone(e: unknown): boolean {
-  return ["3D000", "3F000", "42P01", "42883"].includes((e as { code?: string })?.code ?? "");
+  return GONE_CODES.has((e as { code?: string })?.code ?? "");
 }
+const GONE_CODES = new Set(["3D000", "3F000", "42P01", "42883"]);
 
 export class PostgresStore implements Store {
   readonly location: string;
