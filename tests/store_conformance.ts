@@ -807,6 +807,20 @@ export function storeConformance(name: string, newDatabase: DatabaseFactory): vo
       assert.deepEqual([c.pending, c.processing, c.completed, c.failed], [40, 10, 125, 125]);
       assert.equal(await store.countJobs(), 300);
       assert.equal(await store.countJobs(["failed", "completed"]), 250);
+      // Failed ones claimed again leave failed; the running ones end in the same call.
+      const again = await store.finishAndClaim(
+        "w1",
+        r.claimed.map((j) => ({
+          jobId: j.id,
+          next: transition(j, { type: "succeed" }, T0 + 10_000_000),
+          result: OK,
+        })),
+        500,
+        T0 + 10_000_000,
+      );
+      assert.equal(again.claimed.length, 165);
+      c = await store.counts(T0 + 10_000_001);
+      assert.deepEqual([c.pending, c.processing, c.completed, c.failed], [0, 165, 135, 0]);
     },
   );
 
