@@ -467,7 +467,8 @@ const MIGRATIONS: string[] = [
   // (five statements, three trigger calls); with one job per call they were a third of the
   // server's CPU. The triggers stay for every other writer and skip while finish_runs runs
   // (its SET of queuectl.counted ends with the call). The claim keeps each job's state before
-  // it, for the counts.
+  // it, for the counts. Rows are returned as they are read (RETURN NEXT), and whether a completed
+  // job has dependants is noted then, instead of three more statements over the arrays.
   `DROP TRIGGER jobs_count_states ON jobs;
    CREATE TRIGGER jobs_count_states AFTER UPDATE ON jobs
      REFERENCING OLD TABLE AS moved_from NEW TABLE AS moved_to FOR EACH STATEMENT
@@ -488,6 +489,8 @@ const MIGRATIONS: string[] = [
      done jobs[] := '{}';
      claimed jobs[] := '{}';
      was text[] := '{}';
+     cr record;
+     deps boolean := false;
      wake boolean := false;
      my_slot integer := pg_backend_pid() % 64;
    BEGIN
@@ -518,12 +521,13 @@ const MIGRATIONS: string[] = [
            FROM u JOIN e USING (id) ORDER BY e.i)
          SELECT * FROM u
        LOOP
+         RETURN NEXT r;
          done := done || r;
          wake := wake OR r.state IN ('pending', 'failed');
+         deps := deps OR (r.has_dependants AND r.state = 'completed');
        END LOOP;
      END IF;
-     IF EXISTS (SELECT 1 FROM unnest(done) d WHERE d.has_dependants AND d.state = 'completed')
-     THEN
+     IF deps THEN
        WITH f AS (
          UPDATE jobs x SET waiting_on = x.waiting_on - g.n
          FROM (SELECT k.job_id, count(*)::integer AS n FROM job_deps k
@@ -551,7 +555,7 @@ const MIGRATIONS: string[] = [
        PERFORM pg_notify(p_channel, '');
      END IF;
      IF p_lim > 0 THEN
-       WITH s AS (
+       FOR cr IN WITH s AS (
          SELECT seq, state FROM jobs
          WHERE state IN ('pending','failed') AND waiting_on = 0 AND run_at <= p_now
            AND NOT EXISTS (SELECT 1 FROM queues WHERE paused OR concurrency > 0)
@@ -562,9 +566,12 @@ const MIGRATIONS: string[] = [
            started_at = p_now, finished_at = NULL, updated_at = p_now,
            output_key = substr(md5(random()::text || clock_timestamp()::text), 1, 16)
          FROM s WHERE j.seq = s.seq
-         RETURNING j, s.state AS was)
-       SELECT coalesce(array_agg(c.j), '{}'), coalesce(array_agg(c.was), '{}')
-         INTO claimed, was FROM c;
+         RETURNING j AS job, s.state AS was)
+       SELECT * FROM c LOOP
+         RETURN NEXT cr.job;
+         claimed := claimed || cr.job;
+         was := was || cr.was;
+       END LOOP;
      END IF;
      IF cardinality(done) + cardinality(claimed) > 0 THEN
        -- As count_states and observe_attempts do, in key order. A finished run was processing.
@@ -588,8 +595,6 @@ const MIGRATIONS: string[] = [
          ON CONFLICT (name, label, bucket, slot) DO UPDATE SET n = k.n + excluded.n,
            sum = k.sum + excluded.sum;
      END IF;
-     RETURN QUERY SELECT * FROM unnest(done);
-     RETURN QUERY SELECT * FROM unnest(claimed);
    END $$;`,
 ];
 
