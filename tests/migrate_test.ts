@@ -1,6 +1,7 @@
 /**
  * `migrate --to`: SQLite → PostgreSQL → SQLite again, with jobs in every finished state, their
- * attempts, retry marks, output and settings; an empty target only. Needs a PostgreSQL test
+ * attempts, retry marks, output and settings, schedules (one paused) and queue rules; an empty
+ * target only. Needs a PostgreSQL test
  * server; where none answers, this file says so and is ignored.
  */
 import assert from "node:assert/strict";
@@ -19,13 +20,16 @@ async function snapshot(db: string) {
     shows.push({ show, logs });
   }
   const config = JSON.parse(await cliOk(db, ["config", "list", "--json"]));
-  return { jobs, shows, config };
+  const schedules = JSON.parse(await cliOk(db, ["schedule", "list", "--json"]));
+  const queues = JSON.parse(await cliOk(db, ["queue", "list", "--json"]));
+  return { jobs, shows, config, schedules, queues };
 }
 
 Deno.test({
-  name: `migrate: SQLite → PostgreSQL → SQLite keeps every job, attempt, output and setting${
-    server ? "" : " (skipped: no PostgreSQL server answers)"
-  }`,
+  name:
+    `migrate: SQLite → PostgreSQL → SQLite keeps every job, attempt, output, setting, schedule and queue rule${
+      server ? "" : " (skipped: no PostgreSQL server answers)"
+    }`,
   ignore: server === null,
   async fn() {
     await using t = await tempDb();
@@ -54,12 +58,23 @@ Deno.test({
       }
       await cliOk(t.db, ["dlq", "retry", "bad"]);
       await cliOk(t.db, ["cancel", "bad"]);
+      await cliOk(t.db, ["schedule", "add", "nightly", "0 2 * * *", "--queue", "io", "--", "true"]);
+      await cliOk(t.db, ["schedule", "add", "hourly", "@hourly", "--tz", "UTC", "--", "true"]);
+      await cliOk(t.db, ["schedule", "pause", "hourly"]);
+      await cliOk(t.db, ["queue", "set", "io", "--concurrency", "2"]);
+      await cliOk(t.db, ["queue", "pause", "io"]);
+      await cliOk(t.db, ["queue", "set", "mail", "--concurrency", "1"]);
       const before = await snapshot(t.db);
+      assert.equal(before.schedules.length, 2);
+      assert.equal(before.queues.filter((q: { paused: boolean }) => q.paused).length, 1);
 
       const pg = server!.freshSchemaUrl();
       const there = await runCli(t.db, ["migrate", "--to", pg]);
       assert.equal(there.code, 0, there.stderr);
-      assert.match(there.stdout, /^migrated 4 jobs \(3 attempts\) and 2 settings to postgres:/);
+      assert.match(
+        there.stdout,
+        /^migrated 4 jobs \(3 attempts\), 2 settings, 2 schedules and the rules of 2 queues to postgres:/,
+      );
       assert.deepEqual(await snapshot(pg), before);
 
       const back = `${t.dir}/back.db`;

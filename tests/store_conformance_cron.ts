@@ -86,6 +86,31 @@ export function cronConformance(name: string, newDatabase: DatabaseFactory): voi
     assert.equal(await store.getSchedule("nightly"), null);
   });
 
+  cronTest(
+    "importSchedules stores schedules as they are; a taken name stores none",
+    async (store) => {
+      await store.addSchedule(newSchedule("hourly", "@hourly"), T0 - 10);
+      await store.addSchedule(newSchedule("daily", "0 8 * * *", { catchUp: "none" }), T0 - 20);
+      await fireDueSchedules(store, T0 + 300);
+      await store.setSchedulePaused("daily", true, null, T0 + 400);
+      const before = await store.listSchedules();
+      assert.deepEqual(before.map((s) => [s.name, s.paused, s.lastRunAt]), [
+        ["daily", true, T0],
+        ["hourly", false, T0],
+      ]);
+      for (const s of before) await store.removeSchedule(s.name);
+      await store.importSchedules(before);
+      assert.deepEqual(
+        await store.listSchedules(),
+        before,
+        "every field, the last job's state too",
+      );
+      await store.removeSchedule("hourly");
+      await assert.rejects(() => store.importSchedules(before));
+      assert.deepEqual((await store.listSchedules()).map((s) => s.name), ["daily"]);
+    },
+  );
+
   cronTest("a due tick becomes one job with the schedule's fields", async (store) => {
     await store.addSchedule(newSchedule("hourly", "@hourly"), T0 - 10);
     assert.deepEqual(await fireDueSchedules(store, T0 - 1), [], "nothing is due before the tick");

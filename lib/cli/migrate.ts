@@ -1,7 +1,8 @@
 /**
  * `queuectl migrate --to URL|PATH`: copies this queue (jobs with their attempts, retry marks and
- * output, and the stored settings) into an empty store of either kind, SQLite ↔ PostgreSQL, then
- * checks that the counts per state match. The source is left as it was.
+ * output, the stored settings, the schedules and the queues' rules) into an empty store of either
+ * kind, SQLite ↔ PostgreSQL, then checks that the counts per state match. The source is left as
+ * it was.
  */
 import { buildCommand } from "@stricli/core";
 import { JOB_STATES } from "../job.ts";
@@ -11,6 +12,8 @@ import { type Context, dbFlag, type DbFlags, withStore } from "./context.ts";
 import { out } from "./format.ts";
 
 const BATCH = 500;
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 async function migrate(this: Context, flags: DbFlags & { to: string }) {
   const target = resolveDbPath(flags.to);
@@ -28,7 +31,13 @@ async function migrate(this: Context, flags: DbFlags & { to: string }) {
     const dest = await openStore(target);
     try {
       const settings = Object.entries(await source.getConfig());
-      if ((await dest.countJobs()) > 0 || Object.keys(await dest.getConfig()).length > 0) {
+      const schedules = await source.listSchedules();
+      const rules = (await source.listQueues()).filter((q) => q.paused || q.concurrency > 0);
+      if (
+        (await dest.countJobs()) > 0 || Object.keys(await dest.getConfig()).length > 0 ||
+        (await dest.listSchedules()).length > 0 ||
+        (await dest.listQueues()).some((q) => q.paused || q.concurrency > 0)
+      ) {
         throw new UserError(
           `${dest.location} already holds a queue; migrate only into an empty one ` +
             `(nothing was copied)`,
@@ -46,6 +55,10 @@ async function migrate(this: Context, flags: DbFlags & { to: string }) {
         attempts += batch.reduce((n, r) => n + r.attempts.length, 0);
         after = batch[batch.length - 1].job.seq;
       }
+      await dest.importSchedules(schedules);
+      for (const q of rules) {
+        await dest.setQueue(q.name, { paused: q.paused, concurrency: q.concurrency });
+      }
       const now = await source.now();
       const [a, b] = [await source.counts(now), await dest.counts(now)];
       const off = JOB_STATES.filter((s) => a[s] !== b[s]);
@@ -56,10 +69,15 @@ async function migrate(this: Context, flags: DbFlags & { to: string }) {
           }); check ${dest.location} before using it`,
         );
       }
+      const copied = [
+        `${plural(jobs, "job")} (${plural(attempts, "attempt")})`,
+        plural(settings.length, "setting"),
+        ...(schedules.length > 0 ? [plural(schedules.length, "schedule")] : []),
+        ...(rules.length > 0 ? [`the rules of ${plural(rules.length, "queue")}`] : []),
+      ];
       out(
-        `migrated ${jobs} job${jobs === 1 ? "" : "s"} (${attempts} attempt` +
-          `${attempts === 1 ? "" : "s"}) and ${settings.length} setting` +
-          `${settings.length === 1 ? "" : "s"} to ${dest.location}; the counts per state match`,
+        `migrated ${copied.slice(0, -1).join(", ")} and ${copied.at(-1)} to ${dest.location}; ` +
+          `the counts per state match`,
       );
     } finally {
       await dest.close();
@@ -83,9 +101,9 @@ export const migrateCommand = buildCommand({
   docs: {
     brief: "Copy this queue into another database (SQLite or PostgreSQL)",
     fullDescription: [
-      "Copies every job with its attempts, retry marks and output, and the stored settings,",
-      "into an empty database, then checks the counts per state. Stop the workers first;",
-      "this queue is left as it was.",
+      "Copies every job with its attempts, retry marks and output, the stored settings, the",
+      "schedules and the queues' rules (pause, concurrency) into an empty database, then checks",
+      "the counts per state. Stop the workers first; this queue is left as it was.",
       "",
       "Examples:",
       "  queuectl migrate --to postgres://queuectl@db:5432/jobs",

@@ -1881,6 +1881,23 @@ export class PostgresStore implements Store {
     return rows.length === 1;
   }
 
+  importSchedules(schedules: readonly Schedule[]): Promise<void> {
+    return this.#tx(async (sql) => {
+      for (const s of schedules) {
+        await sql`
+          INSERT INTO schedules (name, cron, tz, catch_up, command, max_retries, priority,
+            timeout_ms, cwd, env, queue, unique_key, paused, next_run_at, last_run_at,
+            last_job_id, created_at, updated_at)
+          VALUES (${s.name}, ${s.cron}, ${s.tz}, ${s.catchUp}, ${s.job.command},
+            ${s.job.maxRetries}, ${s.job.priority}, ${s.job.timeoutMs}, ${s.job.cwd},
+            ${s.job.env === null ? null : JSON.stringify(s.job.env)},
+            ${s.job.queue ?? DEFAULT_QUEUE}, ${s.job.uniqueKey ?? null}, ${s.paused},
+            ${s.nextRunAt}::bigint, ${s.lastRunAt}::bigint, ${s.lastJobId}, ${s.createdAt},
+            ${s.updatedAt})`;
+      }
+    });
+  }
+
   async getSchedule(name: string): Promise<Schedule | null> {
     const [r] = await this.#do((sql) => sql`${sql.unsafe(SCHEDULE_SELECT)} WHERE s.name = ${name}`);
     return r ? toSchedule(r) : null;

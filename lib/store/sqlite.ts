@@ -1467,6 +1467,41 @@ export class SqliteStore implements Store {
     );
   }
 
+  importSchedules(schedules: readonly Schedule[]): Promise<void> {
+    return this.#do(() =>
+      this.#tx(() => {
+        const insert = this.#stmt(
+          `INSERT INTO schedules (name, cron, tz, catch_up, command, max_retries, priority,
+             timeout_ms, cwd, env, queue, unique_key, paused, next_run_at, last_run_at,
+             last_job_id, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        );
+        for (const s of schedules) {
+          insert.run(
+            s.name,
+            s.cron,
+            s.tz,
+            s.catchUp,
+            s.job.command,
+            s.job.maxRetries,
+            s.job.priority,
+            s.job.timeoutMs,
+            s.job.cwd,
+            s.job.env === null ? null : JSON.stringify(s.job.env),
+            s.job.queue ?? DEFAULT_QUEUE,
+            s.job.uniqueKey ?? null,
+            s.paused ? 1 : 0,
+            s.nextRunAt,
+            s.lastRunAt,
+            s.lastJobId,
+            s.createdAt,
+            s.updatedAt,
+          );
+        }
+      })
+    );
+  }
+
   getSchedule(name: string): Promise<Schedule | null> {
     return this.#do(() => {
       const r = this.#get(`${SCHEDULE_SELECT} WHERE s.name = ?`, name);

@@ -583,6 +583,12 @@ export interface Store {
   /** Stores a new schedule, not paused. Returns `false` (storing nothing) when the name exists. */
   addSchedule(schedule: NewSchedule, now: number): Promise<boolean>;
 
+  /**
+   * Stores schedules as they are (paused or not, next and last tick, times), in one transaction.
+   * For `migrate` into an empty store: a name that exists fails the whole call.
+   */
+  importSchedules(schedules: readonly Schedule[]): Promise<void>;
+
   /** The schedule with this name, or `null`. */
   getSchedule(name: string): Promise<Schedule | null>;
 
