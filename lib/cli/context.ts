@@ -20,7 +20,7 @@ export const dbFlag = {
   db: {
     kind: "parsed",
     parse: String,
-    brief: "Database file [env QUEUECTL_DB; default: see queuectl --help]",
+    brief: "Database file or postgres:// URL [env QUEUECTL_DB; default: see queuectl --help]",
     optional: true,
     placeholder: "path",
   },

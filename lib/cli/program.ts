@@ -82,8 +82,9 @@ export async function buildProgram(
       brief: "queuectl: a durable background job queue for shell commands",
       fullDescription: [
         "Enqueue shell commands; workers run them with retries, exponential backoff and",
-        "a dead letter queue. Data lives in one SQLite file: --db, $QUEUECTL_DB, or",
-        "~/.local/share/queuectl/queue.db.",
+        "a dead letter queue. Data lives in one SQLite file (--db, $QUEUECTL_DB, or",
+        "~/.local/share/queuectl/queue.db), or in one PostgreSQL database that workers",
+        "on many hosts share (--db postgres://USER@HOST:5432/DB).",
         "",
         "Quick start:",
         `  queuectl enqueue '{"id":"job1","command":"sleep 2"}'`,
