@@ -6,12 +6,16 @@
 
 /** Base of every deliberate error. */
 export class QueuectlError extends Error {
-  readonly exitCode: number = 1;
+  get exitCode(): number {
+    return 1;
+  }
 }
 
 /** The command line itself is wrong: unknown flag, bad value, missing argument. Exit 2. */
 export class UsageError extends QueuectlError {
-  override readonly exitCode = 2;
+  override get exitCode(): number {
+    return 2;
+  }
 }
 
 /** The command was well formed but cannot be done: store unreachable, file unreadable. Exit 1. */
@@ -42,10 +46,18 @@ export type StoreErrorKind =
   | "missing"
   | "invalid";
 
-/** The store cannot be used as it is (corrupt, newer schema, read-only, unreachable). Exit 1. */
+/**
+ * The store cannot be used as it is (corrupt, newer schema, read-only, unreachable): exit 1; its
+ * location is malformed (`invalid`): exit 2.
+ */
 export class StoreError extends UserError {
   constructor(message: string, readonly kind: StoreErrorKind) {
     super(message);
+  }
+
+  /** A malformed location (`invalid`) is a usage mistake: exit 2, as a bad flag value. */
+  override get exitCode(): number {
+    return this.kind === "invalid" ? 2 : 1;
   }
 
   /** Whether waiting and trying again may help (a lock, a full disk, a lost connection). */

@@ -4,18 +4,24 @@ import { assertOneLineError, runCli, tempDb } from "./helpers.ts";
 
 Deno.test("[cli] store URLs that cannot be used are refused without their password", async () => {
   await using t = await tempDb();
-  const cases: Array<[string, RegExp]> = [
-    ["mysql://alice:s3cret@db.example/q", /unsupported store URL "mysql:\/\/alice@db\.example\/q"/],
-    ["postgres://alice:s3cret@127.0.0.1:1/q", /cannot reach PostgreSQL at 127\.0\.0\.1:1/],
+  // A malformed URL is a usage mistake (exit 2); a server that cannot be reached is not (exit 1).
+  const cases: Array<[string, number, RegExp]> = [
+    [
+      "mysql://alice:s3cret@db.example/q",
+      2,
+      /unsupported store URL "mysql:\/\/alice@db\.example\/q": use a file path, sqlite:PATH or postgres:\/\//,
+    ],
+    ["postgres://alice:s3cret@127.0.0.1:notaport/q", 2, /is not a valid PostgreSQL URL/],
+    ["postgres://alice:s3cret@127.0.0.1:1/q", 1, /cannot reach PostgreSQL at 127\.0\.0\.1:1/],
   ];
-  for (const [url, pattern] of cases) {
+  for (const [url, code, pattern] of cases) {
     for (const args of [["--db", url, "status"], ["status", "--db", url]]) {
       const r = await runCli(t.db, args);
-      assertOneLineError(r, url.startsWith("mysql") ? 2 : 1, pattern);
+      assertOneLineError(r, code, pattern);
       assert.doesNotMatch(r.stderr, /s3cret/, "the password was printed");
     }
     const env = await runCli(t.db, ["status"], { env: { QUEUECTL_DB: url } });
-    assertOneLineError(env, url.startsWith("mysql") ? 2 : 1, pattern);
+    assertOneLineError(env, code, pattern);
     assert.doesNotMatch(env.stderr, /s3cret/);
   }
 });
@@ -34,6 +40,6 @@ Deno.test("[cli] a PostgreSQL host that never answers is given up on after conne
     const b = await runCli(t.db, ["status"], {
       env: { QUEUECTL_DB: `postgres://alice@127.0.0.1:5432/q?connect_timeout=${bad}` },
     });
-    assertOneLineError(b, 1, /connect_timeout in the URL is whole seconds/);
+    assertOneLineError(b, 2, /connect_timeout in the URL is whole seconds/);
   }
 });

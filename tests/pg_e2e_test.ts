@@ -35,6 +35,8 @@ if (!server) {
       id: `j${i}`,
       command: `echo out-${i}; echo err-${i} >&2`,
     }));
+    // A job inherits the worker's environment: its QUEUECTL_DB names the queue, with no password.
+    specs[29].command = 'echo "$QUEUECTL_DB"';
     await cliOk(db, ["enqueue", "--file", "-"], {
       stdin: specs.map((s) => JSON.stringify(s)).join("\n"),
     });
@@ -55,6 +57,7 @@ if (!server) {
     const jobs: JobJson[] = JSON.parse(await cliOk(db, ["list", "--all", "--json"]));
     assert.deepEqual(jobs.map((j) => j.attempts), jobs.map(() => 1), "each ran once");
     assert.equal(await cliOk(db, ["logs", "j7"]), "out-7\nerr-7\n");
+    assert.equal(await cliOk(db, ["logs", "j29"]), `${db.replace(":s3cret-pw@", "@")}\n`);
     const status = JSON.parse(await cliOk(db, ["status", "--json"]));
     assert.equal(status.completed, 30);
     assert.match(argvs, /__worker/, "the workers were seen in ps");
@@ -98,6 +101,36 @@ if (!server) {
     const r2 = await runCli(missing.toString(), ["status"]);
     assertOneLineError(r2, 1, /database does not exist/);
     assert.doesNotMatch(r2.stderr, /s3cret-pw/);
+  });
+
+  Deno.test("pg e2e: settings in the URL the server refuses, and a statement it cancels: one line each", async () => {
+    const db = urlWithPassword(server.freshSchemaUrl());
+    await cliOk(db, ["init"]);
+    const cases: Array<[string, number, RegExp]> = [
+      [
+        "no_such_setting=1",
+        2,
+        /refused a setting of the URL \(unrecognized configuration parameter "no_such_setting"\); remove it/,
+      ],
+      [
+        "statement_timeout=soon",
+        2,
+        /refused a setting of the URL \(invalid value for parameter "statement_timeout": "soon"\); fix its value/,
+      ],
+      // Every statement is cancelled, the client's own look-up of types on connect too.
+      [
+        "statement_timeout=1",
+        1,
+        /cancelled a statement of queuectl \(canceling statement due to statement timeout\); if a timeout did it, raise statement_timeout/,
+      ],
+    ];
+    for (const [setting, code, pattern] of cases) {
+      for (const command of [["status"], ["list"]]) {
+        const r = await runCli(`${db}&${setting}`, command);
+        assertOneLineError(r, code, pattern);
+        assert.doesNotMatch(r.stderr, /s3cret-pw|Uncaught|\n +at /, `${setting}: ${r.stderr}`);
+      }
+    }
   });
 
   Deno.test({

@@ -16,7 +16,7 @@ import { StoreError } from "../lib/errors.ts";
 import { eventForOutcome, transition } from "../lib/job.ts";
 import { type Logger, parseLogLevel, setupLogging } from "../lib/log.ts";
 import { loadConfig } from "../lib/settings.ts";
-import { openStore } from "../lib/store/open.ts";
+import { openStore, redactUrl } from "../lib/store/open.ts";
 import type { AttemptResult, Job, OutputAppend, RunEnd, Store } from "../lib/store/store.ts";
 import { EXIT_STORE_REPLACED } from "./exit_codes.ts";
 import { runJob, spawnLogFields } from "./executor.ts";
@@ -80,6 +80,9 @@ function isTransient(e: unknown): boolean {
  */
 export async function workerMain(argv: string[]): Promise<number> {
   const args = parseWorkerArgs(argv);
+  // Jobs inherit this process's environment: the URL they see there names the queue without its
+  // password (the store's client keeps it), so a job cannot print it or pass it on.
+  if (Deno.env.get("QUEUECTL_DB") === args.db) Deno.env.set("QUEUECTL_DB", redactUrl(args.db));
   const log = await setupLogging(parseLogLevel(args.logLevel) ?? "info");
   const wlog = log.with({ worker: Deno.pid });
   try {

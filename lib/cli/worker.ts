@@ -23,7 +23,9 @@ import { iso, out, outJson, relativeTime, table, workerJson } from "./format.ts"
 
 /** A forced stop (second Ctrl+C, `worker stop --now`): running jobs were interrupted. */
 class ForcedStopError extends QueuectlError {
-  override readonly exitCode = 130;
+  override get exitCode(): number {
+    return 130;
+  }
 }
 
 interface StartFlags extends DbFlags {
@@ -405,7 +407,7 @@ export const workerRoutes = buildRouteMap({
         },
       },
       docs: {
-        brief: "Stop the workers on this host",
+        brief: "Stop this host's workers, or another's (--host, --all-hosts)",
         fullDescription: [
           "Each worker finishes its current job, then exits. Running it again stays graceful;",
           "--now interrupts the running jobs, which go back to the queue without using a retry.",

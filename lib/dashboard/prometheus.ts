@@ -95,7 +95,7 @@ export async function renderMetrics(store: Store): Promise<string> {
   histogram(
     lines,
     "queuectl_queue_wait_seconds",
-    "Wait of each job's latest claim: its start minus the later of its run time and enqueue time.",
+    "Wait of every claim, retries included: its start minus the later of run time and enqueue time.",
     totals.queueWait,
   );
   header(lines, "queuectl_workers", "gauge", "Live workers (heartbeat within the lease), by host.");

@@ -77,7 +77,9 @@ export function resolveDbPath(flag?: string): string {
   if (p.startsWith("sqlite:")) p = p.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "");
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) {
     throw new UsageError(
-      `unsupported store URL "${redactUrl(p)}": use a file path or sqlite:PATH`,
+      `unsupported store URL "${
+        redactUrl(p)
+      }": use a file path, sqlite:PATH or postgres://USER@HOST:5432/DB`,
     );
   }
   return resolve(p);
@@ -104,7 +106,9 @@ export function ensureDataFiles(path: string): void {
     if (e instanceof Deno.errors.AlreadyExists) {
       if (Deno.statSync(path).isDirectory) {
         throw new UserError(
-          `${path} is a directory, not a database file; pass --db ${join(path, "queue.db")}`,
+          `${path} is a directory, not a database file; name a file in it, such as ${
+            join(path, "queue.db")
+          }`,
         );
       }
       return;

@@ -711,6 +711,34 @@ export function describePgError(e: unknown, where: PgUrl): Error {
       "denied",
     );
   }
+  if (/before secure TLS connection/i.test(err.message)) {
+    return new StoreError(
+      `PostgreSQL at ${at} closed the connection before TLS was set up: the server may not ` +
+        `accept SSL; enable ssl on the server or drop sslmode= from the URL`,
+      "unreachable",
+    );
+  }
+  if (code === "42704" && /configuration parameter/.test(err.message)) {
+    // The client sends every parameter of the URL it does not know itself as a setting.
+    return new StoreError(
+      `PostgreSQL at ${at} refused a setting of the URL (${err.message}); remove it from the URL`,
+      "invalid",
+    );
+  }
+  if (code === "22023" && /parameter/.test(err.message)) {
+    return new StoreError(
+      `PostgreSQL at ${at} refused a setting of the URL (${err.message}); fix its value`,
+      "invalid",
+    );
+  }
+  if (code === "57014" || code === "55P03") {
+    // statement_timeout or lock_timeout (of the URL, the user or the server), or a cancel.
+    return new StoreError(
+      `PostgreSQL at ${at} cancelled a statement of queuectl (${err.message}); if a timeout ` +
+        `did it, raise statement_timeout or lock_timeout (in the URL, or for this user)`,
+      "busy",
+    );
+  }
   if (code === "ENOTFOUND" || code === "EAI_AGAIN" || /failed to lookup/i.test(err.message)) {
     return new StoreError(
       `cannot resolve the PostgreSQL host "${where.host}"; check the URL`,
@@ -736,6 +764,13 @@ export function describePgError(e: unknown, where: PgUrl): Error {
       `PostgreSQL at ${at} refused the credentials of ${where.redacted}: ${err.message}; ` +
         passwordAdvice(where),
       "denied",
+    );
+  }
+  if (code === "28000" && /no PostgreSQL user name/.test(err.message)) {
+    return new StoreError(
+      `no PostgreSQL user to connect as: write it in the URL (postgres://USER@HOST:5432/DB) ` +
+        `or set PGUSER`,
+      "invalid",
     );
   }
   if (code === "28000") {
@@ -834,6 +869,27 @@ function queueGone(e: unknown): boolean {
 }
 const GONE_CODES = new Set(["3D000", "3F000", "42P01", "42883"]);
 
+/**
+ * The client looks up the array types on each new connection in a promise nobody awaits: when
+ * that query fails (a statement_timeout of a millisecond, a cancel), the query waiting behind it
+ * fails with the same error, which is ours to report, and the orphaned one would end the process
+ * with a stack trace. Only that rejection is dropped.
+ */
+let orphanGuard = false;
+function ignoreOrphanedTypeFetch() {
+  if (orphanGuard) return;
+  orphanGuard = true;
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    const reason = e.reason as { name?: string; query?: unknown } | null;
+    if (
+      reason?.name === "PostgresError" && typeof reason.query === "string" &&
+      reason.query.includes("b.typarray")
+    ) {
+      e.preventDefault();
+    }
+  });
+}
+
 export class PostgresStore implements Store {
   readonly location: string;
   #sql: Sql;
@@ -861,6 +917,7 @@ export class PostgresStore implements Store {
       );
     }
     const { default: postgres } = await import("postgres");
+    ignoreOrphanedTypeFetch();
     const pass = passwordFor(parsed);
     const sql = postgres(parsed.clientUrl, {
       ...(pass !== undefined ? { pass } : {}),

@@ -713,10 +713,8 @@ export interface MetricTotals {
   /** `finishedAt - startedAt` of every finished attempt. */
   attemptDuration: HistogramCounts;
   /**
-   * Each job's latest claim: its start minus the later of the job's `runAt` and `createdAt`, over
-   * the jobs that are processing, completed or dead (and those deleted). Earlier claims of a
-   * retried job are not kept, and a job that is failed or retried again leaves it until its
-   * next claim.
+   * Every claim's wait, retries included, kept as a running total as each claim happens: the
+   * job's start minus the later of its `runAt` and `createdAt`.
    */
   queueWait: HistogramCounts;
 }
