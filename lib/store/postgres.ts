@@ -596,6 +596,33 @@ const MIGRATIONS: string[] = [
            sum = k.sum + excluded.sum;
      END IF;
    END $$;`,
+  // The per-state counts of any other update from its two transition tables apart (each row's
+  // old state -1, its new one +1), and the claims' queue wait planned afresh each time: the plan
+  // the trigger kept from its first, small statement joined the two tables row by row, so one
+  // statement that moved thousands of jobs took seconds (5,000 after 1: 3.4 s against 0.1 s).
+  `CREATE OR REPLACE FUNCTION count_states() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     -- In name order, so two writers never lock the rows crosswise.
+     INSERT INTO job_counts AS c (state, slot, n)
+       SELECT state, pg_backend_pid() % 64, sum(d) FROM (
+         SELECT state, -1 AS d FROM moved_from
+         UNION ALL
+         SELECT state, 1 FROM moved_to) m
+       GROUP BY state HAVING sum(d) <> 0 ORDER BY state
+       ON CONFLICT (state, slot) DO UPDATE SET n = c.n + excluded.n;
+     -- The queue wait of every claim in the statement.
+     EXECUTE $q$
+       INSERT INTO metric_totals AS c (name, label, bucket, slot, n, sum)
+         SELECT 'wait', '', metric_bucket(w), pg_backend_pid() % 64, count(*), sum(w)
+         FROM (SELECT greatest(t.started_at - greatest(t.run_at, t.created_at), 0)
+                 / 1000.0::double precision AS w
+               FROM moved_from o JOIN moved_to t USING (seq)
+               WHERE t.state = 'processing' AND o.state <> 'processing') j
+         GROUP BY metric_bucket(w) ORDER BY 3
+         ON CONFLICT (name, label, bucket, slot) DO UPDATE SET n = c.n + excluded.n,
+           sum = c.sum + excluded.sum$q$;
+     RETURN NULL;
+   END $$;`,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
