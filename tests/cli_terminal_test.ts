@@ -59,7 +59,7 @@ Deno.test("[width] table aligns by display width and cuts the fit columns to the
   assert.equal(new Set(cols(narrow)).size, 1, narrow);
 });
 
-Deno.test("[list] a table fits COLUMNS: commands cut at a word with …, ids shortened", async () => {
+Deno.test("[list] a table fits COLUMNS: commands cut at a word with …, then ids", async () => {
   await using t = await tempDb();
   const long = "echo one two three four five six seven eight nine ten eleven twelve thirteen";
   const id = "a-rather-long-job-identifier-of-forty-chars";
@@ -67,14 +67,18 @@ Deno.test("[list] a table fits COLUMNS: commands cut at a word with …, ids sho
   await cliOk(t.db, ["enqueue", "--id", "日本語", "--", "echo 日本語"]);
   const [piped, fitted, json] = await allDone([
     cliOk(t.db, ["list"]),
-    cliOk(t.db, ["list"], { env: { COLUMNS: "100" } }),
-    cliOk(t.db, ["list", "--json"], { env: { COLUMNS: "100" } }),
+    cliOk(t.db, ["list"], { env: { COLUMNS: "120" } }),
+    cliOk(t.db, ["list", "--json"], { env: { COLUMNS: "120" } }),
   ]);
-  // In a pipe without COLUMNS the command is whole; the id is shortened in any table.
+  // In a pipe without COLUMNS the command and the id are whole; with COLUMNS the id is cut
+  // only after the command and error columns are as narrow as they go.
   assert.match(piped, new RegExp(`${long}$`, "m"));
-  assert.match(piped, /^a-rather-long-job-ident… /m);
+  assert.match(piped, new RegExp(`^${id} `, "m"));
+  assert.match(fitted, new RegExp(`^${id} `, "m"), "a wide enough terminal shows the whole id");
+  const narrow = await cliOk(t.db, ["list"], { env: { COLUMNS: "80" } });
+  assert.match(narrow, /^a-rather-\S*… /m, "a narrow one cuts it last");
   for (const line of fitted.trimEnd().split("\n")) {
-    assert.ok(displayWidth(line) <= 100, `${displayWidth(line)}: ${line}`);
+    assert.ok(displayWidth(line) <= 120, `${displayWidth(line)}: ${line}`);
   }
   const row = fitted.split("\n").find((l) => l.startsWith("a-rather"))!;
   const shown = row.slice(row.indexOf("echo one"));

@@ -110,9 +110,6 @@ export function table(headers: string[], rows: string[][], opts: TableOptions = 
   return [line(headers), ...rows.map(line)].join("\n");
 }
 
-/** Ids longer than this are shortened with `…` in tables; `--json` and `show` have them whole. */
-export const TABLE_ID_WIDTH = 24;
-
 /** `3s ago`, `in 8s`, or an ISO time when far away. */
 export function relativeTime(at: number | null, now: number): string {
   if (at === null) return "-";
@@ -203,7 +200,7 @@ export function jobTable(jobs: Job[], now: number): string {
       "LAST ERROR",
     ],
     jobs.map((j) => [
-      truncate(j.id, TABLE_ID_WIDTH),
+      j.id,
       colorState(j.state),
       ...(queues ? [j.queue] : []),
       `${attemptsUsed(j)}/${j.maxRetries + 1}`,
@@ -217,7 +214,8 @@ export function jobTable(jobs: Job[], now: number): string {
       oneLine(j.command),
       oneLine(j.error),
     ]),
-    // Commands and errors give way first, then ids; a pipe without COLUMNS gets them whole.
+    // Commands and errors give way first, then ids (schedules' ids end in their tick's time, so
+    // they are cut last); a pipe without COLUMNS gets everything whole.
     { fit: queues ? [7, 8] : [6, 7], fitLast: [0] },
   );
 }
