@@ -245,7 +245,7 @@ const scannerMessages = {
   FlagNotFoundError: (e: FlagNotFoundError) =>
     `unknown flag --${e.input}` +
     (e.corrections.length > 0
-      ? `; did you mean ${orList(e.corrections.map((c) => `--${c}`))}?`
+      ? ` (did you mean ${orList(e.corrections.map((c) => `--${c}`))}?)`
       : ""),
   AliasNotFoundError: (e: AliasNotFoundError) => `unknown flag -${e.input}`,
   ArgumentParseError: (e: ArgumentParseErrorType) =>
@@ -305,7 +305,7 @@ const app = await buildProgram(
       // Corrections are command names: none for a mistyped flag.
       const fixes = what === "flag" ? [] : corrections.map((c) => `"${c.replaceAll("`", "")}"`);
       return `queuectl: unknown ${what} "${input}"` +
-        (fixes.length > 0 ? `; did you mean ${orList(fixes)}?` : "") +
+        (fixes.length > 0 ? ` (did you mean ${orList(fixes)}?)` : "") +
         `; ${helpHint(before)}`;
     },
   },

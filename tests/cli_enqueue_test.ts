@@ -380,6 +380,11 @@ Deno.test("[enqueue] should say when --file cannot be read, with exit 1", async 
     1,
     new RegExp(`^queuectl: cannot read ${missing}: no such file$`, "m"),
   );
+  assertOneLineError(
+    await runCli(t.db, ["enqueue", "--file", t.dir]),
+    1,
+    new RegExp(`^queuectl: cannot read ${t.dir}: it is a directory; give a file of jobs, or - `),
+  );
   assert.deepEqual(await allJobs(t.db), []);
 });
 

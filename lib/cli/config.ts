@@ -209,7 +209,7 @@ export const initCommand = buildCommand({
   func: init,
   parameters: { flags: { ...dbFlag } },
   docs: {
-    brief: "Create the database now (optional: any command creates it on first use)",
+    brief: "Create the database now (optional: any command that writes creates it)",
     fullDescription: "Example:\n  queuectl init --db ./queue.db",
   },
 });

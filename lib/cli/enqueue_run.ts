@@ -67,7 +67,13 @@ async function readInput(file: string): Promise<string> {
     if (file === "-") return await new Response(Deno.stdin.readable).text();
     return await Deno.readTextFile(file);
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message;
+    const why = e instanceof Deno.errors.NotFound
+      ? "no such file"
+      : e instanceof Deno.errors.IsADirectory || /os error 21\b/.test((e as Error).message)
+      ? "it is a directory; give a file of jobs, or - for stdin"
+      : e instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : (e as Error).message;
     throw new UserError(`cannot read ${file}: ${why}`);
   }
 }
