@@ -213,7 +213,10 @@ function globalInput(root: Target, raw: string[]) {
   while (rest.length > 0) {
     if (rest[0] === "--db" && rest.length > 1) globals.push(...rest.splice(0, 2));
     else if (rest[0].startsWith("--db=")) globals.push(...rest.splice(0, 1));
-    else break;
+    else if (rest[0] === "--db") {
+      const why = "--db needs a value: a database file or a postgres:// URL";
+      return { args: [], noColor, incomplete: why };
+    } else break;
   }
   if (rest[0] === "help") rest = [...rest.slice(1), "--help"];
   const { words, end, target } = route(root, rest);

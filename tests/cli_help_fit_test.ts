@@ -5,7 +5,15 @@
 import assert from "node:assert/strict";
 import { fitHelp } from "../lib/cli/format.ts";
 import { displayWidth } from "../lib/cli/width.ts";
-import { allDone, assertOneLineError, cliOk, COMMANDS, runCli, tempDb } from "./helpers.ts";
+import {
+  allDone,
+  assertOneLineError,
+  cliCommand,
+  cliOk,
+  COMMANDS,
+  runCli,
+  tempDb,
+} from "./helpers.ts";
 
 Deno.test("[help] every help line fits in 80 columns", async (t) => {
   await using tmp = await tempDb();
@@ -76,6 +84,20 @@ Deno.test("[help] a group without its command prints the group's help and exits 
   assertOneLineError(await runCli(t.db, ["worker", "-x"]), 2, /^queuectl: unknown flag "-x"/);
   // With --help it is a request, not a mistake.
   assert.equal((await runCli(t.db, ["worker", "--help"])).code, 0);
+  // --db without its value and nothing after it: the root help, and what is missing.
+  const [exe, ...pre] = cliCommand();
+  const bare = await new Deno.Command(exe, {
+    args: [...pre, "--db"],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(bare.code, 2);
+  assert.match(new TextDecoder().decode(bare.stdout), /^USAGE\n/);
+  assert.equal(
+    new TextDecoder().decode(bare.stderr),
+    "queuectl: --db needs a value: a database file or a postgres:// URL\n",
+  );
 });
 
 Deno.test("[cli] --db and --no-color are accepted before the command", async () => {

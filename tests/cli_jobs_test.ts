@@ -518,6 +518,7 @@ Deno.test("[cli] should refuse bad input with a one-line error and change nothin
       ["bogus"],
       /^queuectl: unknown command "bogus"( \(did you mean [^)]*\))?; see queuectl --help$/,
     ],
+    [2, ["list", "--db"], /^queuectl: --db needs a value; see queuectl list --help$/],
     [2, ["dlq", "bogus"], /^queuectl: unknown command "bogus"; see queuectl dlq --help$/],
     [2, ["list", "--bogus"], /^queuectl: unknown flag --bogus; see queuectl list --help$/],
     [2, ["list", "--stat", "dead"], /unknown flag --stat \(did you mean --state\?\)/],
