@@ -160,6 +160,23 @@ export function queuesConformance(name: string, newDatabase: DatabaseFactory): v
     },
   );
 
+  storeTest(
+    "a queue whose rules go back to none, and that has no job, is gone",
+    async ({ store }) => {
+      await store.setQueue("typo", { paused: true });
+      await store.setQueue("limited", { concurrency: 3 });
+      await store.enqueue([newJob("m1", { queue: "mail" })], T0);
+      await store.setQueue("mail", { paused: true });
+      const names = async () => (await store.listQueues()).map((q) => q.name).sort();
+      assert.deepEqual(await names(), ["default", "limited", "mail", "typo"]);
+      await store.setQueue("typo", { paused: false });
+      await store.setQueue("limited", { concurrency: 0 });
+      await store.setQueue("mail", { paused: false });
+      assert.deepEqual(await names(), ["default", "mail"], "mail stays while it has a job");
+      assert.equal(queueOf(await store.listQueues(), "mail").paused, false);
+    },
+  );
+
   storeTest("pausing leaves running jobs alone: they finish", async ({ store }) => {
     await store.enqueue([newJob("m1", { queue: "mail" }), newJob("m2", { queue: "mail" })], T0);
     const [job] = await store.claimNext("w1", T0 + 1, 1);

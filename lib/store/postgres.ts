@@ -1579,6 +1579,8 @@ export class PostgresStore implements Store {
         VALUES (${name}, coalesce(${paused}::boolean, false), coalesce(${concurrency}::integer, 0))
         ON CONFLICT (name) DO UPDATE SET paused = coalesce(${paused}::boolean, q.paused),
           concurrency = coalesce(${concurrency}::integer, q.concurrency)`;
+      // Rules back to none keep no row: a mistyped name resumed again leaves nothing behind.
+      await sql`DELETE FROM queues WHERE name = ${name} AND NOT paused AND concurrency = 0`;
       // A resumed queue or a raised limit may free jobs for idle workers.
       await this.#notify(sql);
     });

@@ -1110,16 +1110,20 @@ export class SqliteStore implements Store {
     const paused = rules.paused === undefined ? null : rules.paused ? 1 : 0;
     const concurrency = rules.concurrency ?? null;
     return this.#do(() => {
-      this.#run(
-        `INSERT INTO queues (name, paused, concurrency) VALUES (?, coalesce(?, 0), coalesce(?, 0))
-         ON CONFLICT (name) DO UPDATE SET paused = coalesce(?, paused),
-           concurrency = coalesce(?, concurrency)`,
-        name,
-        paused,
-        concurrency,
-        paused,
-        concurrency,
-      );
+      this.#tx(() => {
+        this.#run(
+          `INSERT INTO queues (name, paused, concurrency) VALUES (?, coalesce(?, 0), coalesce(?, 0))
+           ON CONFLICT (name) DO UPDATE SET paused = coalesce(?, paused),
+             concurrency = coalesce(?, concurrency)`,
+          name,
+          paused,
+          concurrency,
+          paused,
+          concurrency,
+        );
+        // Rules back to none keep no row: a mistyped name resumed again leaves nothing behind.
+        this.#run("DELETE FROM queues WHERE name = ? AND paused = 0 AND concurrency = 0", name);
+      });
       // A resumed queue or a raised limit may free jobs for idle workers.
       this.#wakeWorkers();
     });
