@@ -373,6 +373,35 @@ const INDEX_SORT_MAX = 10_000;
 
 type Row = Record<string, SQLInputValue>;
 
+/** A schedule's row, as `scheduleRow` gives its values. */
+const INSERT_SCHEDULE = `INSERT INTO schedules (name, cron, tz, catch_up, command, max_retries,
+    priority, timeout_ms, cwd, env, queue, unique_key, paused, next_run_at, last_run_at,
+    last_job_id, created_at, updated_at)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+function scheduleRow(s: Schedule): SQLInputValue[] {
+  return [
+    s.name,
+    s.cron,
+    s.tz,
+    s.catchUp,
+    s.job.command,
+    s.job.maxRetries,
+    s.job.priority,
+    s.job.timeoutMs,
+    s.job.cwd,
+    s.job.env === null ? null : JSON.stringify(s.job.env),
+    s.job.queue ?? DEFAULT_QUEUE,
+    s.job.uniqueKey ?? null,
+    s.paused ? 1 : 0,
+    s.nextRunAt,
+    s.lastRunAt,
+    s.lastJobId,
+    s.createdAt,
+    s.updatedAt,
+  ];
+}
+
 /** A schedule with the state of the job its last tick enqueued. */
 const SCHEDULE_SELECT = `SELECT s.*, j.state AS last_job_state FROM schedules s
   LEFT JOIN jobs j ON j.id = s.last_job_id`;
@@ -1447,61 +1476,25 @@ export class SqliteStore implements Store {
   }
 
   addSchedule(s: NewSchedule, now: number): Promise<boolean> {
+    const row = scheduleRow({
+      ...s,
+      paused: false,
+      lastRunAt: null,
+      lastJobId: null,
+      lastJobState: null,
+      createdAt: now,
+      updatedAt: now,
+    });
     return this.#do(() =>
-      this.#run(
-        `INSERT INTO schedules (name, cron, tz, catch_up, command, max_retries, priority,
-           timeout_ms, cwd, env, queue, unique_key, next_run_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
-        s.name,
-        s.cron,
-        s.tz,
-        s.catchUp,
-        s.job.command,
-        s.job.maxRetries,
-        s.job.priority,
-        s.job.timeoutMs,
-        s.job.cwd,
-        s.job.env === null ? null : JSON.stringify(s.job.env),
-        s.job.queue ?? DEFAULT_QUEUE,
-        s.job.uniqueKey ?? null,
-        s.nextRunAt,
-        now,
-        now,
-      ).changes === 1
+      this.#run(`${INSERT_SCHEDULE} ON CONFLICT (name) DO NOTHING`, ...row).changes === 1
     );
   }
 
   importSchedules(schedules: readonly Schedule[]): Promise<void> {
     return this.#do(() =>
       this.#tx(() => {
-        const insert = this.#stmt(
-          `INSERT INTO schedules (name, cron, tz, catch_up, command, max_retries, priority,
-             timeout_ms, cwd, env, queue, unique_key, paused, next_run_at, last_run_at,
-             last_job_id, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        );
-        for (const s of schedules) {
-          insert.run(
-            s.name,
-            s.cron,
-            s.tz,
-            s.catchUp,
-            s.job.command,
-            s.job.maxRetries,
-            s.job.priority,
-            s.job.timeoutMs,
-            s.job.cwd,
-            s.job.env === null ? null : JSON.stringify(s.job.env),
-            s.job.queue ?? DEFAULT_QUEUE,
-            s.job.uniqueKey ?? null,
-            s.paused ? 1 : 0,
-            s.nextRunAt,
-            s.lastRunAt,
-            s.lastJobId,
-            s.createdAt,
-            s.updatedAt,
-          );
-        }
+        const insert = this.#stmt(INSERT_SCHEDULE);
+        for (const s of schedules) insert.run(...scheduleRow(s));
       })
     );
   }
