@@ -655,6 +655,15 @@ export interface PgUrl {
    * mode (PgBouncer), which do not carry notifications.
    */
   listen: boolean;
+  /**
+   * `?pooler=transaction`: a connection pooler in transaction mode (PgBouncer) stands between
+   * queuectl and the server, so no session state holds from one transaction to the next: no
+   * LISTEN (as `listen=off`), no prepared statements, and no settings in the startup packet
+   * (the pooler refuses them); the schema must come from the server's side (the user's
+   * `search_path`, or the pooler's `connect_query`), and workers commit with the server's own
+   * `synchronous_commit`.
+   */
+  pooler: boolean;
   /** `?connect_timeout=S` as libpq reads it: seconds to wait for the server (default 10). */
   connectTimeoutS: number;
 }
@@ -683,6 +692,14 @@ export function parsePgUrl(url: string): PgUrl {
     throw new StoreError(`listen in the URL is on or off, got "${listenParam}"`, "invalid");
   }
   u.searchParams.delete("listen");
+  const poolerParam = u.searchParams.get("pooler");
+  if (poolerParam !== null && poolerParam !== "transaction") {
+    throw new StoreError(
+      `pooler in the URL is transaction (a pooler in transaction mode), got "${poolerParam}"`,
+      "invalid",
+    );
+  }
+  u.searchParams.delete("pooler");
   const timeoutParam = u.searchParams.get("connect_timeout");
   if (timeoutParam !== null && !/^[1-9]\d{0,3}$/.test(timeoutParam)) {
     throw new StoreError(
@@ -696,13 +713,15 @@ export function parsePgUrl(url: string): PgUrl {
   if (shown.password) shown.password = "";
   if (schema !== "queuectl") shown.searchParams.set("schema", schema);
   if (listenParam === "off") shown.searchParams.set("listen", "off");
+  if (poolerParam !== null) shown.searchParams.set("pooler", poolerParam);
   return {
     redacted: shown.toString().replace(/:@/, "@"),
     clientUrl,
     schema,
     host: u.hostname || "localhost",
     port: Number(u.port || 5432),
-    listen: listenParam !== "off",
+    listen: listenParam !== "off" && poolerParam === null,
+    pooler: poolerParam !== null,
     connectTimeoutS: timeoutParam === null ? 10 : Number(timeoutParam),
   };
 }
@@ -821,6 +840,13 @@ export function describePgError(e: unknown, where: PgUrl): Error {
       `PostgreSQL denied access in ${where.redacted} (${err.message}); grant the user rights ` +
         `on schema ${where.schema}`,
       "denied",
+    );
+  }
+  if (/unsupported startup parameter/.test(err.message)) {
+    return new StoreError(
+      `the server at ${at} refused a setting of the connection (${err.message}): through ` +
+        `PgBouncer in transaction mode, add ?pooler=transaction to the URL`,
+      "invalid",
     );
   }
   if (
@@ -953,10 +979,14 @@ export class PostgresStore implements Store {
       connect_timeout: parsed.connectTimeoutS,
       onnotice: () => {},
       types: { ms: MS },
+      // Through a pooler: no named statements (each call is a transaction of its own: #do).
+      ...(parsed.pooler ? { prepare: false } : {}),
       connection: {
         application_name: "queuectl",
-        search_path: parsed.schema,
-        ...(options.durable === false ? { synchronous_commit: "off" } : {}),
+        ...(parsed.pooler ? {} : {
+          search_path: parsed.schema,
+          ...(options.durable === false ? { synchronous_commit: "off" } : {}),
+        }),
       },
     }) as unknown as Sql;
     const store = new PostgresStore(parsed, sql);
@@ -992,6 +1022,19 @@ export class PostgresStore implements Store {
   async #setup(create: boolean) {
     const sql = this.#sql;
     const schema = this.#url.schema;
+    if (this.#url.pooler) {
+      // Every statement names its tables without their schema: the server's side must set it.
+      const [{ path }] = await sql`SELECT current_setting('search_path') AS path`;
+      const first = String(path).split(",")[0].trim().replace(/^"(.*)"$/, "$1");
+      if (first !== schema) {
+        throw new StoreError(
+          `through a transaction pooler the schema comes from the server, whose search_path ` +
+            `is "${path}": set it to ${schema} for this user (ALTER ROLE … SET search_path = ` +
+            `${schema}) or in the pooler (PgBouncer: connect_query='SET search_path TO ${schema}')`,
+          "missing",
+        );
+      }
+    }
     const { version, instance } = await this.#readMeta();
     if (version === 0 && !create) {
       throw new NotFoundError(
@@ -1085,11 +1128,20 @@ export class PostgresStore implements Store {
     );
   }
 
-  /** Runs `fn`, retrying deadlocks, and maps errors to one-line StoreErrors. */
-  async #do<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn`, retrying deadlocks, and maps errors to one-line StoreErrors. With `begin` (the
+   * options of BEGIN, "" for none) `fn` runs in a transaction. Through a transaction pooler
+   * (`?pooler=transaction`) every call is one: the pooler keeps one server for it, so the
+   * statements `fn` sends together reach that server in order (outside one, PgBouncer handed
+   * the rest of a pipeline to whichever server came next, and its answers never came back).
+   */
+  async #do<T>(fn: (sql: Sql) => Promise<T>, begin?: string): Promise<T> {
+    const inTx = begin !== undefined || this.#url.pooler;
+    const run = (tx: unknown) => fn(tx as Sql);
     for (let attempt = 0;; attempt++) {
       try {
-        return await fn(this.#sql);
+        if (!inTx) return await fn(this.#sql);
+        return (await (begin ? this.#sql.begin(begin, run) : this.#sql.begin(run))) as T;
       } catch (e) {
         if (isRetryable(e) && attempt < 5) continue;
         throw this.#describe(e);
@@ -1099,7 +1151,7 @@ export class PostgresStore implements Store {
 
   /** A transaction around `fn`, retried as a whole on a deadlock. */
   #tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    return this.#do((sql) => sql.begin((tx) => fn(tx as unknown as Sql)) as Promise<T>);
+    return this.#do(fn, "");
   }
 
   #notify(sql: Sql) {
@@ -1554,8 +1606,8 @@ export class PostgresStore implements Store {
     // One snapshot: the totals and the other queues' counts agree. Each other queue is counted on
     // its own range of the index of non-default jobs: one `queue <> 'default'` count would be
     // planned as a walk of every job until the table has statistics.
-    return await this.#do((sql) =>
-      sql.begin("isolation level repeatable read read only", async (tx) => {
+    return await this.#do(
+      async (tx) => {
         const [totals, names, rules] = await Promise.all([
           tx`SELECT state, sum(n)::bigint AS n FROM job_counts GROUP BY state`,
           tx.unsafe(OTHER_QUEUES),
@@ -1566,7 +1618,8 @@ export class PostgresStore implements Store {
              WHERE queue = ${r.name as string} AND queue <> 'default' GROUP BY state`
         ))).flat();
         return queueInfos(totals, others, rules);
-      }) as Promise<QueueInfo[]>
+      },
+      "isolation level repeatable read read only",
     );
   }
 
@@ -2219,16 +2272,14 @@ export class PostgresStore implements Store {
   }
 
   async assertWritable(): Promise<void> {
-    await this.#do(async (sql) => {
-      try {
-        await sql.begin(async (tx) => {
-          await tx`UPDATE meta SET value = value WHERE key = 'schema_version'`;
-          throw new RollbackOnPurpose();
-        });
-      } catch (e) {
-        if (!(e instanceof RollbackOnPurpose)) throw e;
-      }
-    });
+    try {
+      await this.#tx(async (tx) => {
+        await tx`UPDATE meta SET value = value WHERE key = 'schema_version'`;
+        throw new RollbackOnPurpose();
+      });
+    } catch (e) {
+      if (!(e instanceof RollbackOnPurpose)) throw e;
+    }
   }
 
   async close(): Promise<void> {
