@@ -1613,10 +1613,12 @@ export class PostgresStore implements Store {
           tx.unsafe(OTHER_QUEUES),
           tx`SELECT name, paused, concurrency FROM queues`,
         ]);
-        const others = (await Promise.all(names.map((r) =>
-          tx`SELECT ${r.name as string}::text AS queue, state, count(*)::bigint AS n FROM jobs
+        const others = (await Promise.all(
+          names.map((r) =>
+            tx`SELECT ${r.name as string}::text AS queue, state, count(*)::bigint AS n FROM jobs
              WHERE queue = ${r.name as string} AND queue <> 'default' GROUP BY state`
-        ))).flat();
+          ),
+        )).flat();
         return queueInfos(totals, others, rules);
       },
       "isolation level repeatable read read only",
