@@ -69,7 +69,7 @@ async function readInput(file: string): Promise<string> {
   } catch (e) {
     const why = e instanceof Deno.errors.NotFound
       ? "no such file"
-      : e instanceof Deno.errors.IsADirectory || /os error 21\b/.test((e as Error).message)
+      : e instanceof Deno.errors.IsADirectory
       ? "it is a directory; give a file of jobs, or - for stdin"
       : e instanceof Deno.errors.PermissionDenied
       ? "permission denied"

@@ -8,12 +8,16 @@ import { buildCommand } from "@stricli/core";
 import { JOB_STATES } from "../job.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { openStore, resolveDbPath } from "../store/open.ts";
+import type { QueueInfo } from "../store/store.ts";
 import { type Context, dbFlag, type DbFlags, withStore } from "./context.ts";
 import { out } from "./format.ts";
 
 const BATCH = 500;
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** Whether a queue is paused or limited (a queue without rules is made by its jobs alone). */
+const hasRules = (q: QueueInfo) => q.paused || q.concurrency > 0;
 
 async function migrate(this: Context, flags: DbFlags & { to: string }) {
   const target = resolveDbPath(flags.to);
@@ -32,11 +36,10 @@ async function migrate(this: Context, flags: DbFlags & { to: string }) {
     try {
       const settings = Object.entries(await source.getConfig());
       const schedules = await source.listSchedules();
-      const rules = (await source.listQueues()).filter((q) => q.paused || q.concurrency > 0);
+      const rules = (await source.listQueues()).filter(hasRules);
       if (
         (await dest.countJobs()) > 0 || Object.keys(await dest.getConfig()).length > 0 ||
-        (await dest.listSchedules()).length > 0 ||
-        (await dest.listQueues()).some((q) => q.paused || q.concurrency > 0)
+        (await dest.listSchedules()).length > 0 || (await dest.listQueues()).some(hasRules)
       ) {
         throw new UserError(
           `${dest.location} already holds a queue; migrate only into an empty one ` +

@@ -21,6 +21,7 @@ import {
   keyedIndexes,
   linkedJobs,
   matchHolders,
+  newSchedule,
   queueInfos,
   toAttempt,
   toJob,
@@ -626,6 +627,19 @@ const MIGRATIONS: string[] = [
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
+
+/** The insert of one schedule's row, as it is (`addSchedule` adds its conflict clause). */
+function insertSchedule(sql: Sql, s: Schedule) {
+  return sql`
+    INSERT INTO schedules (name, cron, tz, catch_up, command, max_retries, priority, timeout_ms,
+      cwd, env, queue, unique_key, paused, next_run_at, last_run_at, last_job_id, created_at,
+      updated_at)
+    VALUES (${s.name}, ${s.cron}, ${s.tz}, ${s.catchUp}, ${s.job.command}, ${s.job.maxRetries},
+      ${s.job.priority}, ${s.job.timeoutMs}, ${s.job.cwd},
+      ${s.job.env === null ? null : JSON.stringify(s.job.env)}, ${s.job.queue ?? DEFAULT_QUEUE},
+      ${s.job.uniqueKey ?? null}, ${s.paused}, ${s.nextRunAt}::bigint, ${s.lastRunAt}::bigint,
+      ${s.lastJobId}, ${s.createdAt}, ${s.updatedAt})`;
+}
 
 /** A schedule with the state of the job its last tick enqueued. */
 const SCHEDULE_SELECT = `SELECT s.*, j.state AS last_job_state FROM schedules s
@@ -2010,32 +2024,14 @@ export class PostgresStore implements Store {
 
   async addSchedule(s: NewSchedule, now: number): Promise<boolean> {
     const rows = await this.#do((sql) =>
-      sql`INSERT INTO schedules (name, cron, tz, catch_up, command, max_retries, priority,
-            timeout_ms, cwd, env, queue, unique_key, next_run_at, created_at, updated_at)
-          VALUES (${s.name}, ${s.cron}, ${s.tz}, ${s.catchUp}, ${s.job.command},
-            ${s.job.maxRetries}, ${s.job.priority}, ${s.job.timeoutMs}, ${s.job.cwd},
-            ${s.job.env === null ? null : JSON.stringify(s.job.env)},
-            ${s.job.queue ?? DEFAULT_QUEUE}, ${s.job.uniqueKey ?? null}, ${s.nextRunAt}::bigint,
-            ${now}, ${now})
-          ON CONFLICT (name) DO NOTHING RETURNING name`
+      sql`${insertSchedule(sql, newSchedule(s, now))} ON CONFLICT (name) DO NOTHING RETURNING name`
     );
     return rows.length === 1;
   }
 
   importSchedules(schedules: readonly Schedule[]): Promise<void> {
     return this.#tx(async (sql) => {
-      for (const s of schedules) {
-        await sql`
-          INSERT INTO schedules (name, cron, tz, catch_up, command, max_retries, priority,
-            timeout_ms, cwd, env, queue, unique_key, paused, next_run_at, last_run_at,
-            last_job_id, created_at, updated_at)
-          VALUES (${s.name}, ${s.cron}, ${s.tz}, ${s.catchUp}, ${s.job.command},
-            ${s.job.maxRetries}, ${s.job.priority}, ${s.job.timeoutMs}, ${s.job.cwd},
-            ${s.job.env === null ? null : JSON.stringify(s.job.env)},
-            ${s.job.queue ?? DEFAULT_QUEUE}, ${s.job.uniqueKey ?? null}, ${s.paused},
-            ${s.nextRunAt}::bigint, ${s.lastRunAt}::bigint, ${s.lastJobId}, ${s.createdAt},
-            ${s.updatedAt})`;
-      }
+      for (const s of schedules) await insertSchedule(sql, s);
     });
   }
 

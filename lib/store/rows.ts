@@ -9,6 +9,7 @@ import type {
   ExistingJob,
   Job,
   NewJob,
+  NewSchedule,
   QueueInfo,
   RetryMark,
   Schedule,
@@ -175,6 +176,19 @@ export function toRetryMark(r: Row): RetryMark {
     afterAttempt: r.after_attempt as number,
     fromState: r.from_state as JobState,
     retriedAt: r.retried_at as number,
+  };
+}
+
+/** A schedule as `addSchedule` stores it: not paused, never fired, created `now`. */
+export function newSchedule(s: NewSchedule, now: number): Schedule {
+  return {
+    ...s,
+    paused: false,
+    lastRunAt: null,
+    lastJobId: null,
+    lastJobState: null,
+    createdAt: now,
+    updatedAt: now,
   };
 }
 

@@ -17,6 +17,7 @@ import {
   keyedIndexes,
   linkedJobs,
   matchHolders,
+  newSchedule,
   queueInfos,
   toAttempt,
   toJob,
@@ -1476,15 +1477,7 @@ export class SqliteStore implements Store {
   }
 
   addSchedule(s: NewSchedule, now: number): Promise<boolean> {
-    const row = scheduleRow({
-      ...s,
-      paused: false,
-      lastRunAt: null,
-      lastJobId: null,
-      lastJobState: null,
-      createdAt: now,
-      updatedAt: now,
-    });
+    const row = scheduleRow(newSchedule(s, now));
     return this.#do(() =>
       this.#run(`${INSERT_SCHEDULE} ON CONFLICT (name) DO NOTHING`, ...row).changes === 1
     );
