@@ -100,11 +100,13 @@ export async function applyToIds(
 }
 
 /**
- * Whether `job`, asked to be retried, is waiting again because a job it waits for was retried
- * earlier in the same command (`retry a b`, `dlq retry --all` of a chain): that is done already.
+ * Whether `job`, asked to be retried, came back because a job it waits for was retried earlier
+ * in the same command (`retry a b`, `dlq retry --all` of a chain): that is done already. It may
+ * be waiting, or already running or ended when a worker took the chain meanwhile.
  */
 async function cameBackWith(store: Store, job: Job, done: string[]): Promise<boolean> {
-  if (job.state !== "pending" || job.waitingOn === 0 || done.length === 0) return false;
+  // Brought back with a job retried just before it: it may have run (and ended) since.
+  if (job.state === "cancelled" || done.length === 0) return false;
   return (await store.dependencies(job.id)).after.some((d) => done.includes(d.id));
 }
 
