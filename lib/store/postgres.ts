@@ -2205,11 +2205,21 @@ export class PostgresStore implements Store {
         for (const w of [...this.#waiters]) w();
       }).then(() => {}, () => {});
     }
-    await this.#listening;
+    // LISTEN is set up by the first wait. One that cannot connect (its database dropped, the
+    // server gone) keeps retrying: it must not hold the caller past its wait or its stop.
+    const started = performance.now();
+    const setUp = new AbortController();
+    await Promise.race([
+      this.#listening,
+      sleep(maxWaitMs, signal ? AbortSignal.any([signal, setUp.signal]) : setUp.signal),
+    ]);
+    setUp.abort();
     if (this.#changed || signal?.aborted) {
       this.#changed = false;
       return;
     }
+    const left = maxWaitMs - (performance.now() - started);
+    if (left <= 0) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -2217,7 +2227,7 @@ export class PostgresStore implements Store {
         signal?.removeEventListener("abort", done);
         resolve();
       };
-      const timer = setTimeout(done, maxWaitMs);
+      const timer = setTimeout(done, left);
       this.#waiters.add(done);
       signal?.addEventListener("abort", done);
     });
