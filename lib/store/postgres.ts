@@ -936,6 +936,16 @@ function queueGone(e: unknown): boolean {
 }
 const GONE_CODES = new Set(["3D000", "3F000", "42P01", "42883"]);
 
+/** Waits for `promise`, at most `ms` and not past `signal`; the timer ends with it. */
+async function within(promise: Promise<void>, ms: number, signal?: AbortSignal): Promise<void> {
+  const settled = new AbortController();
+  await Promise.race([
+    promise,
+    sleep(ms, signal ? AbortSignal.any([signal, settled.signal]) : settled.signal),
+  ]);
+  settled.abort();
+}
+
 /**
  * The client looks up the array types on each new connection in a promise nobody awaits: when
  * that query fails (a statement_timeout of a millisecond, a cancel), the query waiting behind it
@@ -2208,12 +2218,7 @@ export class PostgresStore implements Store {
     // LISTEN is set up by the first wait. One that cannot connect (its database dropped, the
     // server gone) keeps retrying: it must not hold the caller past its wait or its stop.
     const started = performance.now();
-    const setUp = new AbortController();
-    await Promise.race([
-      this.#listening,
-      sleep(maxWaitMs, signal ? AbortSignal.any([signal, setUp.signal]) : setUp.signal),
-    ]);
-    setUp.abort();
+    await within(this.#listening, maxWaitMs, signal);
     if (this.#changed || signal?.aborted) {
       this.#changed = false;
       return;
@@ -2292,6 +2297,8 @@ export class PostgresStore implements Store {
 
   async close(): Promise<void> {
     for (const w of [...this.#waiters]) w();
+    // A LISTEN still being set up settles once connected (or never, with its database gone).
+    if (this.#listening) await within(this.#listening, 1000);
     await this.#sql.end({ timeout: 2 });
   }
 
